@@ -1,0 +1,35 @@
+"""CAM generator base class: one small class per CAM family (torchcam style).
+
+A generator turns a classifier and a batch of normalised images into non-negative class
+maps ``(B, C, h, w)`` at the classifier's output stride; :mod:`.multiscale` runs it over
+scales and flips and :func:`normalize_cams` max-normalises the ground-truth classes.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class BaseCAMGenerator:
+    """Subclasses implement :meth:`class_maps`. ``needs_grad`` generators run with autograd on."""
+
+    needs_grad = False
+
+    def class_maps(self, model, img: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def __call__(self, model, img: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(self.needs_grad):
+            return self.class_maps(model, img)
+
+
+def normalize_cams(cams: torch.Tensor, class_ids, eps: float = 1e-5) -> torch.Tensor:
+    """Keep the ground-truth classes and divide each by its spatial maximum (psa/irn):
+
+        M'_c = M_c / (max_{x,y} M_c(x, y) + eps)      for c in class_ids
+
+    ``cams`` is (C, H, W); returns (K, H, W) in [0, 1).
+    """
+    ids = torch.as_tensor(list(class_ids), dtype=torch.long, device=cams.device)
+    sel = cams.index_select(0, ids)
+    peak = sel.flatten(1).max(dim=1).values.clamp_min(0).view(-1, 1, 1)
+    return sel / (peak + eps)

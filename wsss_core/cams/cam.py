@@ -1,0 +1,16 @@
+"""Class activation mapping (Zhou et al., CVPR 2016): M_c = ReLU(sum_k w_{c,k} f_k)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import CAM_GENERATORS
+from .base import BaseCAMGenerator
+
+
+@CAM_GENERATORS.register_module()
+class CAM(BaseCAMGenerator):
+    """Plain CAM from a classifier exposing ``cam_logits(img) -> (B, C, h, w)``."""
+
+    def class_maps(self, model, img: torch.Tensor) -> torch.Tensor:
+        return F.relu(model.cam_logits(img))

@@ -1,0 +1,106 @@
+"""``wsss-run``: discover the plugins, resolve the config, run the pipeline it describes.
+
+    wsss-run                                  # the quickstart on SyntheticShapes
+    wsss-run --list-plugins
+    wsss-run oaa::voc12_vgg16.py --work-dir runs/oaa --cfg-options data.data_root=/data/VOC2012
+    wsss-run CONFIG --stages make_cams,refine  # redo two stages on the artifacts already there
+    torchrun --nproc_per_node=2 -m wsss_core.cli CONFIG --launcher pytorch
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+QUICKSTART = 'core::quickstart.py'
+
+
+def _set_runtime_env() -> None:
+    """Defaults that must be in place before torch/OpenMP start (never overriding the user)."""
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')         # nothing is downloaded at run time
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # no spinning threads on shared cores
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(prog='wsss-run', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', nargs='?', default=None,
+                   help="config file, 'PLUGIN::path.py', or 'quickstart' (default)")
+    p.add_argument('--work-dir', help='where stages write (default: the config\'s work_dir or '
+                   'work_dirs/<config name>)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                   help='override config keys, e.g. data.generator.num_train=500')
+    p.add_argument('--stages', help='comma-separated stage names to (re)run; the others must '
+                   'have finished already')
+    p.add_argument('--resume', action='store_true',
+                   help='let an interrupted training stage continue from its last checkpoint')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    p.add_argument('--device', help="'cpu' or 'cuda' (default: cuda when available)")
+    p.add_argument('--list-plugins', action='store_true', help='list plugins and exit')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def list_plugins_main() -> int:
+    from .plugins import format_plugin_table, list_plugins
+    print(format_plugin_table(list_plugins()))
+    return 0
+
+
+def _work_dir(args, cfg, spec: str) -> Path:
+    if args.work_dir:
+        return Path(args.work_dir)
+    if cfg.get('work_dir'):
+        return Path(cfg.work_dir)
+    return Path('work_dirs') / Path(spec.split('::')[-1]).stem
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s',
+                        datefmt='%H:%M:%S')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    _set_runtime_env()
+    args = build_parser().parse_args(argv)
+    if args.list_plugins:
+        return list_plugins_main()
+    _setup_logging()
+    from .config import ConfigError, dump_run_info, load_config
+    from .plugins import PluginSelectionError, load_plugins
+    spec = QUICKSTART if args.config in (None, 'quickstart') else args.config
+    try:
+        cfg = load_config(spec, args.cfg_options)
+        plugin_set = load_plugins(cfg.get('plugins'))
+    except (ConfigError, PluginSelectionError, FileNotFoundError) as exc:
+        print(f'wsss-run: {exc}', file=sys.stderr)
+        return 2
+    from . import compat
+    from .pipeline.runner import Pipeline
+    from .pipeline.summary import format_summary, write_summary
+    from .registry import UnknownComponentError
+    compat.init_distributed(args.launcher)
+    work_dir = _work_dir(args, cfg, spec)
+    dump_run_info(cfg, work_dir, plugin_set.records)
+    only = [s.strip() for s in args.stages.split(',') if s.strip()] if args.stages else None
+    try:
+        pipeline = Pipeline(cfg, work_dir, only=only, resume=args.resume,
+                            launcher=args.launcher, device=args.device,
+                            progress=not args.no_progress)
+        results = pipeline.run()
+    except (UnknownComponentError, ValueError, KeyError, OSError, RuntimeError) as exc:
+        logging.getLogger('wsss').error(f'{type(exc).__name__}: {exc}')
+        print(f'wsss-run: {exc}', file=sys.stderr)
+        return 1
+    write_summary(work_dir, results)
+    print(format_summary(results, work_dir))
+    return 0
+
+
+if __name__ == '__main__':  # python -m wsss_core.cli (torchrun)
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Work-arounds for mmengine 0.10.7 on current PyTorch, in one place.
+
+1. **Checkpoint resume under ``weights_only``.**  Since PyTorch 2.6 ``torch.load`` defaults
+   to ``weights_only=True``; mmengine's checkpoints hold its ``HistoryBuffer`` objects and
+   NumPy scalars in the message hub, so ``Runner.resume`` fails.  :func:`allow_mmengine_checkpoints`
+   tells the safe unpickler that exactly those classes are allowed (no blanket
+   ``weights_only=False``).
+2. **Distributed runs on CPU.**  mmengine's ``launcher='pytorch'`` calls
+   ``torch.cuda.set_device`` and wraps the model with ``device_ids=[LOCAL_RANK]``, both of
+   which fail without CUDA.  :func:`init_distributed` initialises the process group itself
+   (gloo on CPU, NCCL on GPU) before the Runner looks, and :class:`DeviceAwareDDP` drops
+   ``device_ids`` for a CPU module.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from mmengine.model import MMDistributedDataParallel
+
+from .registry import MODELS  # noqa: F401  (registries first, so the scope exists)
+from mmengine.registry import MODEL_WRAPPERS
+
+_SAFE_DONE = False
+
+
+def _numpy_safe_globals() -> list:
+    """NumPy objects that mmengine's message hub and meta dicts put into checkpoints."""
+    out = [np.ndarray, np.dtype]
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+    out += [_reconstruct, scalar]
+    out += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32',
+                                        'int16', 'int8', 'uint8', 'bool')]
+    return out
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allow-list the mmengine/NumPy classes found in mmengine checkpoints (idempotent)."""
+    global _SAFE_DONE
+    if _SAFE_DONE:
+        return
+    from collections import OrderedDict, defaultdict
+    from mmengine.logging import HistoryBuffer
+    torch.serialization.add_safe_globals([HistoryBuffer, OrderedDict, defaultdict,
+                                          *_numpy_safe_globals()])
+    _SAFE_DONE = True
+
+
+def init_distributed(launcher: str, timeout_s: int = 1800) -> bool:
+    """Initialise ``torch.distributed`` for ``launcher`` if needed; return True when distributed.
+
+    Uses NCCL when CUDA is available and gloo otherwise (mmengine would pick NCCL and call
+    CUDA APIs).  Under Slurm the rank variables are derived from ``SLURM_*``.
+    """
+    if launcher in (None, 'none'):
+        return False
+    if dist.is_available() and dist.is_initialized():
+        return True
+    if launcher == 'slurm':
+        _env_from_slurm()
+    elif launcher != 'pytorch':
+        raise ValueError(f"unknown launcher '{launcher}': use none, pytorch or slurm")
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"launcher '{launcher}' needs the environment variables {missing}; "
+                           'start the run with torchrun (or srun) or use --launcher none')
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    dist.init_process_group(backend='nccl' if use_cuda else 'gloo',
+                            timeout=datetime.timedelta(seconds=timeout_s))
+    return True
+
+
+def _env_from_slurm() -> None:
+    """Fill torch.distributed's variables from a Slurm allocation (one task per process)."""
+    env = os.environ
+    env.setdefault('RANK', env.get('SLURM_PROCID', '0'))
+    env.setdefault('WORLD_SIZE', env.get('SLURM_NTASKS', '1'))
+    env.setdefault('LOCAL_RANK', env.get('SLURM_LOCALID', '0'))
+    env.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in env:
+        nodelist = env.get('SLURM_STEP_NODELIST', env.get('SLURM_NODELIST', '127.0.0.1'))
+        env['MASTER_ADDR'] = nodelist.split(',')[0].split('[')[0]
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class DeviceAwareDDP(MMDistributedDataParallel):
+    """mmengine's DDP wrapper that passes ``device_ids=None`` for a module on CPU."""
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
+        super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+def model_wrapper_cfg() -> dict:
+    """The ``model_wrapper_cfg`` to hand to the Runner in distributed runs."""
+    return dict(type='DeviceAwareDDP', broadcast_buffers=False)

@@ -1,0 +1,16 @@
+"""Import every core component module so that it registers into the core registries."""
+from __future__ import annotations
+
+from .registry import METRICS
+
+
+def register_core_components() -> None:
+    """Idempotent: importing registers; re-importing is a no-op."""
+    from . import cams, compat, datasets, refiners  # noqa: F401
+    from .datasets import synthetic_dataset  # noqa: F401
+    from .evaluation.classification import MultiLabelMAP
+    from .models import cam_classifier, data_preprocessor, small_resnet, timm_backbone  # noqa: F401
+    from .pipeline import (evaluate_labels, make_cams, refine_labels, render_sheet,  # noqa: F401
+                           train_classifier)
+    if METRICS.get('MultiLabelMAP') is None:
+        METRICS.register_module(module=MultiLabelMAP)

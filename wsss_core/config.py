@@ -1,0 +1,215 @@
+"""Config resolution (``'oaa::voc12_vgg16.py'``), loading and the run record in the work dir.
+
+A config spec is either a plain path or ``NAME::relative/path.py``: a file inside the
+``config_package`` of the plugin ``NAME`` (``core::`` is the core's ``wsss_core.configs``).
+Only the configs package is imported to find its directory, never the plugin's components.
+
+``_base_`` entries may use the same ``NAME::`` form.  mmengine's own ``pkg::`` prefix only
+knows OpenMMLab packages, so :func:`install_config_shim` wraps ``Config._get_cfg_path``
+(once per process): a scope that is a wsss plugin resolves through
+:func:`resolve_config_path` (with no mmengine ``_scope_``: all components live in the
+``wsss_core`` scope); any other scope falls through to mmengine's original.  Relative
+``_base_`` paths are untouched.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from . import plugins
+
+__all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'install_config_shim',
+           'dump_run_info', 'environment_info']
+
+CORE_CONFIG_PACKAGE = 'wsss_core.configs'
+
+
+class ConfigError(ValueError):
+    """A config spec that cannot be resolved; the message says why and what exists."""
+
+
+# ----------------------------------------------------------------------------- resolution
+def resolve_config_path(spec: str) -> Path:
+    """Resolve ``'NAME::rel/path.py'`` or a plain path to an existing config file.
+
+    Raises:
+        ConfigError: unknown plugin (lists the installed ones), a plugin without configs,
+            or a missing file (lists the ``.py`` configs the plugin ships).
+    """
+    scope, sep, rel = str(spec).partition('::')
+    if not sep:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ConfigError(f'config file not found: {spec}')
+        return path
+    if not rel:
+        raise ConfigError(f"config spec '{spec}' names no file after '{scope}::'")
+    config_dir = _plugin_config_dir(scope)
+    path = config_dir / rel
+    if not path.is_file():
+        available = ', '.join(list_configs(config_dir)) or '(none)'
+        raise ConfigError(f"config '{rel}' not found in plugin '{scope}' ({config_dir}); "
+                          f'available configs: {available}')
+    return path
+
+
+def list_configs(config_dir: Path) -> List[str]:
+    """The ``.py`` configs under ``config_dir`` as relative POSIX paths (no ``__init__``)."""
+    return sorted(p.relative_to(config_dir).as_posix() for p in Path(config_dir).rglob('*.py')
+                  if p.name != '__init__.py' and '__pycache__' not in p.parts)
+
+
+def _find_plugin(name: str) -> Optional[plugins.PluginRecord]:
+    """The discovered plugin ``name``; discovery runs again once on a miss."""
+    for refresh in (False, True):
+        found = [r for r in plugins.discovered_plugins(refresh=refresh) if r.name == name]
+        if found:
+            return found[0]
+    return None
+
+
+def _installed_names() -> str:
+    return ', '.join(r.name for r in plugins.discovered_plugins())
+
+
+def _plugin_config_dir(name: str) -> Path:
+    record = _find_plugin(name)
+    if record is None:
+        raise ConfigError(f"unknown plugin '{name}' in config spec '{name}::...'; "
+                          f'installed plugins: {_installed_names()}')
+    package = record.manifest.config_package if record.manifest else None
+    if name == plugins.CORE_NAME and package is None:
+        package = CORE_CONFIG_PACKAGE  # the core ships its configs even if its manifest fails
+    if package is None:
+        why = f' ({record.status}: {record.reason})' if record.manifest is None else ''
+        raise ConfigError(f"plugin '{name}' ships no configs (its manifest has no "
+                          f'config_package){why}')
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise ConfigError(f"the configs package '{package}' of plugin '{name}' cannot be "
+                          f'imported: {type(exc).__name__}: {exc}') from exc
+    return Path(next(iter(module.__path__)))
+
+
+# ----------------------------------------------------------------------------- loading
+def install_config_shim() -> None:
+    """Make ``_base_ = ['NAME::x.py']`` resolve wsss plugin configs (idempotent)."""
+    current = Config.__dict__['_get_cfg_path']
+    if getattr(current.__func__, '_wsss_shim', False):
+        return
+    original = current.__func__
+
+    def _get_cfg_path(cfg_path: str, filename: str) -> Tuple[str, Optional[str]]:
+        scope, sep, _ = cfg_path.partition('::')
+        if sep and _is_wsss_scope(scope):
+            return str(resolve_config_path(cfg_path)), None
+        return original(cfg_path, filename)
+
+    _get_cfg_path._wsss_shim = True
+    _get_cfg_path.__doc__ = f'wsss shim around mmengine\'s:\n{original.__doc__}'
+    Config._get_cfg_path = staticmethod(_get_cfg_path)
+
+
+def _is_wsss_scope(scope: str) -> bool:
+    """A wsss plugin name, or an unknown scope that mmengine could not resolve either."""
+    if scope == plugins.CORE_NAME or _find_plugin(scope) is not None:
+        return True
+    from mmengine.config.utils import MODULE2PACKAGE
+    return scope not in MODULE2PACKAGE  # let resolve_config_path raise the clear error
+
+
+def load_config(spec: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load the config ``spec`` (see :func:`resolve_config_path`) with its ``_base_`` chain.
+
+    ``cfg_options`` holds dotted keys (``{'model.backbone.depth': 50}``, as parsed by
+    mmengine's ``DictAction`` from ``--cfg-options``) merged over the loaded config.
+    """
+    path = resolve_config_path(spec)
+    install_config_shim()
+    cfg = Config.fromfile(str(path))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+# ----------------------------------------------------------------------------- run record
+def dump_run_info(cfg: Config, work_dir, plugin_records: Iterable[plugins.PluginRecord]) -> None:
+    """Write ``config.py`` (the merged config), ``plugins.json`` and ``env.json`` into
+    ``work_dir``, each atomically."""
+    from .io import atomic_write, write_json
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(work_dir / 'config.py', 'w') as fh:
+        fh.write(cfg.pretty_text)
+    write_json(work_dir / 'plugins.json', [
+        {'name': r.name, 'version': r.version, 'status': r.status,
+         'distribution': r.distribution, 'reason': r.reason or None}
+        for r in plugin_records])
+    write_json(work_dir / 'env.json', environment_info())
+
+
+_VERSIONS = {  # reported name -> distributions that provide it, first found wins
+    'torch': ('torch',), 'torchvision': ('torchvision',), 'timm': ('timm',),
+    'mmengine': ('mmengine', 'mmengine-lite'), 'numpy': ('numpy',), 'pillow': ('pillow',),
+    'opencv': ('opencv-contrib-python-headless', 'opencv-python-headless',
+               'opencv-contrib-python', 'opencv-python'),
+    'pluggy': ('pluggy',), 'wsss-core': ('wsss-core',),
+}
+
+
+def environment_info() -> dict:
+    """Python, platform, library versions, CUDA, CPUs, host, command line, time, git commit."""
+    return {
+        'python': sys.version.split()[0],
+        'executable': sys.executable,
+        'platform': platform.platform(),
+        'versions': {name: _version(dists) for name, dists in _VERSIONS.items()},
+        'cuda_available': _cuda_available(),
+        'cpus': os.cpu_count(),
+        'cpus_usable': len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None,
+        'hostname': socket.gethostname(),
+        'command_line': list(sys.argv),
+        'cwd': os.getcwd(),
+        'time': datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(),
+        'git_commit': _git_commit(),
+    }
+
+
+def _version(dists) -> Optional[str]:
+    for dist in dists:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _cuda_available() -> Optional[bool]:
+    try:
+        import torch
+    except Exception:  # noqa: BLE001 - report, never fail the run over it
+        return None
+    return bool(torch.cuda.is_available())
+
+
+def _git_commit(cwd: Any = None) -> Optional[str]:
+    try:
+        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None

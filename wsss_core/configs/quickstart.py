@@ -1,0 +1,32 @@
+# The quickstart: baseline CAM pipeline on SyntheticShapes, CPU, a few minutes on 2 cores.
+#   classify -> CAMs (multi-scale + flip) -> pseudo labels (threshold; saliency fusion)
+#   -> evaluation of each -> a PNG sheet of a few images.
+# Run: wsss-run            (or: wsss-run quickstart, or: wsss-run core::quickstart.py)
+seed = 0
+work_dir = 'work_dirs/quickstart'
+
+data = dict(
+    type='SyntheticShapes',
+    generator=dict(image_size=96, num_classes=6, seed=0, num_train=3000, num_val=500),
+)
+
+stages = [
+    dict(type='TrainClassifier', name='classify',
+         model=dict(type='CAMClassifier',
+                    backbone=dict(type='SmallResNet'),
+                    data_preprocessor=dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45),
+                                           std=(0.25, 0.25, 0.25))),
+         # ~550 steps of batch 64 are needed before the texture detectors form
+         max_epochs=12, batch_size=64, val_split='val'),
+    dict(type='MakeCAMs', name='cams', source='classify', split='train',
+         scales=(1.0, 0.5, 1.5, 2.0), flip=True),
+    dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25),
+    dict(type='RefineLabels', name='labels_threshold', cams='cams',
+         refiners=[dict(type='BackgroundThreshold', threshold=0.25)]),
+    dict(type='EvaluateLabels', name='eval_labels_threshold', labels='labels_threshold'),
+    dict(type='RefineLabels', name='labels_saliency', cams='cams',
+         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
+    dict(type='EvaluateLabels', name='eval_labels_saliency', labels='labels_saliency'),
+    dict(type='RenderSheet', name='sheet', cams='cams',
+         labels=['labels_threshold', 'labels_saliency'], num_images=6),
+]

@@ -1,0 +1,244 @@
+"""Writing SyntheticShapes to disk once, in the VOC directory layout, safely.
+
+Layout under the dataset root (``<cache>/synthetic_shapes/<fingerprint>``)::
+
+    JPEGImages/<id>.png            RGB, lossless PNG (ids 'train_000000', 'val_000000', ...)
+    SegmentationClass/<id>.png     palettised label PNG (VOC palette), 0 bg, 1..K
+    saliency/<id>.png              8-bit grayscale saliency stand-in
+    parts/<id>.png                 8-bit map of the discriminative part kinds (diagnostics)
+    ImageSets/Segmentation/{train,val}.txt          ids, one per line
+    ImageSets/Segmentation/{train,val}_cls.txt      '<id> <c> [<c> ...]', 0-based classes
+    meta.json                      written last: config, fingerprint, version, names, counts
+
+Robustness: the dataset is generated into a temporary sibling directory
+(``.<fingerprint>.partial-*``) that is renamed to its final name only once complete, so an
+interrupted run never looks complete.  Concurrent generators are serialised by an exclusive
+``flock`` on ``.<fingerprint>.lock``; without ``fcntl`` the loser of the final rename uses the
+winner's copy.  Every image depends only on ``(config, split, index)``, so the output is
+byte-identical for any number of worker processes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+try:  # POSIX advisory locks; elsewhere the rename race decides
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+SUBDIRS = ('JPEGImages', 'SegmentationClass', 'saliency', 'parts')
+LIST_DIR = Path('ImageSets') / 'Segmentation'
+META = 'meta.json'
+CHUNK = 50
+
+
+def default_cache_root() -> Path:
+    """``$WSSS_CACHE`` if set, else ``~/.cache/wsss``."""
+    env = os.environ.get('WSSS_CACHE')
+    return Path(env).expanduser() if env else Path.home() / '.cache' / 'wsss'
+
+
+def dataset_dir(cfg, root=None) -> Path:
+    """Where ``cfg``'s dataset lives: ``<root or cache>/synthetic_shapes/<fingerprint>``."""
+    base = Path(root).expanduser() if root is not None else default_cache_root()
+    return base / 'synthetic_shapes' / cfg.fingerprint()
+
+
+def image_id(split: str, index: int) -> str:
+    """Image id of ``index`` in ``split``, e.g. ``'train_000042'``."""
+    return f'{split}_{index:06d}'
+
+
+# ----------------------------------------------------------------------------- completeness
+def read_meta(root) -> Optional[dict]:
+    """The dataset's ``meta.json`` as a dict, or None when missing or unreadable."""
+    try:
+        with open(Path(root) / META) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(root, cfg) -> bool:
+    """True when ``root`` holds a finished dataset of ``cfg`` (meta matches, files counted)."""
+    from .synthetic_shapes import GENERATOR_VERSION
+    root = Path(root)
+    meta = read_meta(root)
+    if meta is None or meta.get('fingerprint') != cfg.fingerprint():
+        return False
+    if meta.get('generator_version') != GENERATOR_VERSION:
+        return False
+    counts = {'train': cfg.num_train, 'val': cfg.num_val}
+    if meta.get('counts') != counts:
+        return False
+    total = sum(counts.values())
+    for sub in SUBDIRS:
+        try:
+            n = sum(1 for name in os.listdir(root / sub) if name.endswith('.png'))
+        except OSError:
+            return False
+        if n != total:
+            return False
+    return all((root / LIST_DIR / f'{s}{x}.txt').is_file()
+               for s in counts for x in ('', '_cls'))
+
+
+# ----------------------------------------------------------------------------- writing
+def write_sample(root: Path, sid: str, sample: dict) -> None:
+    """Write one sample's four PNGs (atomic writers of :mod:`wsss_core.io`)."""
+    from ..io import save_gray_png, save_label_png, save_rgb_png
+    save_rgb_png(root / 'JPEGImages' / f'{sid}.png', sample['img'])
+    save_label_png(root / 'SegmentationClass' / f'{sid}.png', sample['mask'])
+    save_gray_png(root / 'saliency' / f'{sid}.png', sample['saliency'])
+    save_gray_png(root / 'parts' / f'{sid}.png', sample['parts'])
+
+
+def _work_chunk(job: Tuple) -> List[Tuple[int, List[int], int]]:
+    """Generate and write the images ``indices`` of one split; return their labels."""
+    from .synthetic_shapes import generate_sample
+    cfg, root, split, split_id, indices = job
+    out = []
+    for index in indices:
+        sample = generate_sample(cfg, split_id, index)
+        write_sample(Path(root), image_id(split, index), sample)
+        classes = [int(c) for c in sample['labels'].nonzero()[0]]
+        out.append((index, classes, int(sample['context'])))
+    return out
+
+
+def _jobs(cfg, root: Path) -> List[Tuple]:
+    from .synthetic_shapes import SPLITS
+    jobs = []
+    for split, split_id in SPLITS.items():
+        n = cfg.split_size(split)
+        for start in range(0, n, CHUNK):
+            jobs.append((cfg, str(root), split, split_id, list(range(start, min(n, start + CHUNK)))))
+    return jobs
+
+
+def _run_jobs(jobs: Sequence[Tuple], workers: int, bar) -> Iterator[list]:
+    """Run ``jobs`` in-process (workers <= 1) or in a process pool, in order."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            res = _work_chunk(job)
+            bar.update(len(res))
+            yield res
+        return
+    ctx = multiprocessing.get_context('spawn')
+    with ctx.Pool(min(workers, len(jobs))) as pool:
+        for res in pool.imap(_work_chunk, jobs):
+            bar.update(len(res))
+            yield res
+
+
+def _write_lists(root: Path, split: str, rows: Sequence[Tuple[int, List[int], int]]) -> None:
+    from ..io import atomic_write
+    rows = sorted(rows)
+    with atomic_write(root / LIST_DIR / f'{split}.txt', 'w') as fh:
+        fh.write(''.join(f'{image_id(split, i)}\n' for i, _, _ in rows))
+    with atomic_write(root / LIST_DIR / f'{split}_cls.txt', 'w') as fh:
+        fh.write(''.join(f'{image_id(split, i)} {" ".join(map(str, c))}\n' for i, c, _ in rows))
+
+
+def _meta(cfg, rows_by_split) -> dict:
+    from .synthetic_shapes import CLASS_NAMES, GENERATOR_VERSION, PART_NAMES
+    per_class = {}
+    for split, rows in rows_by_split.items():
+        hist = [0] * cfg.num_classes
+        for _, classes, _ in rows:
+            for c in classes:
+                hist[c] += 1
+        per_class[split] = hist
+    return dict(name='SyntheticShapes', fingerprint=cfg.fingerprint(),
+                generator_version=GENERATOR_VERSION, config=cfg.to_dict(),
+                class_names=list(CLASS_NAMES[:cfg.num_classes]), part_names=list(PART_NAMES),
+                counts={s: len(r) for s, r in rows_by_split.items()},
+                images_per_class=per_class, img_suffix='.png', seg_map_suffix='.png')
+
+
+def generate_into(root: Path, cfg, workers: int = 2, progress: bool = True) -> None:
+    """Generate the whole dataset of ``cfg`` into the (empty) directory ``root``; meta last."""
+    from tqdm import tqdm
+    from ..io import write_json
+    for sub in SUBDIRS:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / LIST_DIR).mkdir(parents=True, exist_ok=True)
+    jobs = _jobs(cfg, root)
+    rows_by_split = {'train': [], 'val': []}
+    total = cfg.num_train + cfg.num_val
+    with tqdm(total=total, desc=f'SyntheticShapes {cfg.fingerprint()}', unit='img',
+              disable=not progress) as bar:
+        for job, res in zip(jobs, _run_jobs(jobs, workers, bar)):
+            rows_by_split[job[2]].extend(res)
+    for split, rows in rows_by_split.items():
+        _write_lists(root, split, rows)
+    write_json(root / META, _meta(cfg, rows_by_split))
+
+
+# ----------------------------------------------------------------------------- orchestration
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """Hold an exclusive advisory lock on ``path`` (released when the process dies)."""
+    if fcntl is None:  # pragma: no cover
+        yield False
+        return
+    with open(path, 'a+') as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Delete partial directories of earlier, interrupted runs (call only under the lock)."""
+    for stale in final.parent.glob(f'.{final.name}.partial-*'):
+        shutil.rmtree(stale, ignore_errors=True)
+    if final.exists():  # an incomplete dataset under the final name: not ours to keep
+        shutil.rmtree(final)
+
+
+def _publish(tmp: Path, final: Path, cfg) -> None:
+    """Rename the finished ``tmp`` to ``final``; if another process won, keep the winner."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not is_complete(final, cfg):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_generated(cfg, root=None, workers: int = 2, progress: bool = True) -> Path:
+    """Generate ``cfg``'s dataset once and return its root directory.
+
+    ``root`` is the cache base (default: ``$WSSS_CACHE`` or ``~/.cache/wsss``); the dataset
+    goes to ``<root>/synthetic_shapes/<cfg.fingerprint()>``.  A complete dataset (matching
+    ``meta.json`` and file counts) is reused as is.  Otherwise it is generated into a
+    temporary sibling directory and renamed into place when complete, under an exclusive
+    lock so that two processes never generate the same dataset at once.  The output is
+    identical for any ``workers``; ``progress`` shows a tqdm bar.
+    """
+    final = dataset_dir(cfg, root)
+    if is_complete(final, cfg):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(final.parent / f'.{final.name}.lock') as locked:
+        if is_complete(final, cfg):
+            return final
+        if locked:
+            _remove_leftovers(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{final.name}.partial-', dir=final.parent))
+        try:
+            generate_into(tmp, cfg, workers=workers, progress=progress)
+            _publish(tmp, final, cfg)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final

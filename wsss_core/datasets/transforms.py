@@ -1,0 +1,128 @@
+"""Sample transforms (dict in, dict out) for training pipelines.
+
+Geometric transforms move ``img`` and, when present, the pixel maps ``gt_seg``,
+``saliency`` and ``pseudo_seg`` together.  Images stay uint8 until :class:`PackInputs`;
+normalisation happens on the device in the model's data preprocessor.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from ..registry import TRANSFORMS
+
+PIXEL_MAPS = ('gt_seg', 'saliency', 'pseudo_seg')
+_MAP_FILL = {'gt_seg': 255, 'pseudo_seg': 255, 'saliency': 0}
+
+
+class RandomTransform:
+    """Base for transforms that draw random numbers from torch's generator (seeded per worker)."""
+
+    @staticmethod
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * torch.rand(()).item()
+
+    @staticmethod
+    def randint(high: int) -> int:
+        return int(torch.randint(high, ()).item()) if high > 0 else 0
+
+
+@TRANSFORMS.register_module()
+class RandomHorizontalFlip(RandomTransform):
+    """Flip the image and its pixel maps left-right with probability ``prob``."""
+
+    def __init__(self, prob: float = 0.5):
+        self.prob = prob
+
+    def __call__(self, sample: dict) -> dict:
+        if torch.rand(()).item() < self.prob:
+            for key in ('img',) + PIXEL_MAPS:
+                if key in sample:
+                    sample[key] = np.ascontiguousarray(sample[key][:, ::-1])
+        return sample
+
+
+@TRANSFORMS.register_module()
+class RandomRescale(RandomTransform):
+    """Resize by a factor drawn from ``scale_range`` (bilinear image, nearest maps)."""
+
+    def __init__(self, scale_range: Tuple[float, float] = (0.5, 1.5)):
+        self.scale_range = scale_range
+
+    def __call__(self, sample: dict) -> dict:
+        s = self.uniform(*self.scale_range)
+        h, w = sample['img'].shape[:2]
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        sample['img'] = cv2.resize(sample['img'], size, interpolation=cv2.INTER_LINEAR)
+        for key in PIXEL_MAPS:
+            if key in sample:
+                sample[key] = cv2.resize(sample[key], size, interpolation=cv2.INTER_NEAREST)
+        return sample
+
+
+@TRANSFORMS.register_module()
+class RandomPadCrop(RandomTransform):
+    """Pad by ``pad`` pixels (reflect for the image) and/or to ``size``, then crop ``size`` at random.
+
+    ``size=None`` keeps the input size (a random translation by up to ``pad`` pixels).
+    Pixel maps are padded with their ignore value (255 for labels, 0 for saliency).
+    """
+
+    def __init__(self, size=None, pad: int = 0, img_pad_mode: str = 'reflect'):
+        self.size = (size, size) if isinstance(size, int) else size
+        self.pad = int(pad)
+        self.img_pad_mode = img_pad_mode
+
+    def __call__(self, sample: dict) -> dict:
+        h, w = sample['img'].shape[:2]
+        ch, cw = self.size or (h, w)
+        ph, pw = max(self.pad, ch - h), max(self.pad, cw - w)
+        sample = self._pad(sample, ph, pw)
+        H, W = sample['img'].shape[:2]
+        y, x = self.randint(H - ch + 1), self.randint(W - cw + 1)
+        for key in ('img',) + PIXEL_MAPS:
+            if key in sample:
+                sample[key] = np.ascontiguousarray(sample[key][y:y + ch, x:x + cw])
+        return sample
+
+    def _pad(self, sample: dict, ph: int, pw: int) -> dict:
+        if ph == 0 and pw == 0:
+            return sample
+        widths = ((ph, ph), (pw, pw))
+        if self.img_pad_mode == 'reflect':
+            sample['img'] = np.pad(sample['img'], widths + ((0, 0),), mode='reflect')
+        else:
+            sample['img'] = np.pad(sample['img'], widths + ((0, 0),), mode='constant')
+        for key in PIXEL_MAPS:
+            if key in sample:
+                sample[key] = np.pad(sample[key], widths, mode='constant',
+                                     constant_values=_MAP_FILL[key])
+        return sample
+
+
+@TRANSFORMS.register_module()
+class PackInputs:
+    """Turn arrays into tensors: ``img`` to (3, H, W) uint8, ``labels`` to float, maps to long.
+
+    Only ``keys`` (plus ``img_id``) are kept, so batches collate cleanly.
+    """
+
+    def __init__(self, keys: Sequence[str] = ('img', 'labels')):
+        self.keys = tuple(keys)
+
+    def __call__(self, sample: dict) -> dict:
+        out = {'img_id': sample['img_id']}
+        for key in self.keys:
+            value = sample[key]
+            if key == 'img':
+                out[key] = torch.from_numpy(np.ascontiguousarray(value.transpose(2, 0, 1)))
+            elif key == 'labels':
+                out[key] = torch.as_tensor(value, dtype=torch.float32)
+            elif key in PIXEL_MAPS:
+                out[key] = torch.from_numpy(np.ascontiguousarray(value)).long()
+            else:
+                out[key] = torch.as_tensor(value)
+        return out

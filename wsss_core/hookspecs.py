@@ -1,0 +1,93 @@
+"""The plugin contract: pluggy hook specifications and the manifest record.
+
+A plugin is a distribution ``wsss-<name>`` whose entry point in the group ``wsss.plugins``
+names a *light* module (no torch import at module level), e.g. ``wsss_oaa/plugin.py``::
+
+    from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+
+    @hookimpl
+    def wsss_manifest():
+        return PluginManifest(
+            name='oaa', version='0.1.0', api_version=PLUGIN_API_VERSION,
+            components={'MODELS': ['OAAClassifier'], 'HOOKS': ['OAAAccumulationHook']},
+            config_package='wsss_oaa.configs', requires=['core'])
+
+    @hookimpl
+    def wsss_register():
+        from . import accumulation, classifier  # noqa: F401  (registers the components)
+
+The core reads every manifest to list plugins (cheap, no torch) and calls ``wsss_register``
+only for the plugins it loads.
+"""
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
+
+import pluggy
+
+#: Version of this contract; a plugin whose manifest declares another one is 'incompatible'.
+PLUGIN_API_VERSION = 1
+
+PROJECT_NAME = 'wsss'
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginManifest:
+    """What a plugin declares about itself, read without importing its components.
+
+    Attributes:
+        name: the plugin's name (the entry-point name, e.g. ``'oaa'``; ``'core'`` for the core).
+        version: the plugin's version string.
+        api_version: the plugin API version it was written for (:data:`PLUGIN_API_VERSION`).
+        components: registry name (a key of ``wsss_core.registry.ALL_REGISTRIES``, e.g.
+            ``'MODELS'``) -> names of the components the plugin registers there.
+        config_package: importable package whose directory holds the plugin's ``.py`` configs
+            (``'oaa::x.py'`` resolves inside it); ``None`` when the plugin ships no configs.
+        requires: names of the plugins this one builds on (loaded before it).
+        description: one line for humans.
+    """
+
+    name: str
+    version: str
+    api_version: int
+    components: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    config_package: Optional[str] = None
+    requires: Sequence[str] = ()
+    description: str = ''
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f'PluginManifest.name must be a non-empty string, got {self.name!r}')
+        if not isinstance(self.api_version, int):
+            raise TypeError(f'PluginManifest.api_version must be an int, '
+                            f'got {self.api_version!r}')
+        if isinstance(self.requires, str):
+            raise TypeError(f'PluginManifest.requires must be a sequence of plugin names, '
+                            f'got the string {self.requires!r}')
+        components = {str(reg): tuple(names) for reg, names in dict(self.components).items()}
+        for reg, names in components.items():
+            if any(not isinstance(n, str) for n in names):
+                raise TypeError(f'PluginManifest.components[{reg!r}] must list names (str)')
+        object.__setattr__(self, 'components', MappingProxyType(components))
+        object.__setattr__(self, 'requires', tuple(self.requires))
+
+    def component_names(self) -> tuple:
+        """All declared component names, in declaration order."""
+        return tuple(n for names in self.components.values() for n in names)
+
+
+@hookspec(firstresult=True)
+def wsss_manifest() -> PluginManifest:
+    """Return the plugin's :class:`PluginManifest`. Must not import torch or components."""
+
+
+@hookspec
+def wsss_register() -> None:
+    """Import the component modules so that they register into the core registries.
+
+    Called at most once per process, after the plugins listed in ``requires`` registered.
+    """

@@ -1,0 +1,41 @@
+"""Data preprocessor: move a batch to the device and normalise uint8 images there."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from mmengine.model import BaseDataPreprocessor
+
+from ..registry import MODELS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@MODELS.register_module()
+class NormalizeImages(BaseDataPreprocessor):
+    """``img`` uint8 (B, 3, H, W) -> float ``(img / 255 - mean) / std`` on the model's device.
+
+    Images travel to the device as uint8 (4x less traffic), then are normalised there.
+    Every other tensor in the batch dict is moved as is; strings (``img_id``) stay.
+    """
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        super().__init__()
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255,
+                             persistent=False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255,
+                             persistent=False)
+
+    def normalize(self, img: torch.Tensor) -> torch.Tensor:
+        return (img.float() - self.mean) / self.std
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = self.cast_data(data)
+        if isinstance(data, dict) and 'img' in data:
+            data = dict(data)
+            img = data['img']
+            if isinstance(img, (list, tuple)):
+                img = torch.stack(list(img))
+            data['img'] = self.normalize(img.to(self.mean.device))
+        return data

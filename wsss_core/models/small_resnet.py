@@ -1,0 +1,60 @@
+"""SmallResNet: a narrow ResNet for CPU runs on SyntheticShapes (about 0.69 M parameters).
+
+One BasicBlock per stage after a stride-2 stem; with the defaults (widths 24/48/96/192,
+strides 1/2/2/1, dilation 2 in the last stage) the output stride is 8, as in the calibration
+of ``specs/synthetic_benchmark.md``.  Use a timm backbone (``TimmBackbone``) for real data.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch.nn as nn
+
+from ..registry import MODELS
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + BN, residual with a 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.proj = None
+        if stride != 1 or cin != cout:
+            self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x if self.proj is None else self.proj(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+@MODELS.register_module()
+class SmallResNet(nn.Module):
+    """Stem conv3x3/2 + one BasicBlock per stage; ``out_channels`` = last width."""
+
+    def __init__(self, widths: Sequence[int] = (24, 48, 96, 192),
+                 strides: Sequence[int] = (1, 2, 2, 1), dilations: Sequence[int] = (1, 1, 1, 2),
+                 in_channels: int = 3):
+        super().__init__()
+        if not len(widths) == len(strides) == len(dilations):
+            raise ValueError('widths, strides and dilations must have the same length')
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        blocks, cin = [], widths[0]
+        for w, s, d in zip(widths, strides, dilations):
+            blocks.append(BasicBlock(cin, w, s, d))
+            cin = w
+        self.stages = nn.Sequential(*blocks)
+        self.out_channels = cin
+        self.output_stride = 2
+        for s in strides:
+            self.output_stride *= s
+
+    def forward(self, x):
+        return self.stages(self.stem(x))

@@ -1,0 +1,64 @@
+"""Any timm model as a CAM backbone: the last (or chosen) feature map at a set output stride."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from ..io import DataFileError
+from ..registry import MODELS
+
+
+def load_state_dict_file(path) -> dict:
+    """Load a local weight file (``.pth``/``.bin`` with ``weights_only=True``, or ``.safetensors``)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataFileError(f'weight file not found: {path} (nothing is downloaded at run time: '
+                            'put the file there or set checkpoint=None)')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path)
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    return state
+
+
+@MODELS.register_module()
+class TimmBackbone(nn.Module):
+    """``timm.create_model(name, features_only=True, output_stride=...)``, one feature map out.
+
+    Args:
+        model_name: a timm model name (e.g. ``resnet50``, ``vgg16``).
+        output_stride: 8, 16 or 32 (dilates the last stages where timm supports it).
+        out_index: which feature level to return (default the last).
+        checkpoint: local weight file loaded into the timm model (non-strict, missing keys
+            listed in the log); ``pretrained=True`` uses the local timm/HF cache only.
+        **model_kwargs: passed to ``timm.create_model`` (e.g. tiny widths for tests).
+    """
+
+    def __init__(self, model_name: str, output_stride: int = 32, out_index: int = -1,
+                 pretrained: bool = False, checkpoint: Optional[str] = None, **model_kwargs):
+        super().__init__()
+        import timm
+        os.environ.setdefault('HF_HUB_OFFLINE', '1')
+        kwargs = dict(features_only=True, pretrained=pretrained, out_indices=(out_index,),
+                      **model_kwargs)
+        if output_stride != 32:
+            kwargs['output_stride'] = output_stride
+        self.model = timm.create_model(model_name, **kwargs)
+        self.out_channels = self.model.feature_info.channels()[-1]
+        self.output_stride = self.model.feature_info.reduction()[-1]
+        if checkpoint:
+            self.missing_keys = self._load(checkpoint)
+
+    def _load(self, checkpoint) -> list:
+        state = load_state_dict_file(checkpoint)
+        result = self.model.load_state_dict(state, strict=False)
+        return list(result.missing_keys)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[-1]

@@ -1,0 +1,95 @@
+"""EvaluateLabels: mIoU of CAMs (fixed and oracle thresholds) or of pseudo labels vs ground truth.
+
+* ``cams=STAGE``: CAMs with a constant background ``threshold`` (the figure a weakly
+  supervised method may report) and, labelled **oracle**, the best threshold of a sweep
+  (it picks the threshold with the ground truth).
+* ``labels=STAGE``: pseudo labels' mIoU (ignored pixels count as background), per-class
+  IoU, and precision / recall of the labelled pixels.
+Results go to the manifest and to ``metrics.json``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..datasets import build_dataset
+from ..evaluation.cam_labels import cam_to_label
+from ..evaluation.confusion import ConfusionMatrix
+from ..evaluation.label_quality import LabelQuality
+from ..evaluation.threshold_sweep import ThresholdSweep
+from ..io import DataFileError, load_cam, read_label_png, write_json
+from ..registry import STAGES
+from .stage import Stage, StageContext, StageError
+
+DEFAULT_SWEEP = tuple(np.round(np.arange(0.05, 0.601, 0.05), 2).tolist())
+
+
+@STAGES.register_module()
+class EvaluateLabels(Stage):
+    """Score ``cams`` or ``labels`` of an earlier stage against the split's ground truth."""
+
+    input_keys = ('cams', 'labels')
+
+    def __init__(self, name: str, cams: Optional[str] = None, labels: Optional[str] = None,
+                 threshold: float = 0.25, sweep: Sequence[float] = DEFAULT_SWEEP):
+        if (cams is None) == (labels is None):
+            raise StageError(f"EvaluateLabels '{name}' needs exactly one of cams= or labels=")
+        super().__init__(name, cams=cams, labels=labels, threshold=float(threshold),
+                         sweep=[float(t) for t in sweep])
+
+    def run(self, ctx: StageContext) -> dict:
+        source = self.options['cams'] or self.options['labels']
+        art = ctx.manifest_of(source)['artifacts']
+        dataset = build_dataset(ctx.data_cfg, split=art['split'], load_gt=True)
+        missing = [r.img_id for r in dataset.records if r.seg_path is None]
+        if missing:
+            raise DataFileError(f"split '{art['split']}' has no ground-truth mask for "
+                                f'{len(missing)} image(s), e.g. {missing[:3]}')
+        src_dir = ctx.stage_path(source)
+        if self.options['cams']:
+            metrics, detail = self._eval_cams(ctx, dataset, src_dir / art['cams'])
+        else:
+            metrics, detail = self._eval_labels(ctx, dataset, src_dir / art['labels'])
+        write_json(Path(ctx.stage_dir) / 'metrics.json', dict(metrics=metrics, **detail))
+        return dict(metrics=metrics, counts=dict(images=len(dataset)),
+                    artifacts=dict(metrics='metrics.json', source=source, split=art['split']))
+
+    def _records(self, ctx, dataset):
+        return tqdm(dataset.records, desc=f'[{self.name}] evaluate', unit='img',
+                    disable=not ctx.progress)
+
+    def _eval_cams(self, ctx, dataset, cam_dir: Path):
+        n = dataset.num_classes + 1
+        thr = self.options['threshold']
+        sweep = ThresholdSweep(n, self.options['sweep'])
+        fixed = ConfusionMatrix(n)
+        for rec in self._records(ctx, dataset):
+            cams, ids = load_cam(cam_dir / f'{rec.img_id}.npz')
+            gt = read_label_png(rec.seg_path, dataset.num_classes)
+            sweep.update(cams, ids, gt)
+            fixed.update(cam_to_label(cams, ids, thr), gt)
+        best = sweep.best()
+        names = ['background', *dataset.class_names]
+        metrics = {'miou': fixed.miou(), 'threshold': thr, 'oracle_miou': best['miou'],
+                   'oracle_threshold': best['threshold']}
+        detail = dict(fixed=fixed.summary(names), oracle=dict(best, note=(
+            'best background threshold chosen with the ground truth: an oracle, not a '
+            'weakly supervised result')), curve=[list(p) for p in sweep.curve()])
+        return metrics, detail
+
+    def _eval_labels(self, ctx, dataset, label_dir: Path):
+        n = dataset.num_classes + 1
+        conf, quality = ConfusionMatrix(n), LabelQuality(n)
+        for rec in self._records(ctx, dataset):
+            pred = read_label_png(label_dir / f'{rec.img_id}.png', dataset.num_classes)
+            gt = read_label_png(rec.seg_path, dataset.num_classes)
+            conf.update(pred, gt)
+            quality.update(pred, gt)
+        names = ['background', *dataset.class_names]
+        q = quality.summary()
+        metrics = {'miou': conf.miou(), 'precision': q['precision'], 'recall': q['recall'],
+                   'labelled_fraction': q.get('labelled_fraction')}
+        return metrics, dict(confusion=conf.summary(names), quality=q)

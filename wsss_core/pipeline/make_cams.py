@@ -1,0 +1,92 @@
+"""MakeCAMs: class activation maps of a trained classifier for every image of a split.
+
+Per image, the ground-truth classes' maps after multi-scale + flip inference and per-class
+max normalisation are written to ``cams/<id>.npz`` (class ids + float16 maps).  Images
+whose file exists are skipped, so an interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..cams import DEFAULT_SCALES, multiscale_cams, normalize_cams
+from ..datasets import build_dataset
+from ..io import save_cam
+from ..registry import CAM_GENERATORS, STAGES, build, lookup
+from .stage import Stage, StageContext
+from .train_classifier import load_trained_model
+
+
+@STAGES.register_module()
+class MakeCAMs(Stage):
+    """Write normalised CAMs of ``source``'s classifier for ``split``.
+
+    Args:
+        source: the training stage whose model is used.
+        split: which image list (default 'train': pseudo labels are made for training images).
+        generator: CAM generator config (CAM_GENERATORS), default plain ``CAM``.
+        scales / flip: test-time augmentation (psa/irn default 1.0, 0.5, 1.5, 2.0 + flip).
+        batch_size: images of equal size run through the network together.
+        max_samples: only the first N images (quick runs).
+    """
+
+    input_keys = ('source',)
+
+    def __init__(self, name: str, source: str, split: str = 'train',
+                 generator: Optional[dict] = None, scales: Sequence[float] = DEFAULT_SCALES,
+                 flip: bool = True, batch_size: int = 16, max_samples: Optional[int] = None):
+        generator = dict(generator or dict(type='CAM'))
+        lookup(CAM_GENERATORS, generator['type'])
+        super().__init__(name, source=source, split=split, generator=generator,
+                         scales=[float(s) for s in scales], flip=bool(flip),
+                         batch_size=int(batch_size), max_samples=max_samples)
+
+    def run(self, ctx: StageContext) -> dict:
+        o = self.options
+        model, _ = load_trained_model(ctx, o['source'], ctx.device)
+        generator = build(o['generator'], CAM_GENERATORS)
+        dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
+                                max_samples=o['max_samples'])
+        out_dir = Path(ctx.stage_dir) / 'cams'
+        todo = [i for i, rec in enumerate(dataset.records)
+                if not (out_dir / f'{rec.img_id}.npz').is_file()]
+        bar = tqdm(total=len(todo), desc=f'[{self.name}] CAMs', unit='img',
+                   disable=not ctx.progress)
+        for batch in batches_of_equal_size(dataset, todo, o['batch_size']):
+            self._process(batch, model, generator, out_dir, ctx.device)
+            bar.update(len(batch))
+        bar.close()
+        return dict(counts=dict(images=len(dataset), computed=len(todo),
+                                reused=len(dataset) - len(todo)),
+                    artifacts=dict(cams='cams', split=o['split'],
+                                   num_classes=dataset.num_classes,
+                                   class_names=list(dataset.class_names)))
+
+    def _process(self, batch: List[dict], model, generator, out_dir: Path, device: str) -> None:
+        o = self.options
+        img = torch.from_numpy(np.stack([s['img'] for s in batch])).permute(0, 3, 1, 2)
+        img = model.data_preprocessor.normalize(img.to(device))
+        with torch.inference_mode(not generator.needs_grad):
+            maps = multiscale_cams(generator, model, img, o['scales'], o['flip'])
+        for sample, cam in zip(batch, maps):
+            ids = np.flatnonzero(sample['labels'] > 0)
+            cams = normalize_cams(cam, ids).cpu().numpy() if ids.size else \
+                np.zeros((0,) + cam.shape[-2:], np.float32)
+            save_cam(out_dir / f"{sample['img_id']}.npz", cams, ids)
+
+
+def batches_of_equal_size(dataset, indices: Iterable[int], batch_size: int):
+    """Yield lists of raw samples; a batch only holds images of one size."""
+    batch: List[dict] = []
+    for index in indices:
+        sample = dataset.load_sample(index)
+        if batch and (len(batch) == batch_size or batch[0]['img'].shape != sample['img'].shape):
+            yield batch
+            batch = []
+        batch.append(sample)
+    if batch:
+        yield batch

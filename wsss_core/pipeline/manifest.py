@@ -1,0 +1,56 @@
+"""Stage manifests and the state file that make skip-when-done and resume work.
+
+``work_dir/<stage>/state.json`` is written when a stage starts (its config hash and
+status ``running``); ``work_dir/<stage>/manifest.json`` is written last, when the stage
+finished, with the hash, inputs, counts, metrics and artifacts.  A stage whose manifest
+hash matches is skipped; one whose state hash matches but has no manifest was interrupted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..io import read_json, write_json
+
+MANIFEST = 'manifest.json'
+STATE = 'state.json'
+
+
+def config_hash(*parts) -> str:
+    """A stable hash of JSON-serialisable parts (dict keys sorted)."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(',', ':'))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_manifest(stage_dir) -> Optional[dict]:
+    path = Path(stage_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if data.get('status') == 'complete' else None
+
+
+def read_state(stage_dir) -> Optional[dict]:
+    path = Path(stage_dir) / STATE
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(stage_dir, stage_name: str, hash_: str) -> None:
+    write_json(Path(stage_dir) / STATE, dict(stage=stage_name, config_hash=hash_,
+                                             status='running', started=time.time()))
+
+
+def write_manifest(stage_dir, record: dict) -> None:
+    record = dict(record, status='complete', finished=time.time())
+    write_json(Path(stage_dir) / MANIFEST, record)

@@ -1,0 +1,169 @@
+"""Run the ordered stages of a config: hash, skip when done, resume, move stale work aside.
+
+Rules (for each stage, in config order):
+
+* its config hash covers its options, the data config and the hashes of the stages it reads,
+  so changing a stage re-runs everything downstream of it;
+* finished with the same hash -> skipped (its manifest metrics still go into the summary);
+* interrupted with the same hash -> offline stages resume (per-image artifacts are written
+  atomically, so every file present is complete); training stages resume from their last
+  checkpoint with ``--resume`` and otherwise start afresh;
+* anything else in the stage directory (another hash, an explicit redo through
+  ``--stages``, a fresh start) is moved to ``work_dir/.superseded/<stage>`` first, never
+  deleted, and the previous superseded copy of that stage is dropped.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from ..registry import STAGES, build
+from .manifest import config_hash, read_manifest, read_state, write_manifest, write_state
+from .stage import Stage, StageContext, StageError
+
+logger = logging.getLogger('wsss')
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str            # 'ran', 'resumed', 'skipped', 'not selected'
+    manifest: Optional[dict]
+    stage: Stage
+
+
+class Pipeline:
+    """Build the stages of ``cfg.stages`` and run them in ``work_dir``.
+
+    Args:
+        cfg: merged mmengine Config with ``stages`` (list of dicts) and ``data``.
+        work_dir: where each stage gets ``<work_dir>/<name>/``.
+        only: run just these stage names (each is redone even if finished); the others must
+            have finished already when a selected stage reads them.
+        resume: let interrupted training stages continue from their last checkpoint.
+    """
+
+    def __init__(self, cfg, work_dir, only: Optional[Sequence[str]] = None, resume: bool = False,
+                 launcher: str = 'none', device: Optional[str] = None, progress: bool = True):
+        self.cfg = cfg
+        self.work_dir = Path(work_dir)
+        self.resume = resume
+        self.launcher = launcher
+        self.device = device or _default_device()
+        self.progress = progress
+        self.stages = self._build_stages(cfg.get('stages') or [])
+        names = [s.name for s in self.stages]
+        self.only = None if not only else list(only)
+        unknown = [n for n in (self.only or []) if n not in names]
+        if unknown:
+            raise StageError(f'--stages names unknown stage(s) {unknown}; this config has {names}')
+
+    @staticmethod
+    def _build_stages(stage_cfgs) -> List[Stage]:
+        if not stage_cfgs:
+            raise StageError("the config defines no 'stages'")
+        stages, seen = [], set()
+        for i, scfg in enumerate(stage_cfgs):
+            scfg = scfg.to_dict() if hasattr(scfg, 'to_dict') else dict(scfg)
+            if 'name' not in scfg:
+                raise StageError(f"stage #{i} ({scfg.get('type')}) has no 'name'")
+            stage = build(scfg, STAGES)
+            if stage.name in seen:
+                raise StageError(f"two stages are named '{stage.name}'")
+            for dep in stage.inputs():
+                if dep not in seen:
+                    raise StageError(f"stage '{stage.name}' reads '{dep}', which is not an earlier "
+                                     f'stage of this config (stages so far: {sorted(seen)})')
+            seen.add(stage.name)
+            stages.append(stage)
+        return stages
+
+    # ------------------------------------------------------------------ running
+    def context(self, stage: Stage) -> StageContext:
+        return StageContext(cfg=self.cfg, work_dir=self.work_dir,
+                            stage_dir=self.work_dir / stage.name, resume=self.resume,
+                            launcher=self.launcher, device=self.device, progress=self.progress,
+                            seed=self.cfg.get('seed'), logger=logger)
+
+    def run(self) -> List[StageResult]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        hashes, results = {}, []
+        for stage in self.stages:
+            ctx = self.context(stage)
+            upstream = {n: hashes[n] for n in stage.inputs()}
+            digest = config_hash(stage.hash_payload(ctx), upstream)
+            hashes[stage.name] = digest
+            manifest = read_manifest(ctx.stage_dir)
+            if self.only is not None and stage.name not in self.only:
+                if manifest is not None:
+                    hashes[stage.name] = manifest['config_hash']
+                results.append(StageResult(stage.name, 'not selected', manifest, stage))
+                continue
+            redo = self.only is not None
+            if manifest is not None and manifest.get('config_hash') == digest and not redo:
+                logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
+                results.append(StageResult(stage.name, 'skipped', manifest, stage))
+                continue
+            status = self._prepare_dir(stage, ctx, digest, force_fresh=redo and manifest is not None)
+            results.append(self._run_stage(stage, ctx, digest, upstream, status))
+        return results
+
+    def _prepare_dir(self, stage: Stage, ctx: StageContext, digest: str, force_fresh: bool) -> str:
+        state = read_state(ctx.stage_dir)
+        same = state is not None and state.get('config_hash') == digest
+        if same and not force_fresh and (self.resume or not stage.is_training()):
+            logger.info(f'[{stage.name}] resuming an interrupted run')
+            return 'resumed'
+        if ctx.stage_dir.exists() and any(ctx.stage_dir.iterdir()):
+            kept = supersede(ctx.stage_dir)
+            why = ('interrupted training; rerun with --resume to continue it' if same and not
+                   force_fresh else 'config changed or redo requested')
+            logger.info(f'[{stage.name}] previous files moved to {kept} ({why})')
+        return 'ran'
+
+    def _run_stage(self, stage: Stage, ctx: StageContext, digest: str, upstream: dict,
+                   status: str) -> StageResult:
+        ctx.stage_dir.mkdir(parents=True, exist_ok=True)
+        main = _is_main_process()
+        if main:
+            write_state(ctx.stage_dir, stage.name, digest)
+        logger.info(f'[{stage.name}] {type(stage).__name__} starts')
+        start = time.time()
+        record = stage.run(ctx) or {}
+        record = dict(record, stage=stage.name, type=type(stage).__name__, config_hash=digest,
+                      inputs=upstream, duration_s=round(time.time() - start, 3))
+        if main:
+            write_manifest(ctx.stage_dir, record)
+        _barrier()
+        logger.info(f'[{stage.name}] done in {record["duration_s"]:.1f} s')
+        return StageResult(stage.name, status, read_manifest(ctx.stage_dir) or record, stage)
+
+
+def supersede(stage_dir: Path) -> Path:
+    """Move ``stage_dir`` to ``<work_dir>/.superseded/<name>`` (replacing an older copy)."""
+    target = stage_dir.parent / '.superseded' / stage_dir.name
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(stage_dir), str(target))
+    return target
+
+
+def _default_device() -> str:
+    import torch
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def _is_main_process() -> bool:
+    import torch.distributed as dist
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,101 @@
+"""The Stage interface and the context a stage runs in.
+
+A stage is built from its config dict (``type``, ``name`` and its own options) out of the
+STAGES registry.  It declares the earlier stages it reads (:meth:`Stage.inputs`), and
+:meth:`Stage.run` does the work inside ``ctx.stage_dir`` and returns the manifest record
+(``metrics``, ``counts``, ``artifacts``).  The :class:`~wsss_core.pipeline.runner.Pipeline`
+handles hashing, skipping, resuming and the manifest; a plugin adds a stage by registering
+a subclass, without touching the core.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..io import DataFileError
+from .manifest import read_manifest
+
+
+class StageError(RuntimeError):
+    """A stage cannot run (missing input stage, bad option); the message says what to do."""
+
+
+@dataclass
+class StageContext:
+    """What a running stage may use: the config, directories, earlier manifests, flags."""
+    cfg: Any                                   # the merged mmengine Config
+    work_dir: Path
+    stage_dir: Path
+    resume: bool = False
+    launcher: str = 'none'
+    device: str = 'cpu'
+    progress: bool = True
+    seed: Optional[int] = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger('wsss'))
+
+    @property
+    def data_cfg(self) -> dict:
+        data = self.cfg.get('data')
+        if data is None:
+            raise StageError("the config has no 'data' entry (the dataset every stage reads)")
+        return data.to_dict() if hasattr(data, 'to_dict') else dict(data)
+
+    def stage_path(self, name: str) -> Path:
+        return self.work_dir / name
+
+    def manifest_of(self, name: str) -> dict:
+        """The manifest of a finished earlier stage, or a :class:`StageError` naming it."""
+        manifest = read_manifest(self.stage_path(name))
+        if manifest is None:
+            raise StageError(f"stage '{name}' has not finished in {self.work_dir}: run it first "
+                             f'(without --stages, or with --stages {name})')
+        return manifest
+
+
+class Stage:
+    """Base class of pipeline stages.
+
+    Args:
+        name: the stage's name, also its directory under the work dir.
+        **options: the stage's own config; hashed to decide whether a finished run still holds.
+    """
+
+    #: stage option keys that name earlier stages this stage reads
+    input_keys: tuple = ()
+
+    def __init__(self, name: str, **options):
+        if not name or '/' in name or name.startswith('.'):
+            raise StageError(f'invalid stage name {name!r}: use a plain directory name')
+        self.name = name
+        self.options = options
+
+    def inputs(self) -> List[str]:
+        """Names of the earlier stages this stage reads."""
+        out = []
+        for key in self.input_keys:
+            value = self.options.get(key, getattr(self, key, None))
+            if isinstance(value, str):
+                out.append(value)
+            elif isinstance(value, (list, tuple)):
+                out.extend(v for v in value if isinstance(v, str))
+        return out
+
+    def hash_payload(self, ctx: StageContext) -> Dict[str, Any]:
+        """What the config hash covers: by default the stage options and the data config."""
+        return dict(type=type(self).__name__, options=self.options, data=ctx.data_cfg)
+
+    def is_training(self) -> bool:
+        """Training stages resume from checkpoints only with ``--resume``."""
+        return False
+
+    def run(self, ctx: StageContext) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def require_file(path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f'{what} not found: {path}')
+    return path

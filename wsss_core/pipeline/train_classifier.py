@@ -1,0 +1,168 @@
+"""TrainClassifier: train an image-level classifier with an mmengine Runner.
+
+Everything the Runner takes (``optim_wrapper``, ``param_scheduler``, ``custom_hooks``,
+``default_hooks``, ``train_cfg``, ``sampler`` ...) is stage config, so method plugins add
+their hooks (e.g. attention accumulation) and samplers (e.g. image pairs) by config.
+Writes ``model.pth`` (weights only) and records the model config in the manifest, so later
+stages rebuild the same network.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .. import compat
+from ..datasets import build_dataset
+from ..io import atomic_write
+from ..registry import HOOKS, MODELS, STAGES, build, lookup
+from .stage import Stage, StageContext
+
+DEFAULT_PIPELINE = (dict(type='RandomHorizontalFlip'), dict(type='RandomPadCrop', pad=8),
+                    dict(type='PackInputs', keys=('img', 'labels')))
+
+
+@STAGES.register_module()
+class TrainClassifier(Stage):
+    """Train ``model`` on ``train_split`` with image-level labels; evaluate mAP on ``val_split``.
+
+    Args:
+        model: model config; ``num_classes`` defaults to the dataset's.
+        max_epochs, batch_size, num_workers: the usual.
+        pipeline: training transforms (default flip + reflect-pad-8 random crop).
+        optim_wrapper / param_scheduler: mmengine configs (default AdamW 2e-3 + OneCycle).
+        custom_hooks, default_hooks, sampler, data: passed to the Runner / dataloader.
+        val_split: split for the final mAP (None to skip).
+        log_interval: iterations between log lines.
+    """
+
+    def __init__(self, name: str, model: dict, max_epochs: int = 12, batch_size: int = 64,
+                 num_workers: int = 0, train_split: str = 'train',
+                 val_split: Optional[str] = 'val', pipeline: Optional[Sequence] = None,
+                 optim_wrapper: Optional[dict] = None, param_scheduler=None,
+                 custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
+                 sampler: Optional[dict] = None, data: Optional[dict] = None,
+                 log_interval: int = 10, **options):
+        super().__init__(name, model=model, max_epochs=max_epochs, batch_size=batch_size,
+                         num_workers=num_workers, train_split=train_split, val_split=val_split,
+                         pipeline=pipeline, optim_wrapper=optim_wrapper,
+                         param_scheduler=param_scheduler, custom_hooks=list(custom_hooks),
+                         default_hooks=default_hooks, sampler=sampler, data=data,
+                         log_interval=log_interval, **options)
+        lookup(MODELS, model['type'])
+        for hook in custom_hooks:
+            lookup(HOOKS, hook['type'])
+
+    def is_training(self) -> bool:
+        return True
+
+    def hash_payload(self, ctx: StageContext) -> dict:
+        payload = super().hash_payload(ctx)
+        payload['seed'] = ctx.seed
+        return payload
+
+    # ------------------------------------------------------------------ building
+    def _data_cfg(self, ctx: StageContext) -> dict:
+        cfg = ctx.data_cfg
+        cfg.update(self.options.get('data') or {})
+        return cfg
+
+    def model_cfg(self, num_classes: int) -> dict:
+        cfg = copy.deepcopy(dict(self.options['model']))
+        cfg.setdefault('num_classes', num_classes)
+        return cfg
+
+    def _dataloader(self, dataset, batch_size, shuffle, sampler=None) -> dict:
+        return dict(dataset=dataset, batch_size=batch_size,
+                    num_workers=self.options['num_workers'],
+                    persistent_workers=self.options['num_workers'] > 0,
+                    sampler=sampler or dict(type='DefaultSampler', shuffle=shuffle),
+                    collate_fn=dict(type='default_collate'))
+
+    def _runner(self, ctx: StageContext, model, train_set, val_set):
+        from mmengine.runner import Runner
+        o = self.options
+        epochs = o['max_epochs']
+        steps = epochs * max(1, -(-len(train_set) // o['batch_size']))
+        optim = o['optim_wrapper'] or dict(
+            type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+        sched = o['param_scheduler'] or [dict(
+            type='OneCycleLR', eta_max=optim['optimizer']['lr'], total_steps=steps,
+            pct_start=0.15, by_epoch=False)]
+        hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
+                     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                                     save_last=True))
+        hooks.update(o['default_hooks'] or {})
+        kwargs = dict(
+            model=model, work_dir=str(ctx.stage_dir),
+            experiment_name=self.name,
+            train_dataloader=self._dataloader(train_set, o['batch_size'], True, o['sampler']),
+            train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
+            optim_wrapper=optim, param_scheduler=sched, default_hooks=hooks,
+            custom_hooks=[dict(h) for h in o['custom_hooks']] or None,
+            launcher=ctx.launcher, default_scope='wsss_core',
+            randomness=dict(seed=ctx.seed if ctx.seed is not None else 0),
+            resume=ctx.resume and _has_checkpoint(ctx.stage_dir),
+            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+            log_processor=dict(by_epoch=True))
+        if ctx.launcher != 'none':
+            kwargs['model_wrapper_cfg'] = compat.model_wrapper_cfg()
+        if val_set is not None:
+            kwargs.update(val_dataloader=self._dataloader(val_set, o['batch_size'], False),
+                          val_evaluator=dict(type='MultiLabelMAP'), val_cfg=dict())
+        return Runner(**kwargs)
+
+    # ------------------------------------------------------------------ run
+    def run(self, ctx: StageContext) -> dict:
+        compat.allow_mmengine_checkpoints()
+        data_cfg = self._data_cfg(ctx)
+        pipeline = list(self.options['pipeline'] or DEFAULT_PIPELINE)
+        train_set = build_dataset(data_cfg, split=self.options['train_split'], pipeline=pipeline,
+                                  load_gt=False)
+        val_set = None
+        if self.options['val_split']:
+            val_set = build_dataset(data_cfg, split=self.options['val_split'], load_gt=False,
+                                    pipeline=[dict(type='PackInputs', keys=('img', 'labels'))])
+        model_cfg = self.model_cfg(train_set.num_classes)
+        model = build(model_cfg, MODELS)
+        runner = self._runner(ctx, model, train_set, val_set)
+        runner.train()
+        metrics = final_val_metrics(runner)
+        if val_set is not None and not metrics:  # resumed after the last epoch had finished
+            metrics = dict(runner.val())
+        net = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        weights = Path(ctx.stage_dir) / 'model.pth'
+        with atomic_write(weights) as fh:
+            torch.save(net.state_dict(), fh)
+        return dict(metrics={k: float(v) for k, v in metrics.items()},
+                    counts=dict(train_images=len(train_set),
+                                val_images=len(val_set) if val_set is not None else 0),
+                    artifacts=dict(weights='model.pth', model=model_cfg,
+                                   num_classes=train_set.num_classes,
+                                   class_names=list(train_set.class_names)))
+
+
+def final_val_metrics(runner) -> dict:
+    """The metrics of the validation that ended training (``val/<name>`` in the message hub)."""
+    scalars = runner.message_hub.log_scalars
+    return {k[4:]: scalars[k].current() for k in scalars if k.startswith('val/')
+            and k not in ('val/time', 'val/data_time')}
+
+
+def _has_checkpoint(stage_dir: Path) -> bool:
+    return (Path(stage_dir) / 'last_checkpoint').is_file()
+
+
+def load_trained_model(ctx: StageContext, source: str, device: str = 'cpu'):
+    """Rebuild the model a TrainClassifier-like stage ``source`` trained and load its weights."""
+    manifest = ctx.manifest_of(source)
+    art = manifest.get('artifacts') or {}
+    if 'model' not in art or 'weights' not in art:
+        raise ValueError(f"stage '{source}' did not record a model and weights to load")
+    model = build(art['model'], MODELS)
+    state = torch.load(ctx.stage_path(source) / art['weights'], map_location='cpu',
+                       weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval(), manifest

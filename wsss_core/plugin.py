@@ -1,0 +1,28 @@
+"""The core as a built-in plugin: its manifest (plain data) and its register hook."""
+from __future__ import annotations
+
+from . import __version__
+from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+
+COMPONENTS = {
+    'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'NormalizeImages'],
+    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes'],
+    'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs'],
+    'METRICS': ['MultiLabelMAP'],
+    'CAM_GENERATORS': ['CAM'],
+    'LABEL_REFINERS': ['BackgroundThreshold', 'SaliencyFusion'],
+    'STAGES': ['TrainClassifier', 'MakeCAMs', 'RefineLabels', 'EvaluateLabels', 'RenderSheet'],
+}
+
+
+@hookimpl
+def wsss_manifest() -> PluginManifest:
+    return PluginManifest(name='core', version=__version__, api_version=PLUGIN_API_VERSION,
+                          components=COMPONENTS, config_package='wsss_core.configs',
+                          description='wsss core: pipeline, baseline CAM, SyntheticShapes')
+
+
+@hookimpl
+def wsss_register() -> None:
+    from .components import register_core_components
+    register_core_components()
