@@ -7,6 +7,7 @@ torch through) the core's components.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -166,7 +167,7 @@ def test_manifest_name_must_match_the_entry_point(core, root):
 def test_a_name_installed_twice_is_reported(core, root):
     one = make_plugin(root, unique('twin'))
     two = make_plugin(root, unique('twin2'), package=unique('wsssfix_twin'))
-    ep2 = plugins.importlib.metadata.EntryPoint(one.name, two.module, 'wsss.plugins')
+    ep2 = importlib.metadata.EntryPoint(one.name, two.module, 'wsss.plugins')
     records = plugins.list_plugins(entry_points=[one.entry_point(), ep2])
     assert [r.status for r in records[1:]] == ['not-loaded', 'broken']
     assert 'installed twice' in records[2].reason and one.module in records[2].reason

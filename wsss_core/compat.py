@@ -2,9 +2,10 @@
 
 1. **Checkpoint resume under ``weights_only``.**  Since PyTorch 2.6 ``torch.load`` defaults
    to ``weights_only=True``; mmengine's checkpoints hold its ``HistoryBuffer`` objects and
-   NumPy scalars in the message hub, so ``Runner.resume`` fails.  :func:`allow_mmengine_checkpoints`
-   tells the safe unpickler that exactly those classes are allowed (no blanket
-   ``weights_only=False``).
+   NumPy scalars in the message hub, so ``Runner.resume`` fails.  The context manager
+   :func:`allow_mmengine_checkpoints` allow-lists exactly those for the duration of a run
+   (no blanket ``weights_only=False``).  Param schedulers must keep plain numbers in their
+   state (mmengine's ``OneCycleLR`` keeps a bound method; the core uses warm-up + cosine).
 2. **Distributed runs on CPU.**  mmengine's ``launcher='pytorch'`` calls
    ``torch.cuda.set_device`` and wraps the model with ``device_ids=[LOCAL_RANK]``, both of
    which fail without CUDA.  :func:`init_distributed` initialises the process group itself
@@ -13,6 +14,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 
@@ -23,9 +25,6 @@ from mmengine.model import MMDistributedDataParallel
 
 from .registry import MODELS  # noqa: F401  (registries first, so the scope exists)
 from mmengine.registry import MODEL_WRAPPERS
-
-_SAFE_DONE = False
-
 
 def _numpy_safe_globals() -> list:
     """NumPy objects that mmengine's message hub and meta dicts put into checkpoints."""
@@ -40,16 +39,26 @@ def _numpy_safe_globals() -> list:
     return out
 
 
-def allow_mmengine_checkpoints() -> None:
-    """Allow-list the mmengine/NumPy classes found in mmengine checkpoints (idempotent)."""
-    global _SAFE_DONE
-    if _SAFE_DONE:
-        return
+def mmengine_checkpoint_globals() -> list:
+    """The classes and functions found in mmengine checkpoints, beyond tensors and containers.
+
+    ``HistoryBuffer`` pickles its statistics methods through ``getattr``; the weights-only
+    unpickler still refuses to *call* anything not allow-listed, so a ``getattr`` result
+    can only be stored, not executed.
+    """
     from collections import OrderedDict, defaultdict
     from mmengine.logging import HistoryBuffer
-    torch.serialization.add_safe_globals([HistoryBuffer, OrderedDict, defaultdict,
-                                          *_numpy_safe_globals()])
-    _SAFE_DONE = True
+    return [HistoryBuffer, OrderedDict, defaultdict, getattr, *_numpy_safe_globals()]
+
+
+@contextlib.contextmanager
+def allow_mmengine_checkpoints():
+    """Within the block, ``torch.load(weights_only=True)`` accepts mmengine checkpoints.
+
+    Wrap ``runner.train()`` (where mmengine resumes) in it; outside, torch's defaults hold.
+    """
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        yield
 
 
 def init_distributed(launcher: str, timeout_s: int = 1800) -> bool:

@@ -21,7 +21,8 @@ other plugins load normally.
 Duplicate component names are not raised: a plugin that declares (in its manifest) or
 actually registers a name that an earlier plugin in load order already provides in the same
 registry is marked ``'broken'`` with a reason naming both plugins; the earlier plugin keeps
-the name.  Load order is dependencies first, then the core, then plugin names alphabetically.
+the name.  Load order: the core first, then plugin names alphabetically, each plugin after
+the plugins it ``requires``.
 Components that a plugin registered before its ``wsss_register`` failed are removed again.
 """
 from __future__ import annotations
@@ -203,8 +204,9 @@ def load_plugins(enabled: Optional[Sequence[str]] = None,
 
 
 def discovered_plugins(refresh: bool = False) -> Tuple[PluginRecord, ...]:
-    """The records of the last discovery in this process (discovering now if none or
-    ``refresh``), without applying any plugin restriction.  Used to resolve ``name::``."""
+    """The records of the last discovery in this process (discovering now, with no plugin
+    restriction, if none ran yet or ``refresh``).  Used to resolve ``NAME::`` config specs
+    and by :func:`component_provider`."""
     with _LOCK:
         if refresh or _STATE.discovered is None:
             _discover(None, None, select=False)
@@ -220,8 +222,8 @@ def component_provider(type_name: str) -> Optional[str]:
 
 
 def format_plugin_table(records: Iterable[PluginRecord]) -> str:
-    """One aligned line per plugin: name, version, status, then its components (healthy or
-    disabled plugins) or the reason (any other status).  What ``wsss-run --list-plugins``
+    """One aligned line per plugin: name, version, status, then its components (``'ok'`` /
+    ``'not-loaded'``) or the reason (any other status).  What ``wsss-run --list-plugins``
     prints."""
     rows = [(r.name, r.version, r.status, _detail(r)) for r in records]
     if not rows:

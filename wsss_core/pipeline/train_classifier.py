@@ -9,6 +9,7 @@ stages rebuild the same network.
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,6 +21,7 @@ from ..io import atomic_write
 from ..registry import HOOKS, MODELS, STAGES, build, lookup
 from .stage import Stage, StageContext
 
+_RUNNER_IDS = itertools.count()
 DEFAULT_PIPELINE = (dict(type='RandomHorizontalFlip'), dict(type='RandomPadCrop', pad=8),
                     dict(type='PackInputs', keys=('img', 'labels')))
 
@@ -88,16 +90,14 @@ class TrainClassifier(Stage):
         steps = epochs * max(1, -(-len(train_set) // o['batch_size']))
         optim = o['optim_wrapper'] or dict(
             type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
-        sched = o['param_scheduler'] or [dict(
-            type='OneCycleLR', eta_max=optim['optimizer']['lr'], total_steps=steps,
-            pct_start=0.15, by_epoch=False)]
+        sched = o['param_scheduler'] or one_cycle_schedule(optim['optimizer']['lr'], steps)
         hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
                      checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
                                      save_last=True))
         hooks.update(o['default_hooks'] or {})
         kwargs = dict(
             model=model, work_dir=str(ctx.stage_dir),
-            experiment_name=self.name,
+            experiment_name=f'{self.name}-{next(_RUNNER_IDS)}',  # unique mmengine instances
             train_dataloader=self._dataloader(train_set, o['batch_size'], True, o['sampler']),
             train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
             optim_wrapper=optim, param_scheduler=sched, default_hooks=hooks,
@@ -116,7 +116,6 @@ class TrainClassifier(Stage):
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
-        compat.allow_mmengine_checkpoints()
         data_cfg = self._data_cfg(ctx)
         pipeline = list(self.options['pipeline'] or DEFAULT_PIPELINE)
         train_set = build_dataset(data_cfg, split=self.options['train_split'], pipeline=pipeline,
@@ -128,7 +127,8 @@ class TrainClassifier(Stage):
         model_cfg = self.model_cfg(train_set.num_classes)
         model = build(model_cfg, MODELS)
         runner = self._runner(ctx, model, train_set, val_set)
-        runner.train()
+        with compat.allow_mmengine_checkpoints():
+            runner.train()
         metrics = final_val_metrics(runner)
         if val_set is not None and not metrics:  # resumed after the last epoch had finished
             metrics = dict(runner.val())
@@ -142,6 +142,20 @@ class TrainClassifier(Stage):
                     artifacts=dict(weights='model.pth', model=model_cfg,
                                    num_classes=train_set.num_classes,
                                    class_names=list(train_set.class_names)))
+
+
+def one_cycle_schedule(lr: float, total_steps: int, pct_start: float = 0.15) -> list:
+    """One-cycle as two mmengine schedulers: linear warm-up from lr/25, then cosine to lr/1e4.
+
+    (mmengine's ``OneCycleLR`` stores a bound method in its state, which a checkpoint loaded
+    with ``weights_only=True`` cannot hold; these two store plain numbers.)
+    """
+    warm = max(1, int(round(pct_start * total_steps)))
+    return [dict(type='LinearLR', start_factor=1 / 25, end_factor=1.0, begin=0, end=warm,
+                 by_epoch=False),
+            dict(type='CosineAnnealingLR', eta_min=lr * 1e-4, begin=warm,
+                 end=max(total_steps, warm + 1), T_max=max(1, total_steps - warm),
+                 by_epoch=False)]
 
 
 def final_val_metrics(runner) -> dict:

@@ -1,0 +1,155 @@
+"""Pipeline behaviour: skip when done, resume after an interruption, reruns on config change."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from mmengine.hooks import Hook
+
+from wsss_core.io import load_cam
+from wsss_core.pipeline import Pipeline, StageError, read_manifest
+from wsss_core.registry import HOOKS
+
+from conftest import tiny_pipeline_cfg
+
+
+class Interrupted(Exception):
+    pass
+
+
+def run(cfg, work_dir, **kw):
+    return {r.name: r for r in Pipeline(Config(cfg), work_dir, progress=False, **kw).run()}
+
+
+def cam_arrays(work_dir):
+    return {p.stem: load_cam(p)[0] for p in sorted((work_dir / 'cams' / 'cams').glob('*.npz'))}
+
+
+@pytest.fixture
+def finished(tmp_path, tiny_data_cfg):
+    cfg = tiny_pipeline_cfg(tiny_data_cfg)
+    results = run(cfg, tmp_path)
+    return cfg, tmp_path, results
+
+
+def test_second_run_skips_every_stage(finished):
+    cfg, work_dir, first = finished
+    assert {r.status for r in first.values()} == {'ran'}
+    before = (work_dir / 'cams' / 'manifest.json').stat().st_mtime_ns
+    again = run(cfg, work_dir)
+    assert {r.status for r in again.values()} == {'skipped'}
+    assert (work_dir / 'cams' / 'manifest.json').stat().st_mtime_ns == before
+    assert again['eval_labels'].manifest['metrics'] == first['eval_labels'].manifest['metrics']
+
+
+def test_interrupted_cam_stage_resumes_with_same_artifacts(finished, monkeypatch):
+    cfg, work_dir, _ = finished
+    reference = cam_arrays(work_dir)
+    assert len(reference) == 16
+
+    import wsss_core.pipeline.make_cams as make_cams
+    real_save, calls = make_cams.save_cam, []
+
+    def failing_save(path, *args, **kwargs):
+        if len(calls) == 5:
+            raise Interrupted('simulated crash')
+        calls.append(path)
+        real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(make_cams, 'save_cam', failing_save)
+    with pytest.raises(Interrupted):
+        run(cfg, work_dir, only=['cams'])
+    cam_dir = work_dir / 'cams' / 'cams'
+    assert len(list(cam_dir.glob('*.npz'))) == 5
+    assert not [p for p in cam_dir.iterdir() if p.suffix != '.npz'], 'half-written file left'
+    assert read_manifest(work_dir / 'cams') is None
+
+    monkeypatch.setattr(make_cams, 'save_cam', real_save)
+    res = run(cfg, work_dir, only=['cams'])['cams']
+    assert res.status == 'resumed'
+    assert res.manifest['counts'] == dict(images=16, computed=11, reused=5)
+    resumed = cam_arrays(work_dir)
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        np.testing.assert_allclose(resumed[key], reference[key], atol=2e-3)
+
+
+def test_config_change_reruns_the_stage_and_what_follows(finished):
+    cfg, work_dir, _ = finished
+    cfg['stages'][2]['refiners'] = [dict(type='BackgroundThreshold', threshold=0.6)]
+    res = run(cfg, work_dir)
+    assert [res[n].status for n in ('classify', 'cams')] == ['skipped', 'skipped']
+    assert [res[n].status for n in ('labels', 'eval_labels')] == ['ran', 'ran']
+    assert (work_dir / '.superseded' / 'labels' / 'manifest.json').is_file()
+
+
+def test_selected_stage_is_redone_and_others_untouched(finished):
+    cfg, work_dir, _ = finished
+    res = run(cfg, work_dir, only=['labels'])
+    assert res['labels'].status == 'ran'
+    assert res['classify'].status == res['eval_labels'].status == 'not selected'
+
+
+def test_unknown_selected_stage_is_an_error(tmp_path, tiny_data_cfg):
+    with pytest.raises(StageError, match='unknown stage'):
+        Pipeline(Config(tiny_pipeline_cfg(tiny_data_cfg)), tmp_path, only=['nope'])
+
+
+def test_stage_reading_a_later_stage_is_rejected(tmp_path, tiny_data_cfg):
+    cfg = tiny_pipeline_cfg(tiny_data_cfg)
+    cfg['stages'][1], cfg['stages'][2] = cfg['stages'][2], cfg['stages'][1]
+    with pytest.raises(StageError, match="reads 'cams'"):
+        Pipeline(Config(cfg), tmp_path)
+
+
+# ----------------------------------------------------------------------------- training
+_TRAIN = {'fail_after_epoch': None, 'iters': 0}
+
+
+@HOOKS.register_module()
+class _TestInterruptTraining(Hook):
+    priority = 'LOWEST'  # after the checkpoint hook saved the epoch
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        _TRAIN['iters'] += 1
+
+    def after_train_epoch(self, runner):
+        if _TRAIN['fail_after_epoch'] == runner.epoch + 1:  # epoch is 0-based here
+            raise Interrupted(f'simulated crash after epoch {runner.epoch + 1}')
+
+
+def _training_cfg(data_cfg):
+    cfg = tiny_pipeline_cfg(data_cfg, epochs=2)
+    cfg['stages'] = cfg['stages'][:1]
+    cfg['stages'][0]['custom_hooks'] = [dict(type='_TestInterruptTraining')]
+    cfg['stages'][0]['val_split'] = None
+    return cfg
+
+
+def test_interrupted_training_resumes_from_checkpoint_with_resume(tmp_path, tiny_data_cfg):
+    cfg = _training_cfg(tiny_data_cfg)
+    _TRAIN.update(fail_after_epoch=1, iters=0)
+    with pytest.raises(Interrupted):
+        run(cfg, tmp_path)
+    iters_per_epoch = _TRAIN['iters']
+    assert (tmp_path / 'classify' / 'epoch_1.pth').is_file()
+    assert not (tmp_path / 'classify' / 'epoch_2.pth').exists()
+
+    _TRAIN.update(fail_after_epoch=None, iters=0)
+    res = run(cfg, tmp_path, resume=True)['classify']   # torch.load(weights_only) must succeed
+    assert res.status == 'resumed'
+    assert _TRAIN['iters'] == iters_per_epoch, 'resume must only train the missing epoch'
+    assert (tmp_path / 'classify' / 'model.pth').is_file()
+
+
+def test_interrupted_training_restarts_without_resume_and_keeps_old_files(tmp_path, tiny_data_cfg):
+    cfg = _training_cfg(tiny_data_cfg)
+    _TRAIN.update(fail_after_epoch=1, iters=0)
+    with pytest.raises(Interrupted):
+        run(cfg, tmp_path)
+    iters_per_epoch = _TRAIN['iters']
+    _TRAIN.update(fail_after_epoch=None, iters=0)
+    res = run(cfg, tmp_path)['classify']
+    assert res.status == 'ran'
+    assert _TRAIN['iters'] == 2 * iters_per_epoch
+    assert (tmp_path / '.superseded' / 'classify' / 'epoch_1.pth').is_file()
