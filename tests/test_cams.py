@@ -56,3 +56,15 @@ def test_normalize_keeps_requested_classes_with_unit_peak():
     assert torch.allclose(out[0], cams[3] / (cams[3].max() + 1e-5))
     assert torch.allclose(out.flatten(1).max(1).values, torch.ones(2), atol=1e-4)
     assert normalize_cams(torch.zeros(2, 3, 3), [0]).abs().max() == 0   # no division by zero
+
+
+def test_channels_last_model_gives_the_same_maps(core_registered):
+    torch.manual_seed(0)
+    a = CAMClassifier(backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)), num_classes=3)
+    b = CAMClassifier(backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)), num_classes=3,
+                      channels_last=True)
+    b.load_state_dict(a.state_dict())
+    img = torch.randint(0, 255, (2, 3, 24, 24), dtype=torch.uint8)
+    xa, xb = a.data_preprocessor.normalize(img), b.data_preprocessor.normalize(img)
+    assert xb.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(a.eval().cam_logits(xa), b.eval().cam_logits(xb), atol=1e-5)

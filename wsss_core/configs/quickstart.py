@@ -13,13 +13,15 @@ data = dict(
 stages = [
     dict(type='TrainClassifier', name='classify',
          model=dict(type='CAMClassifier',
-                    backbone=dict(type='SmallResNet'),
+                    backbone=dict(type='SmallResNet'), channels_last=True,
                     data_preprocessor=dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45),
                                            std=(0.25, 0.25, 0.25))),
          # ~550 steps of batch 64 are needed before the texture detectors form
          max_epochs=12, batch_size=64, val_split='val'),
+    # The stage's default scales are 1.0/0.5/1.5/2.0; 2.0 alone costs half of the time and
+    # did not help on SyntheticShapes, so the quickstart leaves it out.
     dict(type='MakeCAMs', name='cams', source='classify', split='train',
-         scales=(1.0, 0.5, 1.5, 2.0), flip=True),
+         scales=(1.0, 0.5, 1.5), flip=True),
     dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25),
     dict(type='RefineLabels', name='labels_threshold', cams='cams',
          refiners=[dict(type='BackgroundThreshold', threshold=0.25)]),
