@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -202,14 +202,3 @@ def save_rgb_png(path, arr: np.ndarray) -> None:
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())
 
-
-def save_jpeg(path, arr: np.ndarray, quality: int = 95) -> None:
-    buf = _io.BytesIO()
-    Image.fromarray(np.asarray(arr, dtype=np.uint8)).save(buf, format='JPEG',
-                                                                      quality=quality)
-    with atomic_write(path) as fh:
-        fh.write(buf.getvalue())
-
-
-def list_to_dict(ids: Sequence[str], values: Sequence) -> Dict[str, object]:
-    return dict(zip(ids, values))

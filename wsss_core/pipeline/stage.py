@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..io import DataFileError
 from .manifest import read_manifest
 
 
@@ -93,9 +92,3 @@ class Stage:
     def run(self, ctx: StageContext) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-
-def require_file(path, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise DataFileError(f'{what} not found: {path}')
-    return path
