@@ -99,7 +99,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     write_summary(work_dir, results)
     print(format_summary(results, work_dir))
+    _write_report(work_dir)
     return 0
+
+
+def _write_report(work_dir) -> None:
+    """report.html for the run (main process only); a failure here never fails the run."""
+    from .pipeline.runner import is_main_process
+    if not is_main_process():
+        return
+    try:
+        from .visualization.report import build_report
+        print(f'report: {build_report(work_dir)}')
+    except Exception as exc:  # noqa: BLE001 - the run's results are already written
+        logging.getLogger('wsss').warning(f'report not written: {type(exc).__name__}: {exc}')
 
 
 if __name__ == '__main__':  # python -m wsss_core.cli (torchrun)

@@ -7,7 +7,7 @@ from .registry import METRICS
 def register_core_components() -> None:
     """Idempotent: importing registers; re-importing is a no-op."""
     from . import cams, compat, datasets, refiners  # noqa: F401
-    from .datasets import synthetic_dataset  # noqa: F401
+    from .datasets import coco14, synthetic_dataset, voc12  # noqa: F401
     from .evaluation.classification import MultiLabelMAP
     from .models import cam_classifier, data_preprocessor, small_resnet, timm_backbone  # noqa: F401
     from .pipeline import (evaluate_labels, make_cams, refine_labels, render_sheet,  # noqa: F401

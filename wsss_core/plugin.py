@@ -6,7 +6,7 @@ from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 
 COMPONENTS = {
     'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'NormalizeImages'],
-    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes'],
+    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs'],
     'METRICS': ['MultiLabelMAP'],
     'CAM_GENERATORS': ['CAM'],

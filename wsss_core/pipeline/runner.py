@@ -128,7 +128,7 @@ class Pipeline:
     def _run_stage(self, stage: Stage, ctx: StageContext, digest: str, upstream: dict,
                    status: str) -> StageResult:
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
-        main = _is_main_process()
+        main = is_main_process()
         if main:
             write_state(ctx.stage_dir, stage.name, digest)
         logger.info(f'[{stage.name}] {type(stage).__name__} starts')
@@ -158,7 +158,7 @@ def _default_device() -> str:
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     import torch.distributed as dist
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 

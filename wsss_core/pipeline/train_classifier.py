@@ -19,6 +19,7 @@ from .. import compat
 from ..datasets import build_dataset
 from ..io import atomic_write
 from ..registry import HOOKS, MODELS, STAGES, build, lookup
+from ..visualization.tensorboard import default_visualizer
 from .stage import Stage, StageContext
 
 _RUNNER_IDS = itertools.count()
@@ -106,7 +107,7 @@ class TrainClassifier(Stage):
             randomness=dict(seed=ctx.seed if ctx.seed is not None else 0),
             resume=ctx.resume and _has_checkpoint(ctx.stage_dir),
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
-            log_processor=dict(by_epoch=True))
+            log_processor=dict(by_epoch=True), visualizer=default_visualizer())
         if ctx.launcher != 'none':
             kwargs['model_wrapper_cfg'] = compat.model_wrapper_cfg()
         if val_set is not None:
