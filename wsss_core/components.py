@@ -6,7 +6,8 @@ from .registry import METRICS
 
 def register_core_components() -> None:
     """Idempotent: importing registers; re-importing is a no-op."""
-    from . import cams, compat, datasets, refiners  # noqa: F401
+    from . import cams, compat, datasets, refiners, saliency  # noqa: F401
+    from .refiners import dense_crf  # noqa: F401
     from .datasets import coco14, synthetic_dataset, voc12  # noqa: F401
     from .evaluation.classification import MultiLabelMAP
     from .models import cam_classifier, data_preprocessor, small_resnet, timm_backbone  # noqa: F401

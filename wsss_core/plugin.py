@@ -10,7 +10,9 @@ COMPONENTS = {
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs'],
     'METRICS': ['MultiLabelMAP'],
     'CAM_GENERATORS': ['CAM'],
-    'LABEL_REFINERS': ['BackgroundThreshold', 'SaliencyFusion'],
+    'LABEL_REFINERS': ['BackgroundThreshold', 'SaliencyFusion', 'DenseCRF'],
+    'SALIENCY_SOURCES': ['SaliencyFromDisk', 'SaliencyFromDataset', 'SpectralResidualSaliency',
+                         'FineGrainedSaliency'],
     'STAGES': ['TrainClassifier', 'MakeCAMs', 'RefineLabels', 'EvaluateLabels', 'RenderSheet'],
 }
 
