@@ -153,3 +153,16 @@ def test_interrupted_training_restarts_without_resume_and_keeps_old_files(tmp_pa
     assert res.status == 'ran'
     assert _TRAIN['iters'] == 2 * iters_per_epoch
     assert (tmp_path / '.superseded' / 'classify' / 'epoch_1.pth').is_file()
+
+
+def test_label_evaluation_equals_a_direct_confusion_matrix(finished, tiny_data_cfg):
+    from wsss_core.datasets import build_dataset
+    from wsss_core.evaluation import ConfusionMatrix
+    from wsss_core.io import read_label_png
+    _, work_dir, results = finished
+    ds = build_dataset(tiny_data_cfg, split='train')
+    conf = ConfusionMatrix(ds.num_classes + 1)
+    for i in range(len(ds)):
+        s = ds.load_sample(i)
+        conf.update(read_label_png(work_dir / 'labels' / 'labels' / f"{s['img_id']}.png"), s['gt_seg'])
+    assert results['eval_labels'].manifest['metrics']['miou'] == pytest.approx(conf.miou())

@@ -82,14 +82,14 @@ class EvaluateLabels(Stage):
 
     def _eval_labels(self, ctx, dataset, label_dir: Path):
         n = dataset.num_classes + 1
-        conf, quality = ConfusionMatrix(n), LabelQuality(n)
+        quality = LabelQuality(n)
         for rec in self._records(ctx, dataset):
             pred = read_label_png(label_dir / f'{rec.img_id}.png', dataset.num_classes)
-            gt = read_label_png(rec.seg_path, dataset.num_classes)
-            conf.update(pred, gt)
-            quality.update(pred, gt)
+            quality.update(pred, read_label_png(rec.seg_path, dataset.num_classes))
+        conf = ConfusionMatrix(n)  # ignored pixels count as background, as in irn's eval
+        conf.add_matrix(quality.confusion('background'), num_images=quality.num_images)
         names = ['background', *dataset.class_names]
-        q = quality.summary()
+        q = quality.summary(names)
         metrics = {'miou': conf.miou(), 'precision': q['precision'], 'recall': q['recall'],
-                   'labelled_fraction': q.get('labelled_fraction')}
+                   'labelled_fraction': q['labelled_fraction']}
         return metrics, dict(confusion=conf.summary(names), quality=q)
