@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[test,gradcam]'
+# grad-cam declares a second OpenCV wheel; we keep one (opencv-contrib-python-headless).
+.venv/bin/python -m pip install -q -c constraints.txt --no-deps grad-cam
 echo "wsss: installed into $(pwd)/.venv"

@@ -7,6 +7,7 @@ from .registry import METRICS
 def register_core_components() -> None:
     """Idempotent: importing registers; re-importing is a no-op."""
     from . import cams, compat, datasets, refiners, saliency  # noqa: F401
+    from .cams import gradient, pytorch_grad_cam_adapter, score_cam  # noqa: F401
     from .refiners import dense_crf  # noqa: F401
     from .datasets import coco14, synthetic_dataset, voc12  # noqa: F401
     from .evaluation.classification import MultiLabelMAP

@@ -10,16 +10,21 @@ import torch
 
 
 class BaseCAMGenerator:
-    """Subclasses implement :meth:`class_maps`. ``needs_grad`` generators run with autograd on."""
+    """Subclasses implement :meth:`class_maps`. ``needs_grad`` generators run with autograd on.
+
+    ``class_ids`` (one list of class indices per image, or None for all classes) lets a
+    generator skip the classes an image does not have (a backward pass per class for the
+    gradient family); the maps of skipped classes are zero.  Plain CAM computes all anyway.
+    """
 
     needs_grad = False
 
-    def class_maps(self, model, img: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def class_maps(self, model, img: torch.Tensor, class_ids=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def __call__(self, model, img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model, img: torch.Tensor, class_ids=None) -> torch.Tensor:
         with torch.set_grad_enabled(self.needs_grad):
-            return self.class_maps(model, img)
+            return self.class_maps(model, img, class_ids)
 
 
 def normalize_cams(cams: torch.Tensor, class_ids, eps: float = 1e-5) -> torch.Tensor:

@@ -12,5 +12,5 @@ from .base import BaseCAMGenerator
 class CAM(BaseCAMGenerator):
     """Plain CAM from a classifier exposing ``cam_logits(img) -> (B, C, h, w)``."""
 
-    def class_maps(self, model, img: torch.Tensor) -> torch.Tensor:
+    def class_maps(self, model, img: torch.Tensor, class_ids=None) -> torch.Tensor:
         return F.relu(model.cam_logits(img))

@@ -32,16 +32,22 @@ def _up(maps: torch.Tensor, size) -> torch.Tensor:
 
 
 def multiscale_cams(generator, model, img: torch.Tensor,
-                    scales: Sequence[float] = DEFAULT_SCALES, flip: bool = True) -> torch.Tensor:
-    """Summed CAMs (B, C, H, W) of a batch of normalised images (B, 3, H, W), batched flips."""
+                    scales: Sequence[float] = DEFAULT_SCALES, flip: bool = True,
+                    class_ids=None) -> torch.Tensor:
+    """Summed CAMs (B, C, H, W) of a batch of normalised images (B, 3, H, W), batched flips.
+
+    ``class_ids``: per image, the classes whose maps are needed (None: all); see
+    :class:`~wsss_core.cams.base.BaseCAMGenerator`.
+    """
     size = img.shape[-2:]
     total = None
     n = img.shape[0]
+    ids = None if class_ids is None else list(class_ids) + (list(class_ids) if flip else [])
     for scale in scales:
         x = _resize(img, scale)
         if flip:
             x = torch.cat([x, x.flip(-1)], dim=0)
-        maps = generator(model, x)
+        maps = generator(model, x, ids)
         if flip:
             maps = maps[:n] + maps[n:].flip(-1)
         maps = _up(maps.float(), size)

@@ -70,8 +70,9 @@ class MakeCAMs(Stage):
         o = self.options
         img = torch.from_numpy(np.stack([s['img'] for s in batch])).permute(0, 3, 1, 2)
         img = model.data_preprocessor.normalize(img.to(device))
+        class_ids = [np.flatnonzero(s['labels'] > 0).tolist() for s in batch]
         with torch.inference_mode(not generator.needs_grad):
-            maps = multiscale_cams(generator, model, img, o['scales'], o['flip'])
+            maps = multiscale_cams(generator, model, img, o['scales'], o['flip'], class_ids)
         for sample, cam in zip(batch, maps):
             ids = np.flatnonzero(sample['labels'] > 0)
             cams = normalize_cams(cam, ids).cpu().numpy() if ids.size else \
