@@ -29,14 +29,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..io import DataFileError, read_label_png
 from ..registry import DATASETS, TRANSFORMS, build
+from .class_names import VOC_CLASSES
 from ..visualization.palette import voc_palette
 from .label_formats import labels_from_masks, load_label_file, read_list
 from .voc_layout import SampleRecord, VOCLayoutDataset
 
-VOC_CLASSES: Tuple[str, ...] = (
-    'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-    'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
-    'train', 'tvmonitor')
 VOC_SPLITS: Tuple[str, ...] = ('train', 'val', 'test', 'train_aug', 'trainval', 'trainval_aug')
 LABEL_SOURCES: Tuple[str, ...] = ('auto', 'masks', 'cls_labels_npy', 'train_cls_txt', 'none')
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..io import DataFileError, read_label_png, write_json
+from ..datasets.class_names import COCO_CLASSES, VOC_CLASSES
 from .confusion import PRED_IGNORE_MODES, ConfusionMatrix
 from .label_quality import LabelQuality
 
@@ -39,20 +40,6 @@ __all__ = ['VOC_CLASSES', 'COCO_CLASSES', 'resolve_class_names', 'read_ids', 'pa
            'evaluate_pairs', 'evaluate_dirs', 'format_report', 'main']
 
 IGNORE_INDEX = 255
-VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
-               'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
-               'sheep', 'sofa', 'train', 'tvmonitor')
-COCO_CLASSES = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
-    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
-    'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
-    'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket', 'bottle',
-    'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich',
-    'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch',
-    'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
-    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book',
-    'clock', 'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
 _NAMED = {'voc': VOC_CLASSES, 'coco': COCO_CLASSES}
 PROTOCOL = ('C[gt, pred] over pixels with 0 <= gt < n (gt 255 ignored); predicted 255 -> {mode}; '
             'IoU_k = C_kk / (row_k + col_k - C_kk); mIoU = nan-mean over the classes present in '
@@ -87,25 +74,12 @@ def resolve_class_names(spec: Optional[str], num_classes: int) -> List[str]:
 
 
 def read_ids(list_file) -> List[str]:
-    """Image ids of a list file: the first token of each non-empty line (a path gives its stem)."""
-    path = Path(list_file)
-    try:
-        lines = path.read_text(encoding='utf-8').splitlines()
-    except FileNotFoundError:
-        raise DataFileError(f'id list not found: {path}') from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFileError(f'cannot read id list {path}: {exc}') from exc
-    ids = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        token = line.split()[0]
-        img_id = Path(token).stem if '/' in token else token
-        if img_id in ('', '.', '..') or '\\' in img_id:
-            raise DataFileError(f'{path}:{lineno}: {token!r} is not an image id')
-        ids.append(img_id)
+    """Image ids of a list file in any form :func:`~wsss_core.datasets.label_formats.read_list`
+    accepts (plain ids, two-column deeplab/psa paths, OAA class lines)."""
+    from ..datasets.label_formats import read_list
+    ids = read_list(list_file)
     if not ids:
-        raise DataFileError(f'id list {path} holds no ids')
+        raise DataFileError(f'id list {list_file} holds no ids')
     return ids
 
 
