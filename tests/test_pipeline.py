@@ -166,3 +166,27 @@ def test_label_evaluation_equals_a_direct_confusion_matrix(finished, tiny_data_c
         s = ds.load_sample(i)
         conf.update(read_label_png(work_dir / 'labels' / 'labels' / f"{s['img_id']}.png"), s['gt_seg'])
     assert results['eval_labels'].manifest['metrics']['miou'] == pytest.approx(conf.miou())
+
+
+def test_a_second_run_on_the_same_work_dir_is_refused(tmp_path, tiny_data_cfg):
+    import multiprocessing as mp
+    from wsss_core.pipeline.runner import WorkDirBusyError, work_dir_lock
+    ctx = mp.get_context('fork')
+    started, release = ctx.Event(), ctx.Event()
+
+    def hold():
+        with work_dir_lock(tmp_path):
+            started.set()
+            release.wait(30)
+
+    holder = ctx.Process(target=hold)
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(WorkDirBusyError, match=f'pid {holder.pid}'):
+            run(tiny_pipeline_cfg(tiny_data_cfg), tmp_path)
+    finally:
+        release.set()
+        holder.join(30)
+    with work_dir_lock(tmp_path):   # free again once the holder is gone
+        pass

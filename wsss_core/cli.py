@@ -81,18 +81,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'wsss-run: {exc}', file=sys.stderr)
         return 2
     from . import compat
-    from .pipeline.runner import Pipeline
+    from .pipeline.runner import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
     from .registry import UnknownComponentError
     compat.init_distributed(args.launcher)
     work_dir = _work_dir(args, cfg, spec)
-    dump_run_info(cfg, work_dir, plugin_set.records)
     only = [s.strip() for s in args.stages.split(',') if s.strip()] if args.stages else None
     try:
-        pipeline = Pipeline(cfg, work_dir, only=only, resume=args.resume,
-                            launcher=args.launcher, device=args.device,
-                            progress=not args.no_progress)
-        results = pipeline.run()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with work_dir_lock(work_dir):
+            dump_run_info(cfg, work_dir, plugin_set.records)
+            pipeline = Pipeline(cfg, work_dir, only=only, resume=args.resume,
+                                launcher=args.launcher, device=args.device,
+                                progress=not args.no_progress)
+            results = pipeline.run()
     except (UnknownComponentError, ValueError, KeyError, OSError, RuntimeError) as exc:
         logging.getLogger('wsss').error(f'{type(exc).__name__}: {exc}')
         print(f'wsss-run: {exc}', file=sys.stderr)

@@ -11,11 +11,18 @@ Rules (for each stage, in config order):
 * anything else in the stage directory (another hash, an explicit redo through
   ``--stages``, a fresh start) is moved to ``work_dir/.superseded/<stage>`` first, never
   deleted, and the previous superseded copy of that stage is dropped.
+
+One run at a time per work dir: the main process holds an exclusive lock on
+``work_dir/.lock`` while it runs (released by the OS if the process dies), and a second run
+stops at once with an error instead of writing into the same files.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +98,10 @@ class Pipeline:
 
     def run(self) -> List[StageResult]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        with work_dir_lock(self.work_dir):
+            return self._run_all()
+
+    def _run_all(self) -> List[StageResult]:
         hashes, results = {}, []
         for stage in self.stages:
             ctx = self.context(stage)
@@ -141,6 +152,48 @@ class Pipeline:
         _barrier()
         logger.info(f'[{stage.name}] done in {record["duration_s"]:.1f} s')
         return StageResult(stage.name, status, read_manifest(ctx.stage_dir) or record, stage)
+
+
+class WorkDirBusyError(RuntimeError):
+    """Another run holds the work dir."""
+
+
+_HELD_LOCKS: set = set()
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: Path):
+    """Exclusive, non-blocking ``flock`` on ``work_dir/.lock`` in the main process.
+
+    Re-entrant within a process (the CLI holds it around the run-info dump and the run).
+    """
+    key = os.path.realpath(work_dir)
+    if not is_main_process() or key in _HELD_LOCKS:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with open(Path(work_dir) / '.lock', 'a+') as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or 'another process'
+            raise WorkDirBusyError(f'{work_dir} is in use by {holder}; wait for that run to end '
+                                   'or use another --work-dir') from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
+        fh.flush()
+        _HELD_LOCKS.add(key)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(key)
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def supersede(stage_dir: Path) -> Path:
