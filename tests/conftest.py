@@ -9,7 +9,7 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import pytest  # noqa: E402
 
-TINY_GENERATOR = dict(image_size=48, num_classes=3, seed=0, num_train=16, num_val=8)
+from wsss_core.testing import tiny_data_cfg as _tiny_data_cfg  # noqa: E402
 
 
 def pytest_configure(config):
@@ -39,20 +39,4 @@ def core_registered():
 @pytest.fixture
 def tiny_data_cfg(core_registered):
     """A SyntheticShapes data config small enough for plumbing tests (no accuracy asserted)."""
-    return dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False)
-
-
-def tiny_pipeline_cfg(data_cfg: dict, epochs: int = 1) -> dict:
-    """classify -> cams -> labels -> eval on tiny data with a tiny SmallResNet."""
-    return dict(
-        seed=0, data=data_cfg,
-        stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=epochs, batch_size=8,
-                 log_interval=1,
-                 model=dict(type='CAMClassifier',
-                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)))),
-            dict(type='MakeCAMs', name='cams', source='classify', split='train',
-                 scales=(1.0, 0.5), flip=True, batch_size=4),
-            dict(type='RefineLabels', name='labels', cams='cams'),
-            dict(type='EvaluateLabels', name='eval_labels', labels='labels'),
-        ])
+    return _tiny_data_cfg()

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import TINY_GENERATOR, tiny_pipeline_cfg
+from wsss_core.testing import TINY_GENERATOR, tiny_pipeline_cfg
 
 
 def wsss_run(*args, cwd=None):

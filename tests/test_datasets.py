@@ -51,3 +51,15 @@ def test_pack_inputs_types():
     out = PackInputs(keys=('img', 'labels', 'gt_seg'))(_position_sample())
     assert out['img'].shape == (3, 12, 16) and out['img'].dtype == torch.uint8
     assert out['labels'].dtype == torch.float32 and out['gt_seg'].dtype == torch.int64
+
+
+def test_rescale_picks_label_pixels_like_pil_nearest():
+    from PIL import Image
+    from wsss_core.datasets.transforms import RandomRescale
+    gt = (np.arange(100 * 60).reshape(60, 100) % 251).astype(np.uint8)
+    torch.manual_seed(0)
+    for _ in range(5):
+        s = RandomRescale((0.3, 1.7))(dict(img=np.zeros((60, 100, 3), np.uint8), gt_seg=gt.copy()))
+        h, w = s['gt_seg'].shape
+        expected = np.asarray(Image.fromarray(gt).resize((w, h), Image.NEAREST))
+        assert np.array_equal(s['gt_seg'], expected)

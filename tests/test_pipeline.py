@@ -10,7 +10,7 @@ from wsss_core.io import load_cam
 from wsss_core.pipeline import Pipeline, StageError, read_manifest
 from wsss_core.registry import HOOKS
 
-from conftest import tiny_pipeline_cfg
+from wsss_core.testing import tiny_pipeline_cfg
 
 
 class Interrupted(Exception):

@@ -9,7 +9,7 @@ import pytest
 from wsss_core.datasets import VOCLayoutDataset
 from wsss_core.datasets.synthetic_dataset import SyntheticShapes
 
-from conftest import TINY_GENERATOR
+from wsss_core.testing import TINY_GENERATOR
 
 
 def digest(ds) -> str:

@@ -47,7 +47,11 @@ class RandomHorizontalFlip(RandomTransform):
 
 @TRANSFORMS.register_module()
 class RandomRescale(RandomTransform):
-    """Resize by a factor drawn from ``scale_range`` (bilinear image, nearest maps)."""
+    """Resize by a factor drawn from ``scale_range`` (bilinear image, nearest maps).
+
+    Label maps use OpenCV's ``INTER_NEAREST_EXACT``, which picks the same pixels as PIL's
+    NEAREST (plain ``INTER_NEAREST`` is shifted by half a pixel: deeplab-pytorch issue 51).
+    """
 
     def __init__(self, scale_range: Tuple[float, float] = (0.5, 1.5)):
         self.scale_range = scale_range
@@ -59,7 +63,7 @@ class RandomRescale(RandomTransform):
         sample['img'] = cv2.resize(sample['img'], size, interpolation=cv2.INTER_LINEAR)
         for key in PIXEL_MAPS:
             if key in sample:
-                sample[key] = cv2.resize(sample[key], size, interpolation=cv2.INTER_NEAREST)
+                sample[key] = cv2.resize(sample[key], size, interpolation=cv2.INTER_NEAREST_EXACT)
         return sample
 
 
