@@ -9,4 +9,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[test,gradcam]'
 # grad-cam declares a second OpenCV wheel; we keep one (opencv-contrib-python-headless).
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps grad-cam
+# the plugins that live in this repository
+.venv/bin/python -m pip install -q -c constraints.txt -e plugins/deeplab
 echo "wsss: installed into $(pwd)/.venv"

@@ -1,0 +1,1 @@
+"""Configs shipped with the DeepLab plugin: ``wsss-run deeplab::synthetic.py``."""

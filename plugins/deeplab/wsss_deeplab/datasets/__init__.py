@@ -1,0 +1,1 @@
+"""DeepLab data: the reference augmentation and segmentation training samples."""

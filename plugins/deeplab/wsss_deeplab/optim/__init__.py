@@ -1,0 +1,1 @@
+"""DeepLab optimisation: parameter groups with lr multipliers, the poly schedule."""

@@ -1,0 +1,1 @@
+"""Pipeline stages: TrainSegmentor and TestSegmentor."""

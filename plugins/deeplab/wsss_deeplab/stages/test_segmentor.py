@@ -1,0 +1,202 @@
+"""TestSegmentor: predict a split with a trained segmentor, optional TTA and dense CRF, mIoU.
+
+Two passes (spec ``oaa_nsrom_deeplab.md`` §4.6-4.7, §1.3):
+
+1. **scores** -- per image (full size, batch 1), the network's fused scores at the output
+   stride, averaged over test-time augmentation: for each scale s in ``scales`` (must
+   contain 1.0) and, with ``flip``, the mirrored input,
+
+       y = mean_{s, f} resize(F_f(net(F_f(rescale(x, s)))), size of net(x))
+
+   (``F_f``: horizontal flip or identity; the reference uses scale 1.0 only, no flip, with
+   the network's own MSC max fusion inside ``net``).  Stored as ``logits/<id>.npz``
+   (float16), the reference's ``.npy`` logits, reusable by later stages (e.g. NSROM).
+2. **labels** -- :class:`~.postprocess.PostprocessJob`: upsample, softmax, argmax
+   (``predictions_raw/`` when a CRF runs) and, with ``crf``, the core's dense CRF (preset
+   ``'deeplab'``) on the raw RGB image (or the reference's quirk, ``image=
+   'mean_subtracted_bgr'``); ``predictions/<id>.png`` holds the final labels (palettised:
+   0 background, 1..C).  ``workers`` spreads this pass over processes.
+
+With ground truth, ``miou.json`` holds the confusion-matrix summary (mIoU over classes
+present, per-class IoU, accuracies) of the raw and of the CRF predictions; a split without
+masks (VOC ``test``) is exported without metrics.  Interrupted runs resume: stored scores
+and PNGs are reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from wsss_core.datasets import build_dataset
+from wsss_core.evaluation.confusion import ConfusionMatrix
+from wsss_core.io import write_json
+from wsss_core.pipeline.stage import Stage, StageContext, StageError
+from wsss_core.pipeline.train_classifier import load_trained_model
+from wsss_core.refiners.dense_crf import crf_params
+from wsss_core.refiners.parallel import map_images
+from wsss_core.registry import STAGES
+
+from ..models.msc import rescale_input
+from .postprocess import CRF_IMAGES, PostprocessJob, save_logits
+
+__all__ = ['TestSegmentor', 'tta_logits', 'normalize_crf_cfg']
+
+
+def normalize_crf_cfg(crf: Union[None, bool, dict]) -> Optional[dict]:
+    """``None``/``False`` -> no CRF; ``True`` -> the deeplab preset on the raw RGB image;
+    a dict ``dict(type='DenseCRF', preset='deeplab', image='raw_rgb', **overrides)``."""
+    if crf is None or crf is False:
+        return None
+    cfg = dict(preset='deeplab') if crf is True else dict(crf)
+    kind = cfg.pop('type', 'DenseCRF')
+    if kind != 'DenseCRF':
+        raise StageError(f"TestSegmentor's crf must be a DenseCRF config, got type {kind!r}")
+    cfg.setdefault('preset', 'deeplab')
+    cfg.setdefault('image', 'raw_rgb')
+    if cfg['image'] not in CRF_IMAGES:
+        raise StageError(f"crf image must be one of {CRF_IMAGES}, not {cfg['image']!r}")
+    crf_params(cfg['preset'], **{k: v for k, v in cfg.items() if k not in ('preset', 'image')})
+    return cfg
+
+
+@torch.no_grad()
+def tta_logits(model, img: torch.Tensor, scales: Sequence[float] = (1.0,),
+               flip: bool = False) -> torch.Tensor:
+    """Mean of the fused scores over scales x flips, at the size of the scale-1.0 output.
+
+    ``img`` is the normalised (1, 3, H, W) batch; returns (1, K, h, w).
+    """
+    scales = [1.0] + [float(s) for s in scales if float(s) != 1.0]
+    total, count, size = None, 0, None
+    for s in scales:
+        x = rescale_input(img, s)
+        for mirrored in ((False, True) if flip else (False,)):
+            y = model.fused_logits(x.flip(-1) if mirrored else x)
+            if mirrored:
+                y = y.flip(-1)
+            if size is None:
+                size = y.shape[-2:]
+            elif y.shape[-2:] != size:
+                y = F.interpolate(y, size=size, mode='bilinear', align_corners=False)
+            total = y if total is None else total + y
+            count += 1
+    return total / count
+
+
+@STAGES.register_module()
+class TestSegmentor(Stage):
+    """Predict ``split`` with the segmentor of stage ``checkpoint``; evaluate when possible.
+
+    Args:
+        checkpoint: a TrainSegmentor-like stage (``artifacts.model`` and ``weights``).
+        split: the images to predict (e.g. 'val'; 'train_aug' for NSROM's second round).
+        scales / flip: test-time augmentation (reference: (1.0,), no flip); scales must
+            contain 1.0.
+        crf: None, True, or ``dict(type='DenseCRF', preset='deeplab', image='raw_rgb',
+            **overrides)`` (see :func:`normalize_crf_cfg`).
+        workers: processes for the post-processing pass (not hashed: same results).
+        max_samples: only the first N images.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+    input_keys = ('checkpoint',)
+
+    def __init__(self, name: str, checkpoint: str, split: str = 'val',
+                 scales: Sequence[float] = (1.0,), flip: bool = False,
+                 crf: Union[None, bool, dict] = None, workers: int = 0,
+                 max_samples: Optional[int] = None):
+        scales = [float(s) for s in scales]
+        if 1.0 not in scales:
+            raise StageError(f'[{name}] scales must contain 1.0 (the grid the scores are '
+                             f'stored on), got {scales}')
+        super().__init__(name, checkpoint=checkpoint, split=split, scales=scales,
+                         flip=bool(flip), crf=normalize_crf_cfg(crf), max_samples=max_samples)
+        if int(workers) < 0:
+            raise StageError(f'[{name}] workers must be >= 0, got {workers}')
+        self.workers = int(workers)
+
+    # ------------------------------------------------------------------ pass 1
+    def _scores(self, ctx: StageContext, model, dataset, logits_dir: Path) -> int:
+        todo = [i for i, rec in enumerate(dataset.records)
+                if not (logits_dir / f'{rec.img_id}.npz').is_file()]
+        bar = tqdm(todo, desc=f'[{self.name}] scores', unit='img', disable=not ctx.progress)
+        for index in bar:
+            sample = dataset.load_sample(index)
+            img = torch.from_numpy(np.ascontiguousarray(sample['img'].transpose(2, 0, 1)))[None]
+            img = model.data_preprocessor(dict(img=img.to(ctx.device)))['img']
+            logits = tta_logits(model, img, self.options['scales'], self.options['flip'])
+            save_logits(logits_dir / f"{sample['img_id']}.npz", logits[0].float().cpu().numpy(),
+                        sample['img'].shape[:2])
+        return len(todo)
+
+    # ------------------------------------------------------------------ pass 2
+    def _labels(self, ctx: StageContext, dataset, logits_dir: Path, num_labels: int):
+        crf = self.options['crf']
+        params = None
+        if crf is not None:
+            overrides = {k: v for k, v in crf.items() if k not in ('preset', 'image')}
+            params = crf_params(crf['preset'], **overrides)
+        stage_dir = Path(ctx.stage_dir)
+        job = PostprocessJob(dataset, logits_dir, stage_dir / 'predictions',
+                             stage_dir / 'predictions_raw' if crf else None, num_labels,
+                             params, crf['image'] if crf else 'raw_rgb')
+        results = map_images(job, range(len(dataset)), workers=self.workers,
+                             desc=f'[{self.name}] labels', progress=ctx.progress)
+        return results, params
+
+    def run(self, ctx: StageContext) -> dict:
+        o = self.options
+        model, manifest = load_trained_model(ctx, o['checkpoint'], ctx.device)
+        art = manifest['artifacts']
+        dataset = build_dataset(ctx.data_cfg, split=o['split'], max_samples=o['max_samples'])
+        num_labels = int(art.get('num_classes', dataset.num_classes)) + 1
+        if num_labels != dataset.num_classes + 1:
+            raise StageError(f"[{self.name}] the model of '{o['checkpoint']}' predicts "
+                             f'{num_labels} labels, the data set has {dataset.num_classes} '
+                             'classes + background')
+        logits_dir = Path(ctx.stage_dir) / 'logits'
+        computed = self._scores(ctx, model, dataset, logits_dir)
+        results, params = self._labels(ctx, dataset, logits_dir, num_labels)
+        names = ['background', *dataset.class_names]
+        metrics, record = self._evaluate(results, num_labels, names)
+        crf_record = None if params is None else dict(
+            preset=o['crf']['preset'], image=o['crf']['image'], params=params.kernels())
+        if record is not None:
+            write_json(Path(ctx.stage_dir) / 'miou.json',
+                       dict(record, split=o['split'], crf_settings=crf_record,
+                            tta=dict(scales=o['scales'], flip=o['flip'])))
+        artifacts = dict(predictions='predictions', logits='logits', split=o['split'],
+                         num_classes=dataset.num_classes, class_names=list(dataset.class_names),
+                         crf=crf_record, tta=dict(scales=o['scales'], flip=o['flip']),
+                         metrics='miou.json' if record is not None else None)
+        if params is not None:
+            artifacts['predictions_raw'] = 'predictions_raw'
+        return dict(metrics=metrics,
+                    counts=dict(images=len(dataset), computed=computed,
+                                reused=len(dataset) - computed,
+                                evaluated=sum(r[1] is not None for r in results)),
+                    artifacts=artifacts)
+
+    def _evaluate(self, results, num_labels: int, names):
+        """Summaries of the raw and CRF predictions over the images with ground truth."""
+        raw, crf = ConfusionMatrix(num_labels), ConfusionMatrix(num_labels)
+        for _, conf_raw, conf_crf in results:
+            if conf_raw is not None:
+                raw.add_matrix(conf_raw)
+            if conf_crf is not None:
+                crf.add_matrix(conf_crf)
+        if raw.num_images == 0:
+            return {}, None
+        record = dict(raw=raw.summary(names))
+        metrics = dict(miou=record['raw']['miou'], miou_raw=record['raw']['miou'],
+                       pixel_accuracy=record['raw']['pixel_accuracy'])
+        if crf.num_images:
+            record['crf'] = crf.summary(names)
+            metrics.update(miou=record['crf']['miou'], miou_crf=record['crf']['miou'],
+                           pixel_accuracy=record['crf']['pixel_accuracy'])
+        return metrics, record

@@ -1,0 +1,233 @@
+"""TrainSegmentor: train a DeepLab segmentor on pseudo labels (or ground truth) with mmengine.
+
+The reference recipe (deeplab-pytorch, spec ``oaa_nsrom_deeplab.md`` §4.3-4.5), all of it
+stage config:
+
+* data: the images of a pseudo-label stage's split with its ``labels/<id>.png``
+  (``labels='<stage>'``), or the data set's ground truth (``labels=None``); augmentation:
+  random scale from (0.5, 0.75, 1.0, 1.25, 1.5), pad to 321 (label 255), random 321 crop,
+  flip (:func:`~wsss_deeplab.datasets.transforms.deeplab_train_pipeline`);
+* optimiser: SGD momentum 0.9, lr 2.5e-4, weight decay 5e-4, groups x1 / x10 / x20
+  (:mod:`~wsss_deeplab.optim.param_groups`), ``iter_size`` gradient accumulation (2);
+* schedule: poly, power 0.9, over ``max_iters`` (20000) iterations, batch 5;
+* checkpoints every ``checkpoint_interval`` iterations (5000) and at the end; ``--resume``
+  continues from the last one.
+
+An *iteration* is one optimiser update, as the reference's ``ITER_MAX`` counts them: it
+takes ``iter_size`` batches (the mmengine Runner runs ``max_iters * iter_size`` batch
+iterations, with ``accumulative_counts = iter_size``).  The poly lr is held over each
+update's batches, so update ``u`` trains with ``lr (1 - u / max_iters)^0.9``, recomputed
+every ``lr_interval`` updates (reference 10).
+
+Writes ``model.pth`` (weights only) and records the model config (without initial-weight
+paths, which the trained weights replace) in the manifest's ``artifacts.model``, so that
+TestSegmentor (or any later stage) rebuilds the same network.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from wsss_core import compat
+from wsss_core.datasets import build_dataset
+from wsss_core.io import atomic_write
+from wsss_core.pipeline.stage import Stage, StageContext, StageError
+from wsss_core.registry import HOOKS, MODELS, STAGES, build, lookup
+from wsss_core.visualization.tensorboard import default_visualizer
+
+from ..datasets.seg_samples import SegmentationSamples
+from ..datasets.transforms import deeplab_train_pipeline
+from ..optim.poly_schedule import poly_schedule
+
+__all__ = ['TrainSegmentor', 'reference_optim_wrapper', 'inference_model_cfg']
+
+_RUNNER_IDS = itertools.count()
+REFERENCE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
+
+
+def reference_optim_wrapper(lr: float = 2.5e-4, momentum: float = 0.9,
+                            weight_decay: float = 5e-4, iter_size: int = 1) -> dict:
+    """SGD with DeepLab's parameter groups; ``iter_size`` accumulates gradients (loss / n)."""
+    return dict(type='OptimWrapper', accumulative_counts=int(iter_size),
+                optimizer=dict(type='SGD', lr=lr, momentum=momentum, weight_decay=weight_decay),
+                constructor='DeepLabOptimWrapperConstructor')
+
+
+def inference_model_cfg(model_cfg: dict) -> dict:
+    """The model config without initial-weight sources (the trained weights replace them)."""
+    cfg = copy.deepcopy(dict(model_cfg))
+    cfg.pop('init_checkpoint', None)
+    cfg.pop('load_head', None)
+    backbone = cfg.get('backbone')
+    if isinstance(backbone, dict):
+        backbone = dict(backbone)
+        for key in ('pretrained', 'timm_weights', 'checkpoint'):
+            backbone.pop(key, None)
+        if backbone.get('type') == 'TimmBackbone':
+            backbone['pretrained'] = False
+        cfg['backbone'] = backbone
+    return cfg
+
+
+@STAGES.register_module()
+class TrainSegmentor(Stage):
+    """Train ``model`` (e.g. ``DeepLabV2``) on pseudo labels or ground truth.
+
+    Args:
+        model: model config; ``num_classes`` defaults to the data set's classes + background.
+        labels: a stage whose manifest has ``artifacts.labels`` (a folder of label PNGs) and
+            ``artifacts.split``; None trains on the data set's ground truth.
+        train_split: the split (default: the labels stage's, else 'train').
+        max_iters: optimiser updates (reference 20000), each of ``iter_size`` batches (2) of
+            ``batch_size`` crops (5).
+        lr, momentum, weight_decay, power: the recipe (2.5e-4, 0.9, 5e-4, 0.9).
+        lr_interval: recompute the poly lr every n updates (reference 10; 1 = every one).
+        checkpoint_interval: in updates.
+        crop_size, scales, flip: the augmentation; ``pipeline`` replaces it entirely.
+        optim_wrapper / param_scheduler: mmengine configs replacing the recipe's (their
+            iterations are batch iterations).
+        log_interval (batch iterations), num_workers, custom_hooks, default_hooks,
+        data (dataset overrides), max_samples: the usual.
+    """
+
+    input_keys = ('labels',)
+
+    def __init__(self, name: str, model: dict, labels: Optional[str] = None,
+                 train_split: Optional[str] = None, max_iters: int = 20000, batch_size: int = 5,
+                 iter_size: int = 1, lr: float = 2.5e-4, momentum: float = 0.9,
+                 weight_decay: float = 5e-4, power: float = 0.9, lr_interval: int = 1,
+                 crop_size: int = 321, scales: Sequence[float] = REFERENCE_SCALES,
+                 flip: bool = True, pipeline: Optional[Sequence] = None,
+                 optim_wrapper: Optional[dict] = None, param_scheduler=None,
+                 checkpoint_interval: int = 5000, log_interval: int = 50, num_workers: int = 0,
+                 custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
+                 data: Optional[dict] = None, max_samples: Optional[int] = None):
+        if int(max_iters) < 1 or int(batch_size) < 1 or int(iter_size) < 1:
+            raise StageError(f'[{name}] max_iters, batch_size and iter_size must be >= 1')
+        super().__init__(name, model=dict(model), labels=labels, train_split=train_split,
+                         max_iters=int(max_iters), batch_size=int(batch_size),
+                         iter_size=int(iter_size), lr=float(lr), momentum=float(momentum),
+                         weight_decay=float(weight_decay), power=float(power),
+                         lr_interval=int(lr_interval), crop_size=int(crop_size),
+                         scales=[float(s) for s in scales], flip=bool(flip),
+                         pipeline=pipeline, optim_wrapper=optim_wrapper,
+                         param_scheduler=param_scheduler,
+                         checkpoint_interval=int(checkpoint_interval),
+                         log_interval=int(log_interval), num_workers=int(num_workers),
+                         custom_hooks=[dict(h) for h in custom_hooks],
+                         default_hooks=default_hooks, data=data, max_samples=max_samples)
+        lookup(MODELS, model['type'])
+        for hook in custom_hooks:
+            lookup(HOOKS, hook['type'])
+
+    def is_training(self) -> bool:
+        return True
+
+    def hash_payload(self, ctx: StageContext) -> dict:
+        payload = super().hash_payload(ctx)
+        payload['seed'] = ctx.seed
+        return payload
+
+    # ------------------------------------------------------------------ data
+    def _label_source(self, ctx: StageContext):
+        """``(label_dir or None, split)`` from the labels stage's manifest."""
+        source = self.options['labels']
+        if source is None:
+            return None, self.options['train_split'] or 'train'
+        art = ctx.manifest_of(source).get('artifacts') or {}
+        if 'labels' not in art:
+            raise StageError(f"[{self.name}] stage '{source}' recorded no 'labels' artifact "
+                             '(a folder of label PNGs) to train on')
+        split = self.options['train_split'] or art.get('split') or 'train'
+        return ctx.stage_path(source) / art['labels'], split
+
+    def build_train_set(self, ctx: StageContext) -> SegmentationSamples:
+        o = self.options
+        label_dir, split = self._label_source(ctx)
+        data_cfg = dict(ctx.data_cfg, **(o['data'] or {}))
+        base = build_dataset(data_cfg, split=split, load_gt=label_dir is None,
+                             max_samples=o['max_samples'])
+        label_key = 'pseudo_seg' if label_dir is not None else 'gt_seg'
+        pipeline = o['pipeline'] or deeplab_train_pipeline(o['crop_size'], o['scales'],
+                                                           label_key, o['flip'])
+        return SegmentationSamples(base, label_dir, pipeline)
+
+    def model_cfg(self, num_classes: int) -> dict:
+        cfg = copy.deepcopy(self.options['model'])
+        cfg.setdefault('num_classes', num_classes + 1)
+        return cfg
+
+    # ------------------------------------------------------------------ runner
+    def _runner(self, ctx: StageContext, model, train_set):
+        from mmengine.runner import Runner
+        o = self.options
+        optim = o['optim_wrapper'] or reference_optim_wrapper(o['lr'], o['momentum'],
+                                                              o['weight_decay'], o['iter_size'])
+        batches = o['max_iters'] * o['iter_size']
+        sched = o['param_scheduler'] or poly_schedule(
+            batches, o['power'], interval=o['lr_interval'] * o['iter_size'])
+        hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
+                     checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                     interval=o['checkpoint_interval'] * o['iter_size'],
+                                     max_keep_ckpts=2,
+                                     save_last=True))
+        hooks.update(o['default_hooks'] or {})
+        kwargs = dict(
+            model=model, work_dir=str(ctx.stage_dir),
+            experiment_name=f'{self.name}-{next(_RUNNER_IDS)}',
+            train_dataloader=dict(dataset=train_set, batch_size=o['batch_size'],
+                                  num_workers=o['num_workers'],
+                                  persistent_workers=o['num_workers'] > 0,
+                                  sampler=dict(type='InfiniteSampler', shuffle=True),
+                                  collate_fn=dict(type='default_collate')),
+            train_cfg=dict(by_epoch=False, max_iters=batches, val_interval=batches + 1),
+            optim_wrapper=optim, param_scheduler=sched, default_hooks=hooks,
+            custom_hooks=[dict(h) for h in o['custom_hooks']] or None,
+            launcher=ctx.launcher, default_scope='wsss_core',
+            randomness=dict(seed=ctx.seed if ctx.seed is not None else 0),
+            resume=ctx.resume and (Path(ctx.stage_dir) / 'last_checkpoint').is_file(),
+            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+            log_processor=dict(by_epoch=False), visualizer=default_visualizer())
+        if ctx.launcher != 'none':
+            kwargs['model_wrapper_cfg'] = compat.model_wrapper_cfg()
+        return Runner(**kwargs)
+
+    # ------------------------------------------------------------------ run
+    def run(self, ctx: StageContext) -> dict:
+        train_set = self.build_train_set(ctx)
+        model_cfg = self.model_cfg(train_set.num_classes)
+        model = build(model_cfg, MODELS)
+        runner = self._runner(ctx, model, train_set)
+        with compat.allow_mmengine_checkpoints():
+            runner.train()
+        net = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
+            torch.save(net.state_dict(), fh)
+        metrics = {}
+        scalars = runner.message_hub.log_scalars
+        if 'train/loss' in scalars:
+            metrics['final_loss'] = float(scalars['train/loss'].current())
+        return dict(
+            metrics=metrics,
+            counts=dict(train_images=len(train_set), iterations=self.options['max_iters'],
+                        batches=self.options['max_iters'] * self.options['iter_size'],
+                        ignored_batches=int(getattr(net, 'num_ignored_batches', 0))),
+            artifacts=dict(weights='model.pth', model=inference_model_cfg(model_cfg),
+                           num_classes=train_set.num_classes,
+                           class_names=list(train_set.class_names),
+                           trained_on=self.options['labels'] or 'ground_truth',
+                           split=train_set.dataset.split,
+                           init=_init_record(model_cfg)))
+
+
+def _init_record(model_cfg: dict) -> dict:
+    """Where the initial weights came from (recorded: it moves results by 1-3 mIoU)."""
+    backbone = model_cfg.get('backbone') or {}
+    return dict(init_checkpoint=model_cfg.get('init_checkpoint'),
+                backbone_pretrained=backbone.get('pretrained') or backbone.get('checkpoint'),
+                backbone_timm_weights=backbone.get('timm_weights'),
+                input_style=model_cfg.get('input_style', 'imagenet'))
