@@ -92,3 +92,26 @@ class Stage:
     def run(self, ctx: StageContext) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
+
+class TrainingStage(Stage):
+    """Base of stages that train with an mmengine Runner.
+
+    They resume from checkpoints only with ``--resume``, their hash covers the run's seed,
+    and the model and hook types are checked when the stage is built (before any work).
+    """
+
+    def is_training(self) -> bool:
+        return True
+
+    def hash_payload(self, ctx: StageContext) -> Dict[str, Any]:
+        payload = super().hash_payload(ctx)
+        payload['seed'] = ctx.seed
+        return payload
+
+    @staticmethod
+    def check_types(model: dict, custom_hooks=()) -> None:
+        """Raise UnknownComponentError now for an unknown model or hook type."""
+        from ..registry import HOOKS, MODELS, lookup
+        lookup(MODELS, model['type'])
+        for hook in custom_hooks:
+            lookup(HOOKS, hook['type'])

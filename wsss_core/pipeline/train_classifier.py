@@ -18,9 +18,9 @@ import torch
 from .. import compat
 from ..datasets import build_dataset
 from ..io import atomic_write
-from ..registry import HOOKS, MODELS, STAGES, build, lookup
+from ..registry import MODELS, STAGES, build
 from ..visualization.tensorboard import default_visualizer
-from .stage import Stage, StageContext
+from .stage import StageContext, TrainingStage
 
 _RUNNER_IDS = itertools.count()
 DEFAULT_PIPELINE = (dict(type='RandomHorizontalFlip'), dict(type='RandomPadCrop', pad=8),
@@ -28,7 +28,7 @@ DEFAULT_PIPELINE = (dict(type='RandomHorizontalFlip'), dict(type='RandomPadCrop'
 
 
 @STAGES.register_module()
-class TrainClassifier(Stage):
+class TrainClassifier(TrainingStage):
     """Train ``model`` on ``train_split`` with image-level labels; evaluate mAP on ``val_split``.
 
     Args:
@@ -54,17 +54,7 @@ class TrainClassifier(Stage):
                          param_scheduler=param_scheduler, custom_hooks=list(custom_hooks),
                          default_hooks=default_hooks, sampler=sampler, data=data,
                          log_interval=log_interval, **options)
-        lookup(MODELS, model['type'])
-        for hook in custom_hooks:
-            lookup(HOOKS, hook['type'])
-
-    def is_training(self) -> bool:
-        return True
-
-    def hash_payload(self, ctx: StageContext) -> dict:
-        payload = super().hash_payload(ctx)
-        payload['seed'] = ctx.seed
-        return payload
+        self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ building
     def _data_cfg(self, ctx: StageContext) -> dict:

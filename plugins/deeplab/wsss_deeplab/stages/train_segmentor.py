@@ -35,8 +35,8 @@ import torch
 from wsss_core import compat
 from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
-from wsss_core.pipeline.stage import Stage, StageContext, StageError
-from wsss_core.registry import HOOKS, MODELS, STAGES, build, lookup
+from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
+from wsss_core.registry import MODELS, STAGES, build
 from wsss_core.visualization.tensorboard import default_visualizer
 
 from ..datasets.seg_samples import SegmentationSamples
@@ -74,7 +74,7 @@ def inference_model_cfg(model_cfg: dict) -> dict:
 
 
 @STAGES.register_module()
-class TrainSegmentor(Stage):
+class TrainSegmentor(TrainingStage):
     """Train ``model`` (e.g. ``DeepLabV2``) on pseudo labels or ground truth.
 
     Args:
@@ -120,17 +120,7 @@ class TrainSegmentor(Stage):
                          log_interval=int(log_interval), num_workers=int(num_workers),
                          custom_hooks=[dict(h) for h in custom_hooks],
                          default_hooks=default_hooks, data=data, max_samples=max_samples)
-        lookup(MODELS, model['type'])
-        for hook in custom_hooks:
-            lookup(HOOKS, hook['type'])
-
-    def is_training(self) -> bool:
-        return True
-
-    def hash_payload(self, ctx: StageContext) -> dict:
-        payload = super().hash_payload(ctx)
-        payload['seed'] = ctx.seed
-        return payload
+        self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ data
     def _label_source(self, ctx: StageContext):
