@@ -12,7 +12,8 @@ def load(name: str) -> Config:
     return Config.fromfile(str(resolve_config_path(f'deeplab::{name}')))
 
 
-@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_deeplabv2.py'])
+@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_deeplabv2_r101.py',
+                                  'voc12_deeplabv3plus_r101.py'])
 def test_config_builds_its_stages(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     cfg = load(name)
@@ -23,12 +24,20 @@ def test_config_builds_its_stages(name, tmp_path, registered):
 
 
 def test_voc_config_is_the_reference_recipe(registered):
-    train, test = load('voc12_deeplabv2.py').stages
+    train, test = load('voc12_deeplabv2_r101.py').stages
     assert train.max_iters == 20000 and train.batch_size == 5 and train.iter_size == 2
     assert train.lr == 2.5e-4 and train.lr_interval == 10 and train.crop_size == 321
     assert train.model.rates == (6, 12, 18, 24) and train.model.msc_scales == (0.5, 0.75)
     assert train.model.input_style == 'caffe'
     assert test.crf.preset == 'deeplab' and test.flip is False
+
+
+def test_v3plus_config_differs_from_v2_only_in_the_head(registered):
+    v2, v3 = load('voc12_deeplabv2_r101.py').stages[0], load('voc12_deeplabv3plus_r101.py').stages[0]
+    assert v3.model.type == 'DeepLabV3Plus' and v3.model.backbone.output_stride == 16
+    assert tuple(v3.model.rates) == (6, 12, 18) and tuple(v3.model.msc_scales) == ()
+    for key in ('max_iters', 'batch_size', 'iter_size', 'lr', 'crop_size', 'scales', 'power'):
+        assert v3[key] == v2[key], key
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):

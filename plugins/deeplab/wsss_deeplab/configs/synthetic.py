@@ -6,7 +6,7 @@
 # Run alone: wsss-run deeplab::synthetic.py   (work_dirs/deeplab_synthetic)
 # The backbone is the core's SmallResNet (output stride 8, from scratch: no weights on disk)
 # and the ASPP rates are scaled to its 12x12 feature maps; the reference ResNet-101 recipe
-# is deeplab::voc12_deeplabv2.py.
+# is deeplab::voc12_deeplabv2_r101.py.
 seed = 0
 work_dir = 'work_dirs/deeplab_synthetic'
 plugins = ['deeplab']

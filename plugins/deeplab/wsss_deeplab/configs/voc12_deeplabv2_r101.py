@@ -8,7 +8,7 @@
 # 76.65 / 77.93 mIoU with CRF as published).  A WSSS method trains it on its pseudo labels:
 # add the labels stage before it and set  labels='<that stage>'  on 'deeplab'.
 #
-#   wsss-run deeplab::voc12_deeplabv2.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-run deeplab::voc12_deeplabv2_r101.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 #
 # Weights are never downloaded: put deeplab-pytorch's converted COCO checkpoint
 # (deeplabv1_resnet101-coco.pth) under weights/, or start from ImageNet (timm's
@@ -17,7 +17,7 @@
 #       stages.0.model.backbone.stride_in_1x1=False \
 #       stages.0.model.backbone.timm_weights=resnet101.tv_in1k
 seed = 0
-work_dir = 'work_dirs/voc12_deeplabv2'
+work_dir = 'work_dirs/voc12_deeplabv2_r101'
 plugins = ['deeplab']
 
 data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')

@@ -1,0 +1,34 @@
+# DeepLab v3+ (ResNet-101 at output stride 16, ASPP with image pooling at rates 6/12/18,
+# decoder on the stride-4 features) on VOC 2012, as the stronger segmentation head users
+# compare against.  Data, augmentation, schedule and test protocol are those of
+# deeplab::voc12_deeplabv2_r101.py (crop 321, batch 5 x iter_size 2, 20000 updates, SGD
+# 2.5e-4 with x10 / x20 on the head, poly 0.9, val with the deeplab dense CRF), so the two
+# heads differ only in the head; no MSC (v3+ is usually trained without it).
+#
+#   wsss-run deeplab::voc12_deeplabv3plus_r101.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#
+# Initial weights: torchvision's ImageNet ResNet-101 from the local timm cache only
+# (resnet101.tv_in1k; nothing is downloaded; a missing file is named in the error), or
+# a local file with  --cfg-options stages.0.model.init_checkpoint=PATH .
+# Not run here: no VOC data offline; no measured figure exists for it yet.
+seed = 0
+work_dir = 'work_dirs/voc12_deeplabv3plus_r101'
+plugins = ['deeplab']
+
+data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
+
+stages = [
+    dict(type='TrainSegmentor', name='deeplab', labels=None, train_split='train_aug',
+         model=dict(type='DeepLabV3Plus', num_classes=21,
+                    backbone=dict(type='DeepLabResNet', depth=101, output_stride=16,
+                                  out_indices=(0, 3), stride_in_1x1=False, norm='frozen',
+                                  timm_weights='resnet101.tv_in1k'),
+                    rates=(6, 12, 18), msc_scales=(), input_style='imagenet'),
+         max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9,
+         weight_decay=5e-4, power=0.9, lr_interval=10, crop_size=321,
+         scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True, checkpoint_interval=5000,
+         log_interval=100, num_workers=4),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val',
+         scales=(1.0,), flip=False,
+         crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'), workers=8),
+]
