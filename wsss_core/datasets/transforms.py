@@ -30,6 +30,23 @@ class RandomTransform:
         return int(torch.randint(high, ()).item()) if high > 0 else 0
 
 
+class Compose:
+    """A transform pipeline: configs (built from TRANSFORMS) or callables, applied in order."""
+
+    def __init__(self, transforms: Sequence = ()):
+        from ..registry import build
+        self.transforms = [build(t, TRANSFORMS) if isinstance(t, dict) else t
+                           for t in (transforms or [])]
+
+    def __call__(self, sample: dict) -> dict:
+        for transform in self.transforms:
+            sample = transform(sample)
+        return sample
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+
 @TRANSFORMS.register_module()
 class RandomHorizontalFlip(RandomTransform):
     """Flip the image and its pixel maps left-right with probability ``prob``."""

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..io import DataFileError, read_label_png
-from ..registry import DATASETS, TRANSFORMS, build
+from ..registry import DATASETS
+from .transforms import Compose
 from .class_names import VOC_CLASSES
 from ..visualization.palette import voc_palette
 from .label_formats import labels_from_masks, load_label_file, read_list
@@ -120,8 +121,7 @@ class ListedSegmentationDataset(VOCLayoutDataset):
         self.label_source = self._label_source(labels_from, cls_labels_file)
         self.records = self._build_records(
             ids, img_dir, img_suffix, seg_suffix, saliency_dir, pseudo_label_dir, label_cache)
-        self.pipeline = [build(t, TRANSFORMS) if isinstance(t, dict) else t
-                         for t in (pipeline or [])]
+        self.pipeline = Compose(pipeline)
 
     # ------------------------------------------------------------------ hooks
     def default_seg_dir(self, split: str) -> Optional[str]:

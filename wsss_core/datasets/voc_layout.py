@@ -23,7 +23,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..io import DataFileError, read_gray_png, read_image, read_label_png
-from ..registry import DATASETS, TRANSFORMS, build
+from ..registry import DATASETS
+from .transforms import Compose
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,7 @@ class VOCLayoutDataset(Dataset):
             ids = ids[:int(max_samples)]
         self.records = self._make_records(ids, list_path, img_dir, img_suffix, seg_dir,
                                           seg_suffix, saliency_dir, labels_from)
-        self.pipeline = [build(t, TRANSFORMS) if isinstance(t, dict) else t
-                         for t in (pipeline or [])]
+        self.pipeline = Compose(pipeline)
 
     # ------------------------------------------------------------------ records
     def _make_records(self, ids, list_path, img_dir, img_suffix, seg_dir, seg_suffix,
@@ -182,10 +182,7 @@ class VOCLayoutDataset(Dataset):
         return sample
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.load_sample(index)
-        for transform in self.pipeline:
-            sample = transform(sample)
-        return sample
+        return self.pipeline(self.load_sample(index))
 
     @property
     def metainfo(self) -> dict:

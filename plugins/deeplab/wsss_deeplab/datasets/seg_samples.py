@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 from torch.utils.data import Dataset
 
 from wsss_core.io import DataFileError, read_label_png
-from wsss_core.registry import TRANSFORMS, build
+from wsss_core.datasets.transforms import Compose
 
 __all__ = ['SegmentationSamples']
 
@@ -44,8 +44,7 @@ class SegmentationSamples(Dataset):
                 raise DataFileError(f'pseudo label not found: {self.label_dir / missing[0]}.png'
                                     + (f' (and {len(missing) - 1} more)' if len(missing) > 1
                                        else ''))
-        self.pipeline = [build(t, TRANSFORMS) if isinstance(t, dict) else t
-                         for t in (pipeline or [])]
+        self.pipeline = Compose(pipeline)
         self.num_classes = dataset.num_classes
         self.class_names = dataset.class_names
 
@@ -78,7 +77,4 @@ class SegmentationSamples(Dataset):
         return sample
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.load_sample(index)
-        for transform in self.pipeline:
-            sample = transform(sample)
-        return sample
+        return self.pipeline(self.load_sample(index))
