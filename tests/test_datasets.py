@@ -63,3 +63,41 @@ def test_rescale_picks_label_pixels_like_pil_nearest():
         h, w = s['gt_seg'].shape
         expected = np.asarray(Image.fromarray(gt).resize((w, h), Image.NEAREST))
         assert np.array_equal(s['gt_seg'], expected)
+
+
+def test_resize_short_side_keeps_aspect_like_oaa_resize_short():
+    from wsss_core.datasets.transforms import Resize
+    gt = (np.arange(375 * 500) % 7).astype(np.uint8).reshape(375, 500)
+    s = Resize(short_side=224)(dict(img=np.zeros((375, 500, 3), np.uint8), gt_seg=gt))
+    assert s['img'].shape == (224, 299, 3)          # spec 2.2: 500x375 -> 299x224
+    assert s['gt_seg'].shape == (224, 299)
+    assert set(np.unique(s['gt_seg'])) <= set(range(7))   # nearest: no new label values
+    portrait = Resize(short_side=224)(dict(img=np.zeros((500, 333, 3), np.uint8)))
+    assert portrait['img'].shape == (336, 224, 3)
+
+
+def test_resize_to_fixed_size_and_argument_errors():
+    import pytest
+    from wsss_core.datasets.transforms import Resize
+    s = Resize(size=(256, 256))(dict(img=np.zeros((375, 500, 3), np.uint8),
+                                     saliency=np.zeros((375, 500), np.uint8)))
+    assert s['img'].shape == (256, 256, 3) and s['saliency'].shape == (256, 256)
+    with pytest.raises(ValueError, match='exactly one'):
+        Resize(short_side=224, size=(256, 256))
+    with pytest.raises(ValueError, match='interpolation'):
+        Resize(short_side=224, interpolation='lanczos9')
+
+
+def test_color_jitter_changes_colours_reproducibly_and_keeps_shape():
+    import torch
+    from wsss_core.datasets.transforms import ColorJitter
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    jitter = ColorJitter(0.3, 0.3, 0.3, 0.1)
+    torch.manual_seed(3)
+    a = jitter(dict(img=img.copy()))['img']
+    torch.manual_seed(3)
+    b = jitter(dict(img=img.copy()))['img']
+    assert a.dtype == np.uint8 and a.shape == img.shape
+    assert np.array_equal(a, b) and not np.array_equal(a, img)
+    same = ColorJitter()(dict(img=img.copy()))['img']
+    assert np.array_equal(same, img)

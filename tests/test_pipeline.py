@@ -190,3 +190,34 @@ def test_a_second_run_on_the_same_work_dir_is_refused(tmp_path, tiny_data_cfg):
         holder.join(30)
     with work_dir_lock(tmp_path):   # free again once the holder is gone
         pass
+
+
+def test_make_cams_resize_runs_the_network_at_the_training_size(tmp_path, tiny_data_cfg):
+    """``resize=dict(size=...)``: the classifier sees the resized image, the maps come back at
+    the image size and equal a direct computation at the resized size, upsampled."""
+    import torch
+    import torch.nn.functional as F
+    from wsss_core.datasets import build_dataset
+    from wsss_core.datasets.transforms import Resize
+    from wsss_core.pipeline.train_classifier import load_trained_model
+    cfg = tiny_pipeline_cfg(tiny_data_cfg)
+    cfg['stages'] = cfg['stages'][:1] + [
+        dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False,
+             resize=dict(size=(32, 32)), max_samples=2)]
+    res = run(cfg, tmp_path)
+    assert res['cams'].manifest['counts']['computed'] == 2
+    from wsss_core.pipeline.stage import StageContext
+    ctx = StageContext(cfg=Config(cfg), work_dir=tmp_path, stage_dir=tmp_path / 'cams')
+    model, _ = load_trained_model(ctx, 'classify')
+    sample = build_dataset(tiny_data_cfg, split='train', load_gt=False).load_sample(0)
+    small = Resize(size=(32, 32))(dict(img=sample['img']))['img']
+    x = model.data_preprocessor.normalize(torch.from_numpy(small).permute(2, 0, 1)[None])
+    with torch.no_grad():
+        direct = F.relu(model.cam_logits(x))
+    direct = F.interpolate(direct, size=sample['img'].shape[:2], mode='bilinear',
+                           align_corners=False)[0]
+    ids = np.flatnonzero(sample['labels'])
+    cams, stored_ids = load_cam(tmp_path / 'cams' / 'cams' / f"{sample['img_id']}.npz")
+    assert cams.shape[1:] == sample['img'].shape[:2] and list(stored_ids) == list(ids)
+    expected = direct[ids] / (direct[ids].flatten(1).max(1).values.view(-1, 1, 1) + 1e-5)
+    assert np.allclose(cams, expected.numpy(), atol=2e-3)

@@ -7,7 +7,8 @@ from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 COMPONENTS = {
     'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'NormalizeImages'],
     'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014'],
-    'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs'],
+    'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
+                   'Resize', 'ColorJitter'],
     'METRICS': ['MultiLabelMAP'],
     'CAM_GENERATORS': ['CAM', 'GradCAM', 'GradCAMPlusPlus', 'LayerCAM', 'ScoreCAM',
                        'GradCAMPackage'],

@@ -33,13 +33,14 @@ def _up(maps: torch.Tensor, size) -> torch.Tensor:
 
 def multiscale_cams(generator, model, img: torch.Tensor,
                     scales: Sequence[float] = DEFAULT_SCALES, flip: bool = True,
-                    class_ids=None) -> torch.Tensor:
+                    class_ids=None, out_size=None) -> torch.Tensor:
     """Summed CAMs (B, C, H, W) of a batch of normalised images (B, 3, H, W), batched flips.
 
     ``class_ids``: per image, the classes whose maps are needed (None: all); see
-    :class:`~wsss_core.cams.base.BaseCAMGenerator`.
+    :class:`~wsss_core.cams.base.BaseCAMGenerator`.  ``out_size``: (H, W) of the maps when
+    not the input's (e.g. the original image's when the input was resized).
     """
-    size = img.shape[-2:]
+    size = tuple(out_size) if out_size is not None else img.shape[-2:]
     total = None
     n = img.shape[0]
     ids = None if class_ids is None else list(class_ids) + (list(class_ids) if flip else [])

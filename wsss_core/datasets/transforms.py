@@ -84,6 +84,69 @@ class RandomRescale(RandomTransform):
         return sample
 
 
+_INTERPOLATION = {'nearest': cv2.INTER_NEAREST_EXACT, 'bilinear': cv2.INTER_LINEAR,
+                  'bicubic': cv2.INTER_CUBIC, 'area': cv2.INTER_AREA}
+
+
+@TRANSFORMS.register_module()
+class Resize:
+    """Deterministic resize: the short side to ``short_side`` (aspect kept, as OAA's
+    ``ResizeShort(224)``) or the whole image to ``size = (h, w)`` (NSROM's 256x256 warp).
+
+    The image uses ``interpolation`` (default bicubic, as the references' PIL pipelines);
+    pixel maps use nearest (the label-safe ``INTER_NEAREST_EXACT``).
+    """
+
+    def __init__(self, short_side=None, size=None, interpolation: str = 'bicubic'):
+        if (short_side is None) == (size is None):
+            raise ValueError('Resize needs exactly one of short_side or size')
+        if interpolation not in _INTERPOLATION:
+            raise ValueError(f'interpolation must be one of {sorted(_INTERPOLATION)}, '
+                             f'not {interpolation!r}')
+        self.short_side = short_side
+        self.size = tuple(size) if size is not None else None
+        self.interpolation = interpolation
+
+    def target_size(self, h: int, w: int) -> Tuple[int, int]:
+        """(H', W') for an (h, w) image."""
+        if self.size is not None:
+            return int(self.size[0]), int(self.size[1])
+        s = self.short_side / min(h, w)
+        return max(1, round(h * s)), max(1, round(w * s))
+
+    def __call__(self, sample: dict) -> dict:
+        h, w = sample['img'].shape[:2]
+        th, tw = self.target_size(h, w)
+        if (th, tw) == (h, w):
+            return sample
+        sample['img'] = cv2.resize(sample['img'], (tw, th),
+                                   interpolation=_INTERPOLATION[self.interpolation])
+        for key in PIXEL_MAPS:
+            if key in sample:
+                sample[key] = cv2.resize(sample[key], (tw, th),
+                                         interpolation=cv2.INTER_NEAREST_EXACT)
+        return sample
+
+
+@TRANSFORMS.register_module()
+class ColorJitter(RandomTransform):
+    """Random brightness, contrast, saturation and hue of the uint8 RGB image
+    (torchvision's ``ColorJitter`` factors; OAA uses 0.3 / 0.3 / 0.3 / 0.1).
+
+    Factors are drawn from torch's generator, so runs are reproducible under a seed.
+    """
+
+    def __init__(self, brightness: float = 0.0, contrast: float = 0.0,
+                 saturation: float = 0.0, hue: float = 0.0):
+        from torchvision.transforms import ColorJitter as _TVColorJitter
+        self._jitter = _TVColorJitter(brightness, contrast, saturation, hue)
+
+    def __call__(self, sample: dict) -> dict:
+        img = torch.from_numpy(np.ascontiguousarray(sample['img'])).permute(2, 0, 1)
+        sample['img'] = self._jitter(img).permute(1, 2, 0).contiguous().numpy()
+        return sample
+
+
 @TRANSFORMS.register_module()
 class RandomPadCrop(RandomTransform):
     """Pad by ``pad`` pixels (reflect for the image) and/or to ``size``, then crop ``size`` at random.

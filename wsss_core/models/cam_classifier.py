@@ -42,10 +42,16 @@ class CAMClassifier(BaseModel):
         self.backbone = build(backbone, MODELS)
         self.num_classes = int(num_classes)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Conv2d(self.backbone.out_channels, self.num_classes, 1, bias=False)
-        nn.init.xavier_uniform_(self.classifier.weight)
+        self.classifier = self.build_classifier(self.backbone.out_channels, self.num_classes)
         if channels_last:
             self.to(memory_format=torch.channels_last)
+
+    def build_classifier(self, in_channels: int, num_classes: int) -> nn.Module:
+        """The head from features to class maps: here a bias-free 1x1 conv (subclasses
+        with a deeper head override this and :meth:`logits`)."""
+        conv = nn.Conv2d(in_channels, num_classes, 1, bias=False)
+        nn.init.xavier_uniform_(conv.weight)
+        return conv
 
     @property
     def output_stride(self) -> int:

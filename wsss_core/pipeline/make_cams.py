@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..cams import DEFAULT_SCALES, multiscale_cams, normalize_cams
 from ..datasets import build_dataset
+from ..datasets.transforms import Resize
 from ..io import save_cam
 from ..registry import CAM_GENERATORS, STAGES, build, lookup
 from .stage import Stage, StageContext
@@ -32,18 +33,26 @@ class MakeCAMs(Stage):
         scales / flip: test-time augmentation (psa/irn default 1.0, 0.5, 1.5, 2.0 + flip).
         batch_size: images of equal size run through the network together.
         max_samples: only the first N images (quick runs).
+        resize: ``Resize`` options (``short_side`` or ``size``) applied to each image before
+            inference, as in training (e.g. OAA's ``dict(short_side=224)``); the maps are
+            upsampled back to the image size.  Default: the image as it is.
     """
 
     input_keys = ('source',)
 
     def __init__(self, name: str, source: str, split: str = 'train',
                  generator: Optional[dict] = None, scales: Sequence[float] = DEFAULT_SCALES,
-                 flip: bool = True, batch_size: int = 16, max_samples: Optional[int] = None):
+                 flip: bool = True, batch_size: int = 16, max_samples: Optional[int] = None,
+                 resize: Optional[dict] = None):
         generator = dict(generator or dict(type='CAM'))
         lookup(CAM_GENERATORS, generator['type'])
-        super().__init__(name, source=source, split=split, generator=generator,
-                         scales=[float(s) for s in scales], flip=bool(flip),
-                         batch_size=int(batch_size), max_samples=max_samples)
+        options = dict(source=source, split=split, generator=generator,
+                       scales=[float(s) for s in scales], flip=bool(flip),
+                       batch_size=int(batch_size), max_samples=max_samples)
+        if resize:  # only when set, so the config hash of existing runs is unchanged
+            options['resize'] = dict(resize)
+        super().__init__(name, **options)
+        self.resize = Resize(**resize) if resize else None
 
     def run(self, ctx: StageContext) -> dict:
         o = self.options
@@ -68,11 +77,16 @@ class MakeCAMs(Stage):
 
     def _process(self, batch: List[dict], model, generator, out_dir: Path, device: str) -> None:
         o = self.options
-        img = torch.from_numpy(np.stack([s['img'] for s in batch])).permute(0, 3, 1, 2)
+        images = [s['img'] for s in batch]
+        size = images[0].shape[:2]
+        if self.resize is not None:
+            images = [self.resize(dict(img=im))['img'] for im in images]
+        img = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         img = model.data_preprocessor.normalize(img.to(device))
         class_ids = [np.flatnonzero(s['labels'] > 0).tolist() for s in batch]
         with torch.inference_mode(not generator.needs_grad):
-            maps = multiscale_cams(generator, model, img, o['scales'], o['flip'], class_ids)
+            maps = multiscale_cams(generator, model, img, o['scales'], o['flip'], class_ids,
+                                   out_size=size)
         for sample, cam in zip(batch, maps):
             ids = np.flatnonzero(sample['labels'] > 0)
             cams = normalize_cams(cam, ids).cpu().numpy() if ids.size else \
