@@ -38,9 +38,11 @@ SUBDIRS = ('JPEGImages', 'SegmentationClass', 'saliency', 'parts')
 LIST_DIR = Path('ImageSets') / 'Segmentation'
 META = 'meta.json'
 CHUNK = 50
-#: 'fork' where available: the workers only run numpy/OpenCV/Pillow, and a spawned worker
-#: would first re-import the package (torch, mmengine: seconds per worker)
-START_METHOD = 'fork' if 'fork' in multiprocessing.get_all_start_methods() else 'spawn'
+#: 'forkserver' where available, not 'fork': a forked child of a parent whose OpenCV thread
+#: pool is running hangs in ``cv2.setNumThreads`` (seen once a large cv2.resize had run in
+#: the parent); a forkserver child starts from a clean process (one import per worker).
+START_METHOD = ('forkserver' if 'forkserver' in multiprocessing.get_all_start_methods()
+                else 'spawn')
 
 
 def default_cache_root() -> Path:
