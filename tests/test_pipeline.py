@@ -221,3 +221,19 @@ def test_make_cams_resize_runs_the_network_at_the_training_size(tmp_path, tiny_d
     assert cams.shape[1:] == sample['img'].shape[:2] and list(stored_ids) == list(ids)
     expected = direct[ids] / (direct[ids].flatten(1).max(1).values.view(-1, 1, 1) + 1e-5)
     assert np.allclose(cams, expected.numpy(), atol=2e-3)
+
+
+def test_same_seed_gives_the_same_trained_weights_whatever_the_rng_state(tmp_path, tiny_data_cfg):
+    """The model is built after seeding: two runs with one seed, started from different
+    global RNG states, train to identical weights (initial weights included)."""
+    import torch
+    cfg = tiny_pipeline_cfg(tiny_data_cfg)
+    cfg['stages'] = cfg['stages'][:1]
+    weights = []
+    for k, state in enumerate((1, 12345)):
+        torch.manual_seed(state)
+        run(cfg, tmp_path / str(k))
+        weights.append(torch.load(tmp_path / str(k) / 'classify' / 'model.pth',
+                                  weights_only=True))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -108,6 +108,15 @@ class TrainingStage(Stage):
         payload['seed'] = ctx.seed
         return payload
 
+    def build_model(self, ctx: StageContext, model_cfg: dict):
+        """Build the model with every RNG seeded from the run's seed first, so that the
+        initial weights (not only the data order) are the same for the same seed."""
+        from mmengine.runner import set_random_seed
+
+        from ..registry import MODELS, build
+        set_random_seed(ctx.seed if ctx.seed is not None else 0)
+        return build(model_cfg, MODELS)
+
     @staticmethod
     def check_types(model: dict, custom_hooks=()) -> None:
         """Raise UnknownComponentError now for an unknown model or hook type."""

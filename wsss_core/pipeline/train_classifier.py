@@ -99,24 +99,30 @@ class TrainClassifier(TrainingStage):
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
             log_processor=dict(by_epoch=True), visualizer=default_visualizer())
         if ctx.launcher != 'none':
-            kwargs['model_wrapper_cfg'] = compat.model_wrapper_cfg()
+            kwargs['cfg'] = dict(model_wrapper_cfg=compat.model_wrapper_cfg())
         if val_set is not None:
             kwargs.update(val_dataloader=self._dataloader(val_set, o['batch_size'], False),
                           val_evaluator=dict(type='MultiLabelMAP'), val_cfg=dict())
         return Runner(**kwargs)
 
+    def train_pipeline(self, ctx: StageContext) -> list:
+        """The training transforms: the ``pipeline`` option, or :data:`DEFAULT_PIPELINE`.
+
+        Subclasses override this to add transforms (e.g. loading per-pixel targets).
+        """
+        return list(self.options['pipeline'] or DEFAULT_PIPELINE)
+
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
         data_cfg = self._data_cfg(ctx)
-        pipeline = list(self.options['pipeline'] or DEFAULT_PIPELINE)
-        train_set = build_dataset(data_cfg, split=self.options['train_split'], pipeline=pipeline,
-                                  load_gt=False)
+        train_set = build_dataset(data_cfg, split=self.options['train_split'],
+                                  pipeline=self.train_pipeline(ctx), load_gt=False)
         val_set = None
         if self.options['val_split']:
             val_set = build_dataset(data_cfg, split=self.options['val_split'], load_gt=False,
                                     pipeline=[dict(type='PackInputs', keys=('img', 'labels'))])
         model_cfg = self.model_cfg(train_set.num_classes)
-        model = build(model_cfg, MODELS)
+        model = self.build_model(ctx, model_cfg)
         runner = self._runner(ctx, model, train_set, val_set)
         with compat.allow_mmengine_checkpoints():
             runner.train()

@@ -36,7 +36,7 @@ from wsss_core import compat
 from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
 from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
-from wsss_core.registry import MODELS, STAGES, build
+from wsss_core.registry import STAGES
 from wsss_core.visualization.tensorboard import default_visualizer
 
 from ..datasets.seg_samples import SegmentationSamples
@@ -183,14 +183,14 @@ class TrainSegmentor(TrainingStage):
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
             log_processor=dict(by_epoch=False), visualizer=default_visualizer())
         if ctx.launcher != 'none':
-            kwargs['model_wrapper_cfg'] = compat.model_wrapper_cfg()
+            kwargs['cfg'] = dict(model_wrapper_cfg=compat.model_wrapper_cfg())
         return Runner(**kwargs)
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
         train_set = self.build_train_set(ctx)
         model_cfg = self.model_cfg(train_set.num_classes)
-        model = build(model_cfg, MODELS)
+        model = self.build_model(ctx, model_cfg)
         runner = self._runner(ctx, model, train_set)
         with compat.allow_mmengine_checkpoints():
             runner.train()
