@@ -1,0 +1,94 @@
+"""The OAA configs load, build their stages, carry the reference hyper-parameters, and the
+synthetic one runs end to end when shrunk."""
+from __future__ import annotations
+
+import pytest
+from mmengine.config import Config
+
+from wsss_oaa.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
+
+VOC_CONFIGS = ['voc12_vgg16.py', 'voc12_vgg16_iam.py', 'voc12_vgg16_drop.py']
+
+
+def load(name: str) -> Config:
+    from wsss_core.config import load_config
+    return load_config(f'oaa::{name}')
+
+
+def by_name(cfg) -> dict:
+    return {s['name']: s for s in cfg.stages}
+
+
+@pytest.mark.parametrize('name', VOC_CONFIGS + ['synthetic.py'])
+def test_config_builds_its_stages_down_to_deeplab(name, tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    cfg = load(name)
+    kinds = [type(s).__name__ for s in Pipeline(cfg, tmp_path, progress=False).stages]
+    assert kinds[0] == 'TrainClassifier' and kinds[-2:] == ['TrainSegmentor', 'TestSegmentor']
+    assert 'OAAProxyLabels' in str(cfg.stages)
+    assert set(cfg.plugins) == {'deeplab', 'oaa'}
+
+
+def test_voc_classifier_is_the_reference_recipe(registered):
+    stages = by_name(load('voc12_vgg16.py'))
+    cls = stages['classify']
+    assert cls.model.type == 'OAAClassifier' and cls.model.backbone.type == 'VGG16OAA'
+    assert cls.max_epochs == 15 and cls.batch_size == 1
+    opt = cls.optim_wrapper
+    assert opt.accumulative_counts == 5
+    assert opt.optimizer == dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
+                                 weight_decay=5e-4)
+    groups = opt.paramwise_cfg
+    assert (groups.backbone_lr_mult, groups.backbone_bias_lr_mult, groups.head_lr_mult,
+            groups.head_bias_lr_mult, groups.head_bias_decay_mult) == (1, 2, 10, 20, 1)
+    assert cls.param_scheduler[0].milestones == [10] and cls.param_scheduler[0].gamma == 0.1
+    resize, jitter, _ = cls.pipeline
+    assert resize.short_side == 224
+    assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == (.3, .3, .3, .1)
+    hook, = cls.custom_hooks
+    assert hook.type == 'OAAAccumulationHook' and hook.start_epoch == 1 and hook.filter == 'topk'
+    assert stages['labels'].refiners == [dict(type='OAAProxyLabels')]
+    deeplab = stages['deeplab']
+    assert deeplab.labels == 'labels' and deeplab.max_iters == 20000
+    assert stages['test'].crf.preset == 'deeplab'
+
+
+def test_drop_and_iam_configs_change_only_their_part(registered):
+    base, iam, drop = (load(n) for n in VOC_CONFIGS)
+    b, d, i = by_name(base), by_name(drop), by_name(iam)
+    assert d['classify'].custom_hooks[0].drop == dict(prob=0.5, threshold=0.6)
+    assert {k: v for k, v in d['classify'].items() if k != 'custom_hooks'} == \
+        {k: v for k, v in b['classify'].items() if k != 'custom_hooks'}
+    for name in ('accumulated', 'labels', 'deeplab', 'test'):
+        assert d[name] == b[name], name
+    assert i['iam'].targets == 'classify' and i['iam'].model.type == 'IntegralAttentionModel'
+    assert i['iam'].model.loss_weight == 5.0 and i['iam'].optim_wrapper.accumulative_counts == 5
+    assert i['labels'].cams == 'iam_cams' and i['iam_cams'].scales == (1.0,)
+    assert i['deeplab'] == b['deeplab'] and len({base.work_dir, drop.work_dir, iam.work_dir}) == 3
+
+
+def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    cfg = load('synthetic.py')
+    names = [s['name'] for s in cfg.stages]
+    shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False}
+    for name in ('classify', 'oaa_classify', 'oaa_iam'):
+        k = names.index(name)
+        shrink.update({f'stages.{k}.max_epochs': 2 if name == 'oaa_classify' else 1,
+                       f'stages.{k}.batch_size': 8, f'stages.{k}.val_split': None,
+                       f'stages.{k}.model.backbone': dict(type='SmallResNet',
+                                                          widths=(8, 8, 16, 16))})
+    for name in ('deeplab', 'oaa_deeplab'):
+        k = names.index(name)
+        shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
+                       f'stages.{k}.crop_size': 48, f'stages.{k}.model.backbone':
+                       dict(type='SmallResNet', widths=(8, 8, 16, 16))})
+    for name in ('test', 'oaa_test'):
+        shrink[f'stages.{names.index(name)}.workers'] = 0
+    cfg.merge_from_dict(shrink)
+    res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
+    for name in ('eval_oaa_cams', 'eval_oaa_accumulated', 'eval_oaa_iam_cams'):
+        assert 0.0 <= res[name].manifest['metrics']['miou'] <= 1.0
+    assert res['eval_oaa_labels'].manifest['metrics']['miou'] >= 0.0
+    assert res['oaa_test'].manifest['counts']['evaluated'] == 8
+    assert res['oaa_deeplab'].manifest['artifacts']['trained_on'] == 'oaa_labels'

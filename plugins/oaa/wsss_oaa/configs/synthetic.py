@@ -1,0 +1,85 @@
+# OAA end to end on SyntheticShapes, CPU, next to the core's baseline measured in the same run.
+#
+#   baseline (the quickstart's stages): CAM classifier -> multi-scale CAMs -> saliency fusion
+#       -> DeepLab v2 -> val mIoU
+#   OAA: OAA classifier + online accumulation -> final-epoch CAM | accumulated maps
+#       -> integral attention model (OAA+) -> IAM maps -> OAA proxy labels -> DeepLab v2
+#
+#   wsss-run oaa::synthetic.py                  (work_dirs/oaa_synthetic, ~30 min on 2 cores)
+#   wsss-run oaa::synthetic.py --work-dir work_dirs/quickstart   (reuses the quickstart's stages)
+#
+# Differences from the VOC recipe (oaa::voc12_vgg16.py), all for a CPU run from scratch: the
+# backbone is the core's SmallResNet (no weights on disk) with a 128-channel head, AdamW with
+# warm-up + cosine instead of SGD x1/x2/x10/x20 + step (made for fine-tuning ImageNet VGG16),
+# batch 64 instead of 1 x 5, 12 epochs instead of 15.  The accumulation rule, the IAM loss and
+# the proxy-label constants are the reference's.  Training images keep a fixed geometry (no
+# flip / crop): accumulation fuses maps of the same image across epochs pixel by pixel.
+seed = 0
+work_dir = 'work_dirs/oaa_synthetic'
+plugins = ['deeplab', 'oaa']
+
+data = dict(
+    type='SyntheticShapes',
+    generator=dict(image_size=96, num_classes=6, seed=0, num_train=3000, num_val=500),
+)
+
+norm = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
+deeplab_train = dict(
+    model=dict(type='DeepLabV2', backbone=dict(type='SmallResNet'), rates=(2, 4, 6, 8),
+               msc_scales=(0.5, 0.75), data_preprocessor=norm),
+    max_iters=1500, batch_size=16, crop_size=96, scales=(0.5, 0.75, 1.0, 1.25, 1.5),
+    optim_wrapper=dict(type='OptimWrapper',
+                       optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+                       constructor='DeepLabOptimWrapperConstructor',
+                       paramwise_cfg=dict(head_lr_mult=1.0, head_bias_lr_mult=1.0,
+                                          head_bias_decay_mult=0.0)),
+    checkpoint_interval=500, log_interval=50)
+deeplab_test = dict(split='val', crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'),
+                    workers=2)
+oaa_model = dict(backbone=dict(type='SmallResNet'), head_channels=128, channels_last=True,
+                 data_preprocessor=norm)
+fixed_geometry = [dict(type='PackInputs', keys=('img', 'labels'))]
+
+stages = [
+    # --- the core's baseline: exactly the quickstart's stages, then DeepLab ---
+    dict(type='TrainClassifier', name='classify',
+         model=dict(type='CAMClassifier', backbone=dict(type='SmallResNet'), channels_last=True,
+                    data_preprocessor=norm),
+         max_epochs=12, batch_size=64, val_split='val'),
+    dict(type='MakeCAMs', name='cams', source='classify', split='train',
+         scales=(1.0, 0.5, 1.5), flip=True),
+    dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25),
+    dict(type='RefineLabels', name='labels_saliency', cams='cams',
+         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
+    dict(type='EvaluateLabels', name='eval_labels_saliency', labels='labels_saliency'),
+    dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', **deeplab_train),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test),
+    # --- OAA ---
+    dict(type='TrainClassifier', name='oaa_classify', model=dict(type='OAAClassifier', **oaa_model),
+         pipeline=fixed_geometry, max_epochs=12, batch_size=64, val_split='val',
+         custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk')]),
+    # the final-epoch CAM, as the reference's test.py makes it (one scale, no flip)
+    dict(type='MakeCAMs', name='oaa_cams', source='oaa_classify', split='train',
+         scales=(1.0,), flip=False),
+    dict(type='EvaluateLabels', name='eval_oaa_cams', cams='oaa_cams', threshold=0.25),
+    # the accumulated maps at image size (bicubic + min-max, the reference's res.py)
+    dict(type='ExportAttention', name='oaa_accumulated', source='oaa_classify', split='train'),
+    dict(type='EvaluateLabels', name='eval_oaa_accumulated', cams='oaa_accumulated',
+         threshold=0.25),
+    dict(type='RefineLabels', name='oaa_labels', cams='oaa_accumulated',
+         refiners=[dict(type='OAAProxyLabels')]),
+    dict(type='EvaluateLabels', name='eval_oaa_labels', labels='oaa_labels'),
+    # OAA+: the integral attention model trained on the accumulated maps
+    dict(type='TrainIntegralAttention', name='oaa_iam', targets='oaa_classify',
+         model=dict(type='IntegralAttentionModel', loss_form='pytorch', **oaa_model),
+         max_epochs=12, batch_size=64),
+    dict(type='MakeCAMs', name='oaa_iam_cams', source='oaa_iam', split='train',
+         scales=(1.0,), flip=False),
+    dict(type='EvaluateLabels', name='eval_oaa_iam_cams', cams='oaa_iam_cams', threshold=0.25),
+    dict(type='RefineLabels', name='oaa_iam_labels', cams='oaa_iam_cams',
+         refiners=[dict(type='OAAProxyLabels')]),
+    dict(type='EvaluateLabels', name='eval_oaa_iam_labels', labels='oaa_iam_labels'),
+    # DeepLab on the OAA proxy labels (the oaa::voc12_vgg16.py route)
+    dict(type='TrainSegmentor', name='oaa_deeplab', labels='oaa_labels', **deeplab_train),
+    dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab', **deeplab_test),
+]

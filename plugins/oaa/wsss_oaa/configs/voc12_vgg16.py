@@ -1,0 +1,70 @@
+# OAA (Jiang et al., ICCV 2019) on PASCAL VOC 2012 with the reference hyper-parameters of
+# OAA-PyTorch (specs/oaa_nsrom_deeplab.md section 2):
+#   VGG16 classifier (pool4 stride 1, no pool5, dilated conv5) + online attention accumulation
+#   over 15 epochs (from the 2nd on, top-k filter, last-epoch fill)
+#   -> accumulated maps resized to the images (bicubic, min-max)
+#   -> OAA proxy labels with saliency (0.3 / 0.9 / 32 / 0.8 / 1%)
+#   -> DeepLab v2 ResNet-101 (deeplab-pytorch recipe, 20k iterations) -> val mIoU with CRF.
+# Reported: 65.7 mIoU on val, 66.9 with CRF (OAA-PyTorch README).
+#
+#   wsss-run oaa::voc12_vgg16.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#
+# Needs, all local (nothing is downloaded): VOC2012 + SBD train_aug in the VOC layout, the
+# saliency maps under <data_root>/saliency_aug/, torchvision's ImageNet VGG16
+# (weights/vgg16-397923af.pth) and deeplab-pytorch's COCO-initialised ResNet-101
+# (weights/deeplabv1_resnet101-coco.pth).
+# Differences from the reference, on purpose: accumulation is keyed by image id, so the
+# classifier's data are shuffled (the reference must not shuffle); the store lives in memory
+# and in the checkpoints instead of PNGs rewritten at every step.
+seed = 0
+work_dir = 'work_dirs/oaa_voc12_vgg16'
+plugins = ['deeplab', 'oaa']
+
+data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency_aug')
+
+# classifier: batch 1 x gradient accumulation 5, SGD nesterov, lr 1e-3 with x1/x2/x10/x20,
+# weight decay on every group, lr x0.1 at epoch 10, ResizeShort(224) + colour jitter
+oaa_optim = dict(type='OptimWrapper', accumulative_counts=5,
+                 optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
+                                weight_decay=5e-4),
+                 constructor='DeepLabOptimWrapperConstructor',
+                 paramwise_cfg=dict(backbone_lr_mult=1.0, backbone_bias_lr_mult=2.0,
+                                    head_lr_mult=10.0, head_bias_lr_mult=20.0,
+                                    head_bias_decay_mult=1.0))
+oaa_schedule = [dict(type='MultiStepLR', milestones=[10], gamma=0.1, by_epoch=True)]
+oaa_pipeline = [dict(type='Resize', short_side=224),
+                dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1),
+                dict(type='PackInputs', keys=('img', 'labels'))]
+vgg16 = dict(type='VGG16OAA', pretrained='weights/vgg16-397923af.pth')
+
+# DeepLab v2 ResNet-101 as deeplab::voc12_deeplabv2_r101.py, trained on the proxy labels
+deeplab_train = dict(
+    train_split='train_aug',
+    model=dict(type='DeepLabV2', num_classes=21,
+               backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
+                             stride_in_1x1=True, norm='frozen'),
+               rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
+               init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
+    max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9, weight_decay=5e-4,
+    power=0.9, lr_interval=10, crop_size=321, scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True,
+    checkpoint_interval=5000, log_interval=100, num_workers=4)
+deeplab_test = dict(split='val', scales=(1.0,), flip=False,
+                    crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'), workers=8)
+
+# the stages, named so that oaa::voc12_vgg16_iam.py / _drop.py reuse them ({{_base_.<name>}})
+classify = dict(type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
+                model=dict(type='OAAClassifier', backbone=vgg16), pipeline=oaa_pipeline,
+                max_epochs=15, batch_size=1, num_workers=4, optim_wrapper=oaa_optim,
+                param_scheduler=oaa_schedule, log_interval=500,
+                custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk')])
+export_accumulated = dict(type='ExportAttention', name='accumulated', source='classify',
+                          split='train_aug')
+eval_accumulated = dict(type='EvaluateLabels', name='eval_accumulated', cams='accumulated',
+                        threshold=0.25)
+deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels', **deeplab_train)
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test)
+labels = dict(type='RefineLabels', name='labels', cams='accumulated',
+              refiners=[dict(type='OAAProxyLabels')], workers=8)
+eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels')
+
+stages = [classify, export_accumulated, eval_accumulated, labels, eval_labels, deeplab, test]

@@ -1,0 +1,48 @@
+"""Test helpers of the OAA plugin: tiny models and the plugin loaded as wsss-run loads it.
+
+For tests only: importing this module prepares the process the way the test suite needs
+(one thread, offline hub, generated data in a temporary ``WSSS_CACHE`` removed at exit).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+_CACHE = tempfile.mkdtemp(prefix='wsss_oaa_tests_')
+os.environ['WSSS_CACHE'] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+__all__ = ['TINY_BACKBONE', 'TINY_GENERATOR', 'registered', 'tiny_oaa_classifier']
+
+#: VGG16OAA with every width divided by 16 (4..32 channels): same strides and layout
+TINY_BACKBONE = dict(type='VGG16OAA', width_mult=1 / 16)
+TINY_GENERATOR = dict(image_size=48, num_classes=3, seed=0, num_train=16, num_val=8)
+
+
+@pytest.fixture(scope='session')
+def registered():
+    """The core, the DeepLab plugin and this plugin loaded through the plugin loader."""
+    from wsss_core.plugins import load_plugins
+    plugins = load_plugins(enabled=['deeplab', 'oaa'])
+    assert plugins['oaa'].status == 'ok', plugins['oaa'].reason
+    return plugins
+
+
+def tiny_oaa_classifier(num_classes: int = 3, **kwargs):
+    """An OAAClassifier on the tiny VGG16OAA with a 16-channel head (seeded init)."""
+    from wsss_core.registry import MODELS, build
+    cfg = dict(type='OAAClassifier', num_classes=num_classes, backbone=dict(TINY_BACKBONE),
+               head_channels=16)
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    return build(cfg, MODELS)
