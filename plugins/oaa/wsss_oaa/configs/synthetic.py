@@ -40,46 +40,62 @@ oaa_model = dict(backbone=dict(type='SmallResNet'), head_channels=128, channels_
                  data_preprocessor=norm)
 fixed_geometry = [dict(type='PackInputs', keys=('img', 'labels'))]
 
-stages = [
-    # --- the core's baseline: exactly the quickstart's stages, then DeepLab ---
-    dict(type='TrainClassifier', name='classify',
-         model=dict(type='CAMClassifier', backbone=dict(type='SmallResNet'), channels_last=True,
-                    data_preprocessor=norm),
-         max_epochs=12, batch_size=64, val_split='val'),
-    dict(type='MakeCAMs', name='cams', source='classify', split='train',
-         scales=(1.0, 0.5, 1.5), flip=True),
-    dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25),
-    dict(type='RefineLabels', name='labels_saliency', cams='cams',
-         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
-    dict(type='EvaluateLabels', name='eval_labels_saliency', labels='labels_saliency'),
-    dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', **deeplab_train),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test),
-    # --- OAA ---
-    dict(type='TrainClassifier', name='oaa_classify', model=dict(type='OAAClassifier', **oaa_model),
-         pipeline=fixed_geometry, max_epochs=12, batch_size=64, val_split='val',
-         custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk')]),
-    # the final-epoch CAM, as the reference's test.py makes it (one scale, no flip)
-    dict(type='MakeCAMs', name='oaa_cams', source='oaa_classify', split='train',
-         scales=(1.0,), flip=False),
-    dict(type='EvaluateLabels', name='eval_oaa_cams', cams='oaa_cams', threshold=0.25),
-    # the accumulated maps at image size (bicubic + min-max, the reference's res.py)
-    dict(type='ExportAttention', name='oaa_accumulated', source='oaa_classify', split='train'),
-    dict(type='EvaluateLabels', name='eval_oaa_accumulated', cams='oaa_accumulated',
-         threshold=0.25),
-    dict(type='RefineLabels', name='oaa_labels', cams='oaa_accumulated',
-         refiners=[dict(type='OAAProxyLabels')]),
-    dict(type='EvaluateLabels', name='eval_oaa_labels', labels='oaa_labels'),
-    # OAA+: the integral attention model trained on the accumulated maps
-    dict(type='TrainIntegralAttention', name='oaa_iam', targets='oaa_classify',
-         model=dict(type='IntegralAttentionModel', loss_form='pytorch', **oaa_model),
-         max_epochs=12, batch_size=64),
-    dict(type='MakeCAMs', name='oaa_iam_cams', source='oaa_iam', split='train',
-         scales=(1.0,), flip=False),
-    dict(type='EvaluateLabels', name='eval_oaa_iam_cams', cams='oaa_iam_cams', threshold=0.25),
-    dict(type='RefineLabels', name='oaa_iam_labels', cams='oaa_iam_cams',
-         refiners=[dict(type='OAAProxyLabels')]),
-    dict(type='EvaluateLabels', name='eval_oaa_iam_labels', labels='oaa_iam_labels'),
-    # DeepLab on the OAA proxy labels (the oaa::voc12_vgg16.py route)
-    dict(type='TrainSegmentor', name='oaa_deeplab', labels='oaa_labels', **deeplab_train),
-    dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab', **deeplab_test),
-]
+# Each stage is a named variable, so that configs built on this one (nsrom::synthetic.py)
+# list them with {{_base_.<name>}} and reuse the finished stages of the same work dir.
+# --- the core's baseline: exactly the quickstart's stages, then DeepLab ---
+classify = dict(type='TrainClassifier', name='classify',
+                model=dict(type='CAMClassifier', backbone=dict(type='SmallResNet'),
+                           channels_last=True, data_preprocessor=norm),
+                max_epochs=12, batch_size=64, val_split='val')
+cams = dict(type='MakeCAMs', name='cams', source='classify', split='train',
+            scales=(1.0, 0.5, 1.5), flip=True)
+eval_cams = dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25)
+labels_saliency = dict(type='RefineLabels', name='labels_saliency', cams='cams',
+                       refiners=[dict(type='SaliencyFusion', threshold=0.5)])
+eval_labels_saliency = dict(type='EvaluateLabels', name='eval_labels_saliency',
+                            labels='labels_saliency')
+deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', **deeplab_train)
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test)
+baseline_stages = [classify, cams, eval_cams, labels_saliency, eval_labels_saliency, deeplab,
+                   test]
+
+# --- OAA ---
+oaa_classify = dict(type='TrainClassifier', name='oaa_classify',
+                    model=dict(type='OAAClassifier', **oaa_model), pipeline=fixed_geometry,
+                    max_epochs=12, batch_size=64, val_split='val',
+                    custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1,
+                                       filter='topk')])
+# the final-epoch CAM, as the reference's test.py makes it (one scale, no flip)
+oaa_cams = dict(type='MakeCAMs', name='oaa_cams', source='oaa_classify', split='train',
+                scales=(1.0,), flip=False)
+eval_oaa_cams = dict(type='EvaluateLabels', name='eval_oaa_cams', cams='oaa_cams',
+                     threshold=0.25)
+# the accumulated maps at image size (bicubic + min-max, the reference's res.py)
+oaa_accumulated = dict(type='ExportAttention', name='oaa_accumulated', source='oaa_classify',
+                       split='train')
+eval_oaa_accumulated = dict(type='EvaluateLabels', name='eval_oaa_accumulated',
+                            cams='oaa_accumulated', threshold=0.25)
+oaa_labels = dict(type='RefineLabels', name='oaa_labels', cams='oaa_accumulated',
+                  refiners=[dict(type='OAAProxyLabels')])
+eval_oaa_labels = dict(type='EvaluateLabels', name='eval_oaa_labels', labels='oaa_labels')
+# OAA+: the integral attention model trained on the accumulated maps
+oaa_iam = dict(type='TrainIntegralAttention', name='oaa_iam', targets='oaa_classify',
+               model=dict(type='IntegralAttentionModel', loss_form='pytorch', **oaa_model),
+               max_epochs=12, batch_size=64)
+oaa_iam_cams = dict(type='MakeCAMs', name='oaa_iam_cams', source='oaa_iam', split='train',
+                    scales=(1.0,), flip=False)
+eval_oaa_iam_cams = dict(type='EvaluateLabels', name='eval_oaa_iam_cams', cams='oaa_iam_cams',
+                         threshold=0.25)
+oaa_iam_labels = dict(type='RefineLabels', name='oaa_iam_labels', cams='oaa_iam_cams',
+                      refiners=[dict(type='OAAProxyLabels')])
+eval_oaa_iam_labels = dict(type='EvaluateLabels', name='eval_oaa_iam_labels',
+                           labels='oaa_iam_labels')
+# DeepLab on the OAA proxy labels (the oaa::voc12_vgg16.py route)
+oaa_deeplab = dict(type='TrainSegmentor', name='oaa_deeplab', labels='oaa_labels',
+                   **deeplab_train)
+oaa_test = dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab', **deeplab_test)
+
+stages = baseline_stages + [
+    oaa_classify, oaa_cams, eval_oaa_cams, oaa_accumulated, eval_oaa_accumulated, oaa_labels,
+    eval_oaa_labels, oaa_iam, oaa_iam_cams, eval_oaa_iam_cams, oaa_iam_labels,
+    eval_oaa_iam_labels, oaa_deeplab, oaa_test]
