@@ -64,6 +64,10 @@ def test_drop_and_iam_configs_change_only_their_part(registered):
     assert i['iam'].targets == 'classify' and i['iam'].model.type == 'IntegralAttentionModel'
     assert i['iam'].model.loss_weight == 5.0 and i['iam'].optim_wrapper.accumulative_counts == 5
     assert i['labels'].cams == 'iam_cams' and i['iam_cams'].scales == (1.0,)
+    # the IAM sees its images as the classifier did, and infers at that size
+    assert i['iam'].pipeline[:2] == b['classify'].pipeline[:2]
+    assert 'attention' in i['iam'].pipeline[-1]['keys']
+    assert i['iam_cams'].resize == dict(short_side=224)
     assert i['deeplab'] == b['deeplab'] and len({base.work_dir, drop.work_dir, iam.work_dir}) == 3
 
 

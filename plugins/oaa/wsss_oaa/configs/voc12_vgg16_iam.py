@@ -13,6 +13,12 @@ iam = dict(type='TrainIntegralAttention', name='iam', targets='classify',
            train_split='train_aug', val_split=None,
            model=dict(type='IntegralAttentionModel', backbone={{_base_.vgg16}},
                       loss_form='pytorch', threshold=1e-3, loss_weight=5.0),
+           # the classifier's input pipeline (the targets were made at that size), packing
+           # the attention targets too
+           pipeline=[dict(type='Resize', short_side=224),
+                     dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3,
+                          hue=0.1),
+                     dict(type='PackInputs', keys=('img', 'labels', 'attention'))],
            max_epochs=15, batch_size=1, num_workers=4, optim_wrapper={{_base_.oaa_optim}},
            param_scheduler={{_base_.oaa_schedule}}, log_interval=500)
 iam_cams = dict(type='MakeCAMs', name='iam_cams', source='iam', split='train_aug',
