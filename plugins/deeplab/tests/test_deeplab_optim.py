@@ -61,6 +61,23 @@ def test_trainable_bn_backbone_gets_a_bias_group(registered):
     assert len(groups['backbone_bias']['params']) == 2 * len(bn)
 
 
+def test_weight_rule_by_name_puts_norm_scales_with_the_weights(registered):
+    from wsss_deeplab.optim.param_groups import GroupRules, deeplab_param_groups
+    from wsss_core.registry import MODELS, build
+    model = build(dict(type='DeepLabV2', num_classes=3,
+                       backbone=dict(type='DeepLabResNet', depth='tiny', norm='bn')), MODELS)
+    bn = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    by_name = {g['name']: {id(p) for p in g['params']}
+               for g in deeplab_param_groups(model, LR, rules=GroupRules(weight_rule='name'))}
+    assert all(id(m.weight) in by_name['backbone'] for m in bn)
+    assert all(id(m.bias) in by_name['backbone_bias'] for m in bn)
+    by_ndim = {g['name']: {id(p) for p in g['params']}
+               for g in deeplab_param_groups(model, LR, rules=GroupRules())}
+    assert all(id(m.weight) in by_ndim['backbone_bias'] for m in bn)
+    with pytest.raises(ValueError, match='weight_rule'):
+        GroupRules.from_cfg(dict(weight_rule='size'))
+
+
 def run_schedule(sched_cfg, its):
     """lr of every group at each 0-based iteration in ``its`` (as the Runner steps it)."""
     from wsss_core.registry import PARAM_SCHEDULERS, build

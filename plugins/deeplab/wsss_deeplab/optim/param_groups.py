@@ -15,7 +15,8 @@ BatchNorm parameters are absent because the backbone's norms are frozen (buffers
 parameters).  The rule here: a parameter whose name starts with ``backbone.`` is backbone,
 everything else is head; within each part, tensors with more than one dimension are
 "weights" and the rest (biases, norm scales/shifts, e.g. of a v3+ head or a trainable-BN
-backbone) are "biases".  The group lr is ``lr * lr_mult`` and its weight decay
+backbone) are "biases" (``weight_rule='name'``: every ``*.weight`` is a weight, norm scales
+included, as the OAA / NSROM reference code splits them).  The group lr is ``lr * lr_mult`` and its weight decay
 ``weight_decay * decay_mult``; multipliers come from ``paramwise_cfg``::
 
     optim_wrapper = dict(
@@ -53,6 +54,10 @@ class GroupRules:
     head_bias_lr_mult: float = 20.0
     head_bias_decay_mult: float = 0.0
     backbone_prefix: str = 'backbone.'
+    #: 'ndim': tensors with more than one dimension are weights (norm scales are "biases");
+    #: 'name': parameters whose name ends in ``weight`` are weights (a norm's scale too),
+    #: the rule of the OAA / NSROM reference code
+    weight_rule: str = 'ndim'
 
     @classmethod
     def from_cfg(cls, cfg: Optional[dict]) -> 'GroupRules':
@@ -62,6 +67,8 @@ class GroupRules:
         if unknown:
             raise TypeError(f'unknown DeepLab paramwise_cfg key(s) {unknown}; known: '
                             f'{sorted(known)}')
+        if cfg.get('weight_rule', 'ndim') not in ('ndim', 'name'):
+            raise ValueError(f"weight_rule must be 'ndim' or 'name', not {cfg['weight_rule']!r}")
         return cls(**cfg)
 
     def multipliers(self, group: str) -> tuple:
@@ -78,7 +85,10 @@ GROUP_ORDER = ('backbone', 'backbone_bias', 'head_weight', 'head_bias')
 def group_of(name: str, param, rules: GroupRules) -> str:
     """The group of one named parameter (see the module docstring)."""
     in_backbone = name.startswith(rules.backbone_prefix)
-    is_weight = param.ndim > 1
+    if rules.weight_rule == 'name':
+        is_weight = name.rsplit('.', 1)[-1] == 'weight'
+    else:
+        is_weight = param.ndim > 1
     if in_backbone:
         return 'backbone' if is_weight else 'backbone_bias'
     return 'head_weight' if is_weight else 'head_bias'

@@ -30,7 +30,7 @@ oaa_optim = dict(type='OptimWrapper', accumulative_counts=5,
                  constructor='DeepLabOptimWrapperConstructor',
                  paramwise_cfg=dict(backbone_lr_mult=1.0, backbone_bias_lr_mult=2.0,
                                     head_lr_mult=10.0, head_bias_lr_mult=20.0,
-                                    head_bias_decay_mult=1.0))
+                                    head_bias_decay_mult=1.0, weight_rule='name'))
 oaa_schedule = [dict(type='MultiStepLR', milestones=[10], gamma=0.1, by_epoch=True)]
 oaa_pipeline = [dict(type='Resize', short_side=224),
                 dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1),

@@ -30,7 +30,7 @@ from .attention_head import AttentionHead
 
 #: ``paramwise_cfg`` of ``DeepLabOptimWrapperConstructor`` giving OAA's x1 / x2 / x10 / x20
 OAA_PARAMWISE_CFG = dict(backbone_lr_mult=1.0, backbone_bias_lr_mult=2.0, head_lr_mult=10.0,
-                         head_bias_lr_mult=20.0, head_bias_decay_mult=1.0)
+                         head_bias_lr_mult=20.0, head_bias_decay_mult=1.0, weight_rule='name')
 
 
 @MODELS.register_module()
