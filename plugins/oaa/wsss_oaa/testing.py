@@ -5,22 +5,12 @@ For tests only: importing this module prepares the process the way the test suit
 """
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import tempfile
+from wsss_core.testing import isolate_test_process
 
-os.environ.setdefault('HF_HUB_OFFLINE', '1')
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
-os.environ.setdefault('OMP_NUM_THREADS', '1')
-_CACHE = tempfile.mkdtemp(prefix='wsss_oaa_tests_')
-os.environ['WSSS_CACHE'] = _CACHE
-atexit.register(shutil.rmtree, _CACHE, True)
+isolate_test_process('wsss_oaa_tests_')  # before torch is imported
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-torch.set_num_threads(1)
 
 __all__ = ['TINY_BACKBONE', 'TINY_GENERATOR', 'registered', 'tiny_oaa_classifier']
 
