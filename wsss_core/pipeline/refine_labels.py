@@ -4,16 +4,48 @@ Each image's CAMs go through the chain of ``refiners`` (LABEL_REFINERS); the res
 written as a palettised PNG ``labels/<id>.png``.  Existing files are kept (resume).
 With ``workers = n > 1`` the images are spread over ``n`` processes
 (:func:`~wsss_core.refiners.parallel.map_images`); the labels are the same as inline.
+
+``extra_cams`` hands a chain the CAMs of further stages besides ``cams`` (e.g. NSROM's
+potential object mining reads the plain classifier's CAMs after the proxy labels were made
+from the integral model's): ``extra_cams=dict(plain_cams='cams')`` puts stage ``cams``'s
+maps of each image in ``sample['plain_cams']`` and their class ids in
+``sample['plain_cams_class_ids']``.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..datasets import build_dataset
 from ..refiners.parallel import RefineChainJob, map_images
 from ..registry import LABEL_REFINERS, STAGES, build, lookup
-from .stage import Stage, StageContext
+from .stage import Stage, StageContext, StageError
+
+#: sample keys a refiner chain already uses; ``extra_cams`` may not overwrite them
+RESERVED_SAMPLE_KEYS = frozenset({'img_id', 'cams', 'class_ids', 'img', 'saliency', 'label'})
+
+
+def check_extra_cams(name: str, extra_cams) -> Dict[str, str]:
+    """``extra_cams`` as a plain ``{key: stage}`` dict, or a :class:`StageError` saying why not."""
+    if not isinstance(extra_cams, dict):
+        raise StageError(f"[{name}] extra_cams must be a dict {{sample key: stage name}}, "
+                         f'got {extra_cams!r}')
+    out = {}
+    for key, stage in extra_cams.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise StageError(f'[{name}] extra_cams key {key!r} must be a plain identifier')
+        if not isinstance(stage, str) or not stage:
+            raise StageError(f"[{name}] extra_cams['{key}'] must name a stage, got {stage!r}")
+        clash = {key, f'{key}_class_ids'} & RESERVED_SAMPLE_KEYS
+        if clash:
+            raise StageError(f'[{name}] extra_cams key {key!r} would overwrite the sample '
+                             f'key(s) {sorted(clash)}; pick another name')
+        out[key] = stage
+    for key in out:
+        if f'{key}_class_ids' in out:
+            raise StageError(f"[{name}] extra_cams keys '{key}' and '{key}_class_ids' clash "
+                             f"(the latter holds the class ids of the former)")
+    return out
 
 
 @STAGES.register_module()
@@ -25,29 +57,58 @@ class RefineLabels(Stage):
         refiners: LABEL_REFINERS configs applied in order (default background threshold 0.25).
         workers: processes for the chain (0 or 1: inline).  Not part of the config hash:
             it does not change the labels.
+        extra_cams: ``{sample key: stage}`` -- more CAM-producing stages (same split as
+            ``cams``) whose maps each sample carries as ``sample[key]`` (K, H, W) float32
+            with ``sample[key + '_class_ids']`` (K,).  Only in the config hash when given.
     """
 
     input_keys = ('cams',)
 
     def __init__(self, name: str, cams: str, refiners: Optional[Sequence[dict]] = None,
-                 workers: int = 0):
+                 workers: int = 0, extra_cams: Optional[Dict[str, str]] = None):
         refiners = [dict(r) for r in (refiners or [dict(type='BackgroundThreshold')])]
         for r in refiners:
             lookup(LABEL_REFINERS, r['type'])
-        super().__init__(name, cams=cams, refiners=refiners)
+        options = dict(cams=cams, refiners=refiners)
+        if extra_cams:  # absent -> the options (and the hash of older configs) stay as they were
+            options['extra_cams'] = check_extra_cams(name, extra_cams)
+        super().__init__(name, **options)
         if int(workers) < 0:
             raise ValueError(f'workers must be >= 0, got {workers}')
         self.workers = int(workers)
 
+    def inputs(self) -> List[str]:
+        """``cams`` and the stages of ``extra_cams``."""
+        out = super().inputs()
+        out.extend(s for s in self.options.get('extra_cams', {}).values() if s not in out)
+        return out
+
+    def _extra_cam_dirs(self, ctx: StageContext, split: str) -> Dict[str, Path]:
+        """``{sample key: CAM folder}`` of ``extra_cams``, checked against the main split."""
+        dirs = {}
+        for key, stage in self.options.get('extra_cams', {}).items():
+            art = ctx.manifest_of(stage).get('artifacts') or {}
+            if 'cams' not in art:
+                raise StageError(f"[{self.name}] extra_cams['{key}']: stage '{stage}' recorded "
+                                 "no 'cams' artifact (a folder of <id>.npz CAMs)")
+            if art.get('split') != split:
+                raise StageError(
+                    f"[{self.name}] extra_cams['{key}']: stage '{stage}' made CAMs of split "
+                    f"{art.get('split')!r}, but cams='{self.options['cams']}' covers split "
+                    f'{split!r}; both must cover the same images')
+            dirs[key] = ctx.stage_path(stage) / art['cams']
+        return dirs
+
     def run(self, ctx: StageContext) -> dict:
         src = ctx.manifest_of(self.options['cams'])['artifacts']
         cam_dir = ctx.stage_path(self.options['cams']) / src['cams']
+        extra_dirs = self._extra_cam_dirs(ctx, src['split'])
         refiners = [build(r, LABEL_REFINERS) for r in self.options['refiners']]
         dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
         out_dir = Path(ctx.stage_dir) / 'labels'
         todo = [i for i, rec in enumerate(dataset.records)
                 if not (out_dir / f'{rec.img_id}.png').is_file()]
-        job = RefineChainJob(dataset, refiners, cam_dir, out_dir)
+        job = RefineChainJob(dataset, refiners, cam_dir, out_dir, extra_cam_dirs=extra_dirs)
         map_images(job, todo, workers=self.workers, desc=f'[{self.name}] labels',
                    progress=ctx.progress)
         return dict(counts=dict(images=len(dataset), computed=len(todo)),

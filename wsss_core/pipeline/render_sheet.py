@@ -6,7 +6,7 @@ stage (overlaid).  Rows: the first ``num_images`` images of the CAM stage's spli
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from ..datasets import build_dataset
 from ..io import load_cam, read_label_png

@@ -5,6 +5,8 @@ A refiner takes the sample dict of one image (``img_id``, ``cams`` (K, H, W) nor
 ``img`` (H, W, 3) uint8 and ``saliency`` (H, W) uint8) and returns it with ``label``
 (H, W) uint8 set (0 = background, 1..C, 255 = ignore).  The first refiner of a chain makes
 the label from the CAMs; later ones may read and improve ``label`` (e.g. a CRF).
+With ``RefineLabels(extra_cams={key: stage})`` the sample also holds ``key`` (that stage's
+maps, (K', H, W)) and ``key + '_class_ids'``.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -122,7 +122,8 @@ def map_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
 
 
 class RefineChainJob:
-    """One image of the RefineLabels stage: CAMs (+ image, saliency) -> refiners -> label PNG.
+    """One image of the RefineLabels stage: CAMs (+ image, saliency, extra CAMs) -> refiners
+    -> label PNG.
 
     Called with a dataset index; writes ``out_dir/<id>.png`` atomically and returns the id.
     Picklable when the dataset and the refiners are (plain objects are), so that
@@ -133,13 +134,17 @@ class RefineChainJob:
         refiners: built LABEL_REFINERS, applied in order.
         cam_dir: folder of ``<id>.npz`` CAM files.
         out_dir: folder for ``<id>.png`` labels.
+        extra_cam_dirs: ``{sample key: folder of <id>.npz}``; each sample then carries
+            ``sample[key]`` (K, H, W) float32 and ``sample[key + '_class_ids']`` (K,).
     """
 
-    def __init__(self, dataset, refiners: Sequence[Callable], cam_dir, out_dir):
+    def __init__(self, dataset, refiners: Sequence[Callable], cam_dir, out_dir,
+                 extra_cam_dirs: Optional[Dict[str, Any]] = None):
         self.dataset = dataset
         self.refiners = list(refiners)
         self.cam_dir = Path(cam_dir)
         self.out_dir = Path(out_dir)
+        self.extra_cam_dirs = {k: Path(v) for k, v in (extra_cam_dirs or {}).items()}
         self.needs = frozenset(k for r in self.refiners for k in getattr(r, 'needs', ()))
 
     def sample(self, index: int) -> dict:
@@ -149,6 +154,8 @@ class RefineChainJob:
         rec = self.dataset.records[index]
         cams, class_ids = load_cam(self.cam_dir / f'{rec.img_id}.npz')
         sample = dict(img_id=rec.img_id, cams=cams, class_ids=class_ids)
+        for key, folder in self.extra_cam_dirs.items():
+            sample[key], sample[f'{key}_class_ids'] = load_cam(folder / f'{rec.img_id}.npz')
         if self.needs & {'img', 'saliency'}:
             raw = self.dataset.load_sample(index)
             sample.update({k: raw.get(k) for k in ('img', 'saliency')})
