@@ -72,6 +72,12 @@ def oaa_proxy_label(saliency_u8: np.ndarray, cams: np.ndarray, class_ids: Sequen
     label = values[score.argmax(axis=0)]
     label[n_hot > 1] = IGNORE_INDEX
     label[(label == 0) & (guard >= bg_thr)] = IGNORE_INDEX
+    return ignore_if_nearly_empty(label, min_fg_ratio)
+
+
+def ignore_if_nearly_empty(label: np.ndarray, min_fg_ratio: float = 0.01) -> np.ndarray:
+    """OAA's last rule (also NSROM's): when less than ``min_fg_ratio`` of the pixels are
+    foreground (1..C), the whole image becomes ignore (255).  In place; returns ``label``."""
     foreground = (label != 0) & (label != IGNORE_INDEX)
     if foreground.mean() < min_fg_ratio:
         label[:] = IGNORE_INDEX

@@ -1,0 +1,57 @@
+"""The NSROM configs load, build their stages in order, and carry the reference settings."""
+from __future__ import annotations
+
+import pytest
+
+from wsss_nsrom.testing import registered  # noqa: F401 (fixture)
+
+
+def load(spec: str):
+    from wsss_core.config import load_config
+    return load_config(spec)
+
+
+def by_name(cfg) -> dict:
+    return {s['name']: s for s in cfg.stages}
+
+
+@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_vgg16_deeplabv2.py'])
+def test_config_builds_the_two_rounds(name, tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    cfg = load(f'nsrom::{name}')
+    stages = Pipeline(cfg, tmp_path, progress=False).stages
+    kinds = [type(s).__name__ for s in stages]
+    assert kinds.count('TrainSegmentor') >= 2 and 'MaskNonSalientRegions' in kinds
+    names = [s.name for s in stages]
+    masked = next(s for s in stages if type(s).__name__ == 'MaskNonSalientRegions')
+    second = [s for s in stages if s.options.get('labels') == masked.name
+              and type(s).__name__ == 'TrainSegmentor']
+    assert second and names.index(second[0].name) > names.index(masked.name)
+    assert set(cfg.plugins) == {'deeplab', 'oaa', 'nsrom'}
+
+
+def test_synthetic_reuses_oaa_synthetic_stages_and_recipe(registered):
+    nsrom, oaa = load('nsrom::synthetic.py'), load('oaa::synthetic.py')
+    assert nsrom.stages[:len(oaa.stages)] == oaa.stages    # same stages: reused in one work dir
+    assert nsrom.deeplab_train == oaa.deeplab_train and nsrom.deeplab_test == oaa.deeplab_test
+    s = by_name(nsrom)
+    assert s['nsrom_deeplab1'].model == s['nsrom_deeplab2'].model == s['oaa_deeplab'].model
+
+
+def test_voc_config_is_the_reference_recipe(registered):
+    s = by_name(load('nsrom::voc12_vgg16_deeplabv2.py'))
+    cls = s['classify']
+    assert cls.model.type == 'NSROMClassifier' and cls.batch_size == 5 and cls.max_epochs == 15
+    assert cls.optim_wrapper.get('accumulative_counts', 1) == 1
+    assert cls.param_scheduler[0].milestones == [5, 10]
+    assert cls.pipeline[0] == dict(type='Resize', size=(256, 256), interpolation='bilinear')
+    hook, = cls.custom_hooks
+    assert hook.score_filter == 0.1 and hook.filter is None
+    assert s['oacam'].model.type == 'OACAMModel' and s['oacam'].model.loss_form == 'caffe'
+    assert s['labels'].extra_cams == dict(plain_cams='cams')
+    assert [r['type'] for r in s['labels'].refiners] == ['OAAProxyLabels',
+                                                          'PotentialObjectMining']
+    assert s['predict_train_aug'].split == 'train_aug' and s['predict_train_aug'].crf
+    assert s['masked_labels'].dilation == 30
+    assert s['deeplab1'].model == s['deeplab2'].model and s['deeplab2'].labels == 'masked_labels'
+    assert s['deeplab1'].max_iters == 20000 and s['test'].split == 'val'

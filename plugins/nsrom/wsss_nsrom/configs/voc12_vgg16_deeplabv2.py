@@ -1,0 +1,81 @@
+# NSROM (Yao et al., CVPR 2021) on PASCAL VOC 2012 with the reference settings
+# (specs/oaa_nsrom_deeplab.md section 3), two DeepLab rounds in one config:
+#   NSROM classifier: VGG16 (OAA's) with the GloRe unit in the head, 256x256 warp + colour
+#   jitter, batch 5, SGD nesterov 1e-3 x1/x2/x10/x20, x0.1 at epochs 5 and 10, 15 epochs,
+#   accumulation skipping classes with sigmoid score < 0.1
+#   -> plain CAMs -> OA-CAM integral model (GloRe head, stable-softplus loss)
+#   -> initial pseudo labels: OAA background extraction on the OA-CAMs + potential object
+#      mining with the plain CAMs
+#   -> DeepLab v2 ResNet-101 round 1 -> CRF predictions on train_aug
+#   -> non-salient region masking -> DeepLab round 2 from the same COCO initialisation
+#   -> val with CRF.  Reported: 70.4 mIoU on val (NSROM README, released checkpoint).
+#
+#   wsss-run nsrom::voc12_vgg16_deeplabv2.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#
+# Needs, all local: VOC2012 + SBD, saliency maps in <data_root>/saliency_aug/, torchvision's
+# vgg16-397923af.pth and deeplab-pytorch's deeplabv1_resnet101-coco.pth under weights/.
+# No hand edits between the rounds: round 2 reads round 1's artifacts through the pipeline.
+seed = 0
+work_dir = 'work_dirs/nsrom_voc12_vgg16_deeplabv2'
+plugins = ['deeplab', 'oaa', 'nsrom']
+
+data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency_aug')
+
+optim = dict(type='OptimWrapper',
+             optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4),
+             constructor='DeepLabOptimWrapperConstructor',
+             paramwise_cfg=dict(backbone_lr_mult=1.0, backbone_bias_lr_mult=2.0,
+                                head_lr_mult=10.0, head_bias_lr_mult=20.0,
+                                head_bias_decay_mult=1.0, weight_rule='name'))
+schedule = [dict(type='MultiStepLR', milestones=[5, 10], gamma=0.1, by_epoch=True)]
+warp = dict(type='Resize', size=(256, 256), interpolation='bilinear')
+jitter = dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
+vgg16 = dict(type='VGG16OAA', pretrained='weights/vgg16-397923af.pth')
+classifier_training = dict(train_split='train_aug', val_split=None, max_epochs=15,
+                           batch_size=5, num_workers=4, optim_wrapper=optim,
+                           param_scheduler=schedule, log_interval=200)
+inference = dict(split='train_aug', scales=(1.0,), flip=False, batch_size=1,
+                 resize=dict(size=(256, 256)))
+
+deeplab_train = dict(
+    train_split='train_aug',
+    model=dict(type='DeepLabV2', num_classes=21,
+               backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
+                             stride_in_1x1=True, norm='frozen'),
+               rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
+               init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
+    max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9, weight_decay=5e-4,
+    power=0.9, lr_interval=10, crop_size=321, scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True,
+    checkpoint_interval=5000, log_interval=100, num_workers=4)
+crf = dict(type='DenseCRF', preset='deeplab', image='raw_rgb')
+
+stages = [
+    dict(type='TrainClassifier', name='classify',
+         model=dict(type='NSROMClassifier', backbone=vgg16),
+         pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels'))],
+         custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter=None,
+                            score_filter=0.1)],
+         **classifier_training),
+    dict(type='MakeCAMs', name='cams', source='classify', **inference),
+    dict(type='TrainIntegralAttention', name='oacam', targets='classify',
+         model=dict(type='OACAMModel', backbone=vgg16, loss_form='caffe'),
+         pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels', 'attention'))],
+         **classifier_training),
+    dict(type='MakeCAMs', name='oacams', source='oacam', **inference),
+    dict(type='RefineLabels', name='labels', cams='oacams', extra_cams=dict(plain_cams='cams'),
+         refiners=[dict(type='OAAProxyLabels'),
+                   dict(type='PotentialObjectMining', cams_key='plain_cams')],
+         workers=8),
+    dict(type='EvaluateLabels', name='eval_labels', labels='labels'),
+    # round 1 and its CRF predictions on the training images
+    dict(type='TrainSegmentor', name='deeplab1', labels='labels', **deeplab_train),
+    dict(type='TestSegmentor', name='predict_train_aug', checkpoint='deeplab1',
+         split='train_aug', scales=(1.0,), flip=False, crf=crf, workers=8),
+    dict(type='MaskNonSalientRegions', name='masked_labels', predictions='predict_train_aug',
+         labels='labels', dilation=30, workers=8),
+    dict(type='EvaluateLabels', name='eval_masked_labels', labels='masked_labels'),
+    # round 2 from the same initial weights, then the test
+    dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels', **deeplab_train),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab2', split='val', scales=(1.0,),
+         flip=False, crf=crf, workers=8),
+]
