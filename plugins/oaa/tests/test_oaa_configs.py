@@ -24,7 +24,8 @@ def test_config_builds_its_stages_down_to_deeplab(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     cfg = load(name)
     kinds = [type(s).__name__ for s in Pipeline(cfg, tmp_path, progress=False).stages]
-    assert kinds[0] == 'TrainClassifier' and kinds[-2:] == ['TrainSegmentor', 'TestSegmentor']
+    assert kinds[0] == 'TrainClassifier'
+    assert kinds.index('TestSegmentor') == kinds.index('TrainSegmentor') + 1
     assert 'OAAProxyLabels' in str(cfg.stages)
     assert set(cfg.plugins) == {'deeplab', 'oaa'}
 
@@ -76,9 +77,9 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     cfg = load('synthetic.py')
     names = [s['name'] for s in cfg.stages]
     shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False}
-    for name in ('classify', 'oaa_classify', 'oaa_iam'):
+    for name in ('classify', 'oaa_classify', 'oaa_iam', 'oaa_late_classify'):
         k = names.index(name)
-        shrink.update({f'stages.{k}.max_epochs': 2 if name == 'oaa_classify' else 1,
+        shrink.update({f'stages.{k}.max_epochs': 1 if name in ('classify', 'oaa_iam') else 2,
                        f'stages.{k}.batch_size': 8, f'stages.{k}.val_split': None,
                        f'stages.{k}.model.backbone': dict(type='SmallResNet',
                                                           widths=(8, 8, 16, 16))})

@@ -91,7 +91,8 @@ stages = [
     {{_base_.oaa_accumulated}}, {{_base_.eval_oaa_accumulated}}, {{_base_.oaa_labels}},
     {{_base_.eval_oaa_labels}}, {{_base_.oaa_iam}}, {{_base_.oaa_iam_cams}},
     {{_base_.eval_oaa_iam_cams}}, {{_base_.oaa_iam_labels}}, {{_base_.eval_oaa_iam_labels}},
-    {{_base_.oaa_deeplab}}, {{_base_.oaa_test}},
+    {{_base_.oaa_deeplab}}, {{_base_.oaa_test}}, {{_base_.oaa_late_classify}},
+    {{_base_.oaa_late_accumulated}}, {{_base_.eval_oaa_late_accumulated}},
     # NSROM
     nsrom_classify, nsrom_cams, eval_nsrom_cams, nsrom_accumulated, eval_nsrom_accumulated,
     nsrom_oacam, nsrom_oacams, eval_nsrom_oacams, nsrom_labels, eval_nsrom_labels,

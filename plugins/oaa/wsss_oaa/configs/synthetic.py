@@ -95,7 +95,20 @@ oaa_deeplab = dict(type='TrainSegmentor', name='oaa_deeplab', labels='oaa_labels
                    **deeplab_train)
 oaa_test = dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab', **deeplab_test)
 
+# Ablation: the same classifier (same seed, same data order, so the same weights at every
+# step) accumulating only from epoch 6 on.  Trained from scratch, the first epochs' maps are
+# diffuse and the element-wise max keeps them: this shows how much of the accumulated maps'
+# background activation comes from those epochs (see RESULTS.md).
+oaa_late_classify = dict(oaa_classify, name='oaa_late_classify',
+                         custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=6,
+                                            filter='topk')])
+oaa_late_accumulated = dict(type='ExportAttention', name='oaa_late_accumulated',
+                            source='oaa_late_classify', split='train')
+eval_oaa_late_accumulated = dict(type='EvaluateLabels', name='eval_oaa_late_accumulated',
+                                 cams='oaa_late_accumulated', threshold=0.25)
+
 stages = baseline_stages + [
     oaa_classify, oaa_cams, eval_oaa_cams, oaa_accumulated, eval_oaa_accumulated, oaa_labels,
     eval_oaa_labels, oaa_iam, oaa_iam_cams, eval_oaa_iam_cams, oaa_iam_labels,
-    eval_oaa_iam_labels, oaa_deeplab, oaa_test]
+    eval_oaa_iam_labels, oaa_deeplab, oaa_test,
+    oaa_late_classify, oaa_late_accumulated, eval_oaa_late_accumulated]
