@@ -331,6 +331,8 @@ def test_hook_options_are_checked():
         OAAAccumulationHook(start_epoch=-1)
     with pytest.raises(ValueError, match='unknown'):
         OAAAccumulationHook(drop=dict(rate=0.5))
+    with pytest.raises(ValueError, match='no epoch would be accumulated'):
+        OAAAccumulationHook(start_epoch=4).before_train(fake_runner(max_epochs=4))
 
 
 def test_hook_sync_merges_the_ranks_stores_into_the_single_process_store(monkeypatch):

@@ -83,6 +83,8 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
                        f'stages.{k}.batch_size': 8, f'stages.{k}.val_split': None,
                        f'stages.{k}.model.backbone': dict(type='SmallResNet',
                                                           widths=(8, 8, 16, 16))})
+    late = names.index('oaa_late_classify')
+    shrink[f'stages.{late}.custom_hooks'] = [dict(type='OAAAccumulationHook', start_epoch=1)]
     for name in ('deeplab', 'oaa_deeplab'):
         k = names.index(name)
         shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,

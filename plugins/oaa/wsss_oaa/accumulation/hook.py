@@ -103,6 +103,10 @@ class OAAAccumulationHook(Hook):
     # ------------------------------------------------------------------ training
     def before_train(self, runner) -> None:
         self.store.rank = get_rank()
+        if self.start_epoch >= runner.max_epochs:
+            raise ValueError(f'OAAAccumulationHook(start_epoch={self.start_epoch}) with '
+                             f'max_epochs={runner.max_epochs}: no epoch would be accumulated '
+                             '(epochs are 0-based; the reference starts at 1)')
         if self.drop is not None:
             params = inspect.signature(self._model(runner).forward).parameters
             if 'drop_mask' not in params:
