@@ -375,3 +375,24 @@ def test_refine_chain_job_writes_checked_labels(tmp_path):
     from wsss_core.io import DataFileError
     with pytest.raises(DataFileError, match='pseudo label of a'):
         job(0)
+
+
+# ----------------------------------------------------------------------------- keep_probs
+def test_refiner_keep_probs_leaves_the_marginals_for_a_following_refiner():
+    sample, truth = cam_sample()
+    plain = DenseCRF(preset='edam')(dict(sample))
+    assert 'crf_probs' not in plain                     # off by default: nothing else changes
+    kept = DenseCRF(preset='edam', keep_probs=True)(dict(sample))
+    q = kept['crf_probs']                               # [bg, class 2, class 5]
+    expected = dense_crf(sample['img'], cam_probs(sample['cams'], 'power', 1.0),
+                         **CRF_PRESETS['edam'].kernels())
+    assert q.shape == (3, 30, 40) and q.dtype == np.float32
+    np.testing.assert_array_equal(q, expected)
+    np.testing.assert_array_equal(kept['label'], np.array([0, 3, 6], np.uint8)[q.argmax(0)])
+    np.testing.assert_array_equal(kept['label'], plain['label'])
+    empty = dict(sample, cams=np.zeros((0, 30, 40), np.float32), class_ids=np.zeros(0, np.int64))
+    out = DenseCRF(keep_probs=True)(empty)
+    assert out['crf_probs'].shape == (1, 30, 40) and (out['crf_probs'] == 1).all()
+    assert (out['label'] == 0).all()
+    with pytest.raises(ValueError, match='keep_probs'):
+        DenseCRF(preset='irn', unary='labels', keep_probs=True)

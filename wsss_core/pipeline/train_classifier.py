@@ -112,11 +112,20 @@ class TrainClassifier(TrainingStage):
         """
         return list(self.options['pipeline'] or DEFAULT_PIPELINE)
 
+    def build_train_set(self, ctx: StageContext, data_cfg: dict):
+        """The training dataset: ``train_split`` through :meth:`train_pipeline`.
+
+        Subclasses override this to wrap or replace it (e.g. image pairs); the model's
+        ``num_classes`` and the manifest's class names come from its ``num_classes`` and
+        ``class_names``.
+        """
+        return build_dataset(data_cfg, split=self.options['train_split'],
+                             pipeline=self.train_pipeline(ctx), load_gt=False)
+
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
         data_cfg = self._data_cfg(ctx)
-        train_set = build_dataset(data_cfg, split=self.options['train_split'],
-                                  pipeline=self.train_pipeline(ctx), load_gt=False)
+        train_set = self.build_train_set(ctx, data_cfg)
         val_set = None
         if self.options['val_split']:
             val_set = build_dataset(data_cfg, split=self.options['val_split'], load_gt=False,

@@ -255,11 +255,17 @@ class DenseCRF(LabelRefiner):
     ``ignore='fill'`` lets the CRF label them.  ``gt_prob`` comes from the preset (irn: 0.7) or
     an override.
 
+    ``keep_probs=True`` (probs unary only) also leaves the CRF marginals in the sample:
+    ``sample['crf_probs']`` float32 ``(K+1, H, W)``, channel 0 the background and channel i
+    the class ``class_ids[i - 1]``, for a following refiner (e.g. a saliency fusion of the
+    CRF output).  An image without classes gets one all-ones background channel.
+
     Args:
         preset: a key of :data:`CRF_PRESETS` (or None with every parameter given).
         unary: 'probs' or 'labels'.
         bg, bg_power, bg_score: background channel for the probs unary (see :func:`cam_probs`).
         ignore: 'keep' or 'fill' (labels unary only).
+        keep_probs: keep the marginals as ``sample['crf_probs']`` (probs unary only).
         **overrides: any :class:`CRFParams` field, e.g. ``iterations=5``.
     """
 
@@ -267,28 +273,36 @@ class DenseCRF(LabelRefiner):
 
     def __init__(self, preset: Optional[str] = 'psa', unary: str = 'probs', bg: str = 'power',
                  bg_power: float = 1.0, bg_score: float = 0.2, ignore: str = 'keep',
-                 **overrides):
+                 keep_probs: bool = False, **overrides):
         if unary not in ('probs', 'labels'):
             raise ValueError(f"unary must be 'probs' or 'labels', not {unary!r}")
         if bg not in ('power', 'constant'):
             raise ValueError(f"bg must be 'power' or 'constant', not {bg!r}")
         if ignore not in ('keep', 'fill'):
             raise ValueError(f"ignore must be 'keep' or 'fill', not {ignore!r}")
+        if keep_probs and unary != 'probs':
+            raise ValueError("keep_probs=True needs unary='probs' (the label unary's channels "
+                             'are not [background] + class_ids)')
         self.params = crf_params(preset, **overrides)
         if unary == 'labels' and self.params.gt_prob is None:
             raise ValueError(f"the label unary needs gt_prob and preset {preset!r} has none: "
                              "pass gt_prob=0.7 (irn) or use preset='irn'")
         self.preset, self.unary, self.bg = preset, unary, bg
         self.bg_power, self.bg_score, self.ignore = float(bg_power), float(bg_score), ignore
+        self.keep_probs = bool(keep_probs)
 
     def refine(self, sample: dict) -> dict:
         if self.unary == 'probs':
-            sample['label'] = self._from_cams(sample)
+            q, values = self._from_cams(sample)
+            sample['label'] = values[q.argmax(0)]
+            if self.keep_probs:
+                sample['crf_probs'] = q
         else:
             sample['label'] = self._from_label(sample)
         return sample
 
-    def _from_cams(self, sample: dict) -> np.ndarray:
+    def _from_cams(self, sample: dict):
+        """``(Q (K+1, H, W), label value of each channel (K+1,) uint8)``."""
         img = sample['img']
         cams = np.asarray(sample['cams'], dtype=np.float32)
         class_ids = np.asarray(sample['class_ids'], dtype=np.int64).reshape(-1)
@@ -298,12 +312,11 @@ class DenseCRF(LabelRefiner):
         if cams.shape[1:] != img.shape[:2]:
             from ..evaluation.cam_labels import resize_cams
             cams = resize_cams(cams, img.shape[:2])
-        if class_ids.size == 0:
-            return np.zeros(img.shape[:2], dtype=np.uint8)
-        probs = cam_probs(cams, self.bg, self.bg_power, self.bg_score)
-        q = dense_crf(img, probs, **self.params.kernels())
         values = np.concatenate([[0], class_ids + 1]).astype(np.uint8)
-        return values[q.argmax(0)]
+        if class_ids.size == 0:
+            return np.ones((1,) + img.shape[:2], dtype=np.float32), values
+        probs = cam_probs(cams, self.bg, self.bg_power, self.bg_score)
+        return dense_crf(img, probs, **self.params.kernels()), values
 
     def _from_label(self, sample: dict) -> np.ndarray:
         label = sample.get('label')
