@@ -101,3 +101,26 @@ def test_color_jitter_changes_colours_reproducibly_and_keeps_shape():
     assert np.array_equal(a, b) and not np.array_equal(a, img)
     same = ColorJitter()(dict(img=img.copy()))['img']
     assert np.array_equal(same, img)
+
+
+def test_random_long_side_and_mean_padding_like_psa():
+    import torch
+    from wsss_core.datasets.transforms import RandomLongSide, RandomPadCrop
+    torch.manual_seed(0)
+    sides = set()
+    for _ in range(20):
+        s = RandomLongSide(256, 260)(dict(img=np.zeros((375, 500, 3), np.uint8),
+                                          gt_seg=np.ones((375, 500), np.uint8)))
+        h, w = s['img'].shape[:2]
+        assert 256 <= w <= 260 and abs(h / w - 0.75) < 0.01 and s['gt_seg'].shape == (h, w)
+        sides.add(w)
+    assert len(sides) > 1
+    img = np.full((10, 10, 3), 7, np.uint8)
+    out = RandomPadCrop(size=16, img_pad_mode='mean')(dict(img=img, gt_seg=np.ones((10, 10), np.uint8)))
+    assert out['img'].shape == (16, 16, 3)
+    pad = (out['gt_seg'] == 255)
+    assert pad.any() and (out['img'][pad] == (124, 116, 104)).all()
+    assert (out['img'][~pad] == 7).all()
+    import pytest
+    with pytest.raises(ValueError, match='img_pad_mode'):
+        RandomPadCrop(img_pad_mode='wrap')

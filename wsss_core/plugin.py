@@ -8,7 +8,7 @@ COMPONENTS = {
     'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'NormalizeImages'],
     'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
-                   'Resize', 'ColorJitter'],
+                   'Resize', 'RandomLongSide', 'ColorJitter'],
     'METRICS': ['MultiLabelMAP'],
     'CAM_GENERATORS': ['CAM', 'GradCAM', 'GradCAMPlusPlus', 'LayerCAM', 'ScoreCAM',
                        'GradCAMPackage'],

@@ -129,6 +129,25 @@ class Resize:
 
 
 @TRANSFORMS.register_module()
+class RandomLongSide(RandomTransform):
+    """Resize so that the long side is a random integer in ``[low, high]``, aspect kept
+    (psa / EDAM: 256..512, bicubic image); pixel maps use nearest."""
+
+    def __init__(self, low: int = 256, high: int = 512, interpolation: str = 'bicubic'):
+        if not 0 < low <= high:
+            raise ValueError(f'RandomLongSide needs 0 < low <= high, got {low}, {high}')
+        self.low, self.high = int(low), int(high)
+        self.interpolation = interpolation
+
+    def __call__(self, sample: dict) -> dict:
+        h, w = sample['img'].shape[:2]
+        target = self.low + self.randint(self.high - self.low + 1)
+        s = target / max(h, w)
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        return Resize(size=size, interpolation=self.interpolation)(sample)
+
+
+@TRANSFORMS.register_module()
 class ColorJitter(RandomTransform):
     """Random brightness, contrast, saturation and hue of the uint8 RGB image
     (torchvision's ``ColorJitter`` factors; OAA uses 0.3 / 0.3 / 0.3 / 0.1).
@@ -152,13 +171,22 @@ class RandomPadCrop(RandomTransform):
     """Pad by ``pad`` pixels (reflect for the image) and/or to ``size``, then crop ``size`` at random.
 
     ``size=None`` keeps the input size (a random translation by up to ``pad`` pixels).
-    Pixel maps are padded with their ignore value (255 for labels, 0 for saliency).
+    The image is padded by ``img_pad_mode``: ``'reflect'``, ``'zero'`` (black) or ``'mean'``
+    (``img_pad_value``, default the ImageNet mean colour: zero after normalisation, as psa /
+    EDAM pad).  Pixel maps are padded with their ignore value (255 for labels, 0 for saliency).
     """
 
-    def __init__(self, size=None, pad: int = 0, img_pad_mode: str = 'reflect'):
+    IMG_PAD_MODES = ('reflect', 'zero', 'constant', 'mean')
+
+    def __init__(self, size=None, pad: int = 0, img_pad_mode: str = 'reflect',
+                 img_pad_value: Sequence[int] = (124, 116, 104)):
+        if img_pad_mode not in self.IMG_PAD_MODES:
+            raise ValueError(f'img_pad_mode must be one of {self.IMG_PAD_MODES}, '
+                             f'not {img_pad_mode!r}')
         self.size = (size, size) if isinstance(size, int) else size
         self.pad = int(pad)
         self.img_pad_mode = img_pad_mode
+        self.img_pad_value = np.asarray(img_pad_value, dtype=np.uint8)
 
     def __call__(self, sample: dict) -> dict:
         h, w = sample['img'].shape[:2]
@@ -178,7 +206,14 @@ class RandomPadCrop(RandomTransform):
         widths = ((ph, ph), (pw, pw))
         if self.img_pad_mode == 'reflect':
             sample['img'] = np.pad(sample['img'], widths + ((0, 0),), mode='reflect')
-        else:
+        elif self.img_pad_mode == 'mean':
+            img = sample['img']
+            out = np.empty((img.shape[0] + 2 * ph, img.shape[1] + 2 * pw, img.shape[2]),
+                           img.dtype)
+            out[:] = self.img_pad_value
+            out[ph:ph + img.shape[0], pw:pw + img.shape[1]] = img
+            sample['img'] = out
+        else:  # 'zero' ('constant': the former name)
             sample['img'] = np.pad(sample['img'], widths + ((0, 0),), mode='constant')
         for key in PIXEL_MAPS:
             if key in sample:

@@ -81,7 +81,7 @@ class TrainClassifier(TrainingStage):
         steps = epochs * max(1, -(-len(train_set) // o['batch_size']))
         optim = o['optim_wrapper'] or dict(
             type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
-        sched = o['param_scheduler'] or one_cycle_schedule(optim['optimizer']['lr'], steps)
+        sched = o['param_scheduler'] or self.default_schedule(optim['optimizer']['lr'], steps)
         hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
                      checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
                                      save_last=True))
@@ -104,6 +104,10 @@ class TrainClassifier(TrainingStage):
             kwargs.update(val_dataloader=self._dataloader(val_set, o['batch_size'], False),
                           val_evaluator=dict(type='MultiLabelMAP'), val_cfg=dict())
         return Runner(**kwargs)
+
+    def default_schedule(self, lr: float, total_steps: int) -> list:
+        """The lr schedule when the config gives none (one-cycle); subclasses override."""
+        return one_cycle_schedule(lr, total_steps)
 
     def train_pipeline(self, ctx: StageContext) -> list:
         """The training transforms: the ``pipeline`` option, or :data:`DEFAULT_PIPELINE`.
