@@ -10,5 +10,6 @@ PY=${PYTHON:-python3}
 # grad-cam declares a second OpenCV wheel; we keep one (opencv-contrib-python-headless).
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps grad-cam
 # the plugins that live in this repository
-.venv/bin/python -m pip install -q -c constraints.txt -e plugins/deeplab -e plugins/oaa -e plugins/nsrom
+.venv/bin/python -m pip install -q -c constraints.txt -e plugins/deeplab -e plugins/oaa -e plugins/nsrom \
+    -e plugins/edam
 echo "wsss: installed into $(pwd)/.venv"

@@ -1,0 +1,68 @@
+"""The EDAM configs load, build their stages, carry the reference settings, and the synthetic
+one runs end to end when shrunk."""
+from __future__ import annotations
+
+import pytest
+
+from wsss_edam.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
+
+
+def load(name: str):
+    from wsss_core.config import load_config
+    return load_config(f'edam::{name}')
+
+
+def by_name(cfg) -> dict:
+    return {s['name']: s for s in cfg.stages}
+
+
+@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_resnet38.py'])
+def test_config_builds_its_stages(name, tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    kinds = [type(s).__name__ for s in Pipeline(load(name), tmp_path, progress=False).stages]
+    assert 'TrainPairClassifier' in kinds and kinds[-2:] == ['TrainSegmentor', 'TestSegmentor']
+
+
+def test_voc_config_is_the_reference_recipe(registered):
+    s = by_name(load('voc12_resnet38.py'))
+    cls = s['classify']
+    assert cls.model.backbone.type == 'ResNet38' and cls.model.backbone.final_relu is False
+    assert cls.passes == 25 and cls.batch_size == 4 and cls.warmup_steps == 2000
+    assert cls.optim_wrapper.optimizer == dict(type='SGD', lr=1e-3, momentum=0.9,
+                                               weight_decay=5e-4)
+    long_side, flip, jitter, crop, _ = cls.pipeline
+    assert (long_side.low, long_side.high) == (256, 512) and crop.size == 368
+    assert crop.img_pad_mode == 'mean'
+    assert s['masks'].scales == (1.0, 0.5, 1.5, 2.0) and s['masks'].flip
+    crf, fusion = s['labels'].refiners
+    assert crf == dict(type='DenseCRF', preset='edam', keep_probs=True)
+    assert fusion.preset == 'crf' and fusion.scores == 'crf_probs'
+
+
+def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    cfg = load('synthetic.py')
+    names = [s['name'] for s in cfg.stages]
+    small = dict(type='SmallResNet', widths=(8, 8, 16, 16))
+    shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False}
+    k = names.index('classify')
+    shrink.update({f'stages.{k}.max_epochs': 1, f'stages.{k}.batch_size': 8,
+                   f'stages.{k}.val_split': None, f'stages.{k}.model.backbone': small})
+    k = names.index('edam_classify')
+    shrink.update({f'stages.{k}.passes': 1, f'stages.{k}.batch_size': 4,
+                   f'stages.{k}.val_split': None, f'stages.{k}.warmup_steps': 2,
+                   f'stages.{k}.model.backbone.width_mult': 1 / 16})
+    k = names.index('edam_masks')
+    shrink[f'stages.{k}.scales'] = (1.0, 0.5)
+    for name in ('deeplab', 'edam_deeplab'):
+        k = names.index(name)
+        shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
+                       f'stages.{k}.crop_size': 48, f'stages.{k}.model.backbone': small})
+    for name in ('test', 'edam_test', 'edam_labels_crf', 'edam_labels_crf_sal'):
+        shrink[f'stages.{names.index(name)}.workers'] = 0
+    cfg.merge_from_dict(shrink)
+    res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
+    for name in ('eval_edam_labels', 'eval_edam_labels_crf', 'eval_edam_labels_crf_sal'):
+        assert 0.0 <= res[name].manifest['metrics']['miou'] <= 1.0
+    assert res['edam_classify'].manifest['counts']['train_pairs'] > 0
+    assert res['edam_test'].manifest['counts']['evaluated'] == TINY_GENERATOR['num_val']

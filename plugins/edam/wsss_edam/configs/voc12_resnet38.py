@@ -1,0 +1,63 @@
+# EDAM (Wu et al., CVPR 2021) on PASCAL VOC 2012 with the reference settings
+# (specs/edam_moana.md part A):
+#   ResNet-38 (ImageNet weights converted to psa's names, conv1a/b2* frozen, BN frozen, no
+#   ReLU after bn7) + DA layer + collaborative multi-attention over pairs of train_aug images
+#   sharing a class; SGD 1e-3 momentum 0.9 wd 5e-4, groups x1 / x10 (new layers) / x1
+#   (transformer), 2000 warm-up steps then poly 0.9; 4 pairs per batch; crop 368 after a
+#   random long side in [256, 512], flip, colour jitter; one pass over a pair list in which
+#   every image leads 25 pairs ("one pass equals 25 epochs")
+#   -> DA masks on train_aug (scales 1.0/0.5/1.5/2.0 + flip) -> CRF (3 iterations) + saliency
+#   fusion (theta 0.2, alpha 1e-6, beta 0.99999) -> DeepLab v2 ResNet-101 -> val with CRF.
+# Reported: pseudo labels on VOC train 52.83 (masks) / 58.61 (CRF) / 68.11 (CRF + saliency);
+# DeepLab on val 69.66 / 70.96 with CRF.
+#
+#   wsss-run edam::voc12_resnet38.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#
+# Needs, all local: VOC2012 + SBD, PoolNet saliency maps under <data_root>/saliency/,
+# weights/resnet38d_imagenet.pth (psa's converted ilsvrc-cls_rna-a1 weights) and
+# weights/deeplabv1_resnet101-coco.pth.
+seed = 0
+work_dir = 'work_dirs/edam_voc12_resnet38'
+plugins = ['deeplab', 'edam']
+
+data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency')
+
+deeplab_train = dict(
+    train_split='train_aug',
+    model=dict(type='DeepLabV2', num_classes=21,
+               backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
+                             stride_in_1x1=True, norm='frozen'),
+               rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
+               init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
+    max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9, weight_decay=5e-4,
+    power=0.9, lr_interval=10, crop_size=321, scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True,
+    checkpoint_interval=5000, log_interval=100, num_workers=4)
+
+stages = [
+    dict(type='TrainPairClassifier', name='classify', train_split='train_aug', val_split=None,
+         model=dict(type='EDAMClassifier',
+                    backbone=dict(type='ResNet38', pretrained='weights/resnet38d_imagenet.pth',
+                                  final_relu=False)),
+         passes=25, max_epochs=1, batch_size=4, num_workers=4, warmup_steps=2000, power=0.9,
+         pipeline=[dict(type='RandomLongSide', low=256, high=512),
+                   dict(type='RandomHorizontalFlip'),
+                   dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3,
+                        hue=0.1),
+                   dict(type='RandomPadCrop', size=368, img_pad_mode='mean'),
+                   dict(type='PackInputs', keys=('img', 'labels'))],
+         optim_wrapper=dict(type='OptimWrapper',
+                            optimizer=dict(type='SGD', lr=1e-3, momentum=0.9,
+                                           weight_decay=5e-4),
+                            constructor='EDAMOptimWrapperConstructor'),
+         log_interval=100),
+    dict(type='MakeCAMs', name='masks', source='classify', split='train_aug',
+         generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True, batch_size=1),
+    dict(type='EvaluateLabels', name='eval_masks', cams='masks', threshold=0.5),
+    dict(type='RefineLabels', name='labels', cams='masks', workers=8,
+         refiners=[dict(type='DenseCRF', preset='edam', keep_probs=True),
+                   dict(type='EDAMSaliencyFusion', preset='crf', scores='crf_probs')]),
+    dict(type='EvaluateLabels', name='eval_labels', labels='labels'),
+    dict(type='TrainSegmentor', name='deeplab', labels='labels', **deeplab_train),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val', scales=(1.0,),
+         flip=False, crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'), workers=8),
+]

@@ -1,0 +1,1 @@
+"""Image pairs that share a class, for collaborative multi-attention."""

@@ -1,0 +1,1 @@
+"""EDAM networks: the DA layer, collaborative multi-attention and the classifier."""

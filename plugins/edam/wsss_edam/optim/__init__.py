@@ -1,0 +1,1 @@
+"""EDAM's optimiser groups and schedule."""
