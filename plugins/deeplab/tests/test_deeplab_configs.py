@@ -23,21 +23,42 @@ def test_config_builds_its_stages(name, tmp_path, registered):
     assert cfg.plugins == ['deeplab']
 
 
-def test_voc_config_is_the_reference_recipe(registered):
-    train, test = load('voc12_deeplabv2_r101.py').stages
-    assert train.max_iters == 20000 and train.batch_size == 5 and train.iter_size == 2
-    assert train.lr == 2.5e-4 and train.lr_interval == 10 and train.crop_size == 321
-    assert train.model.rates == (6, 12, 18, 24) and train.model.msc_scales == (0.5, 0.75)
-    assert train.model.input_style == 'caffe'
-    assert test.crf.preset == 'deeplab' and test.flip is False
+def built_options(name: str, tmp_path) -> list:
+    """The options of the config's stages as built (recipes expanded)."""
+    from wsss_core.pipeline import Pipeline
+    return [s.options for s in Pipeline(load(name), tmp_path, progress=False).stages]
 
 
-def test_v3plus_config_differs_from_v2_only_in_the_head(registered):
-    v2, v3 = load('voc12_deeplabv2_r101.py').stages[0], load('voc12_deeplabv3plus_r101.py').stages[0]
-    assert v3.model.type == 'DeepLabV3Plus' and v3.model.backbone.output_stride == 16
-    assert tuple(v3.model.rates) == (6, 12, 18) and tuple(v3.model.msc_scales) == ()
-    for key in ('max_iters', 'batch_size', 'iter_size', 'lr', 'crop_size', 'scales', 'power'):
-        assert v3[key] == v2[key], key
+def test_voc_config_is_the_reference_recipe(registered, tmp_path):
+    train, test = built_options('voc12_deeplabv2_r101.py', tmp_path)
+    assert train['max_iters'] == 20000 and train['batch_size'] == 5 and train['iter_size'] == 2
+    assert train['lr'] == 2.5e-4 and train['lr_interval'] == 10 and train['crop_size'] == 321
+    assert train['train_split'] == 'train_aug' and train['labels'] is None
+    model = train['model']
+    assert tuple(model['rates']) == (6, 12, 18, 24) and tuple(model['msc_scales']) == (0.5, 0.75)
+    assert model['input_style'] == 'caffe' and model['backbone']['depth'] == 101
+    assert test['crf']['preset'] == 'deeplab' and test['flip'] is False
+    assert test['split'] == 'val' and test['scales'] == [1.0]
+
+
+def test_v3plus_config_differs_from_v2_only_in_the_head(registered, tmp_path):
+    v2 = built_options('voc12_deeplabv2_r101.py', tmp_path / 'v2')
+    v3 = built_options('voc12_deeplabv3plus_r101.py', tmp_path / 'v3')
+    assert v3[0]['model']['type'] == 'DeepLabV3Plus'
+    assert v3[0]['model']['backbone']['output_stride'] == 16
+    assert tuple(v3[0]['model']['rates']) == (6, 12, 18)
+    assert {k: v for k, v in v3[0].items() if k != 'model'} == \
+        {k: v for k, v in v2[0].items() if k != 'model'}
+    assert v3[1] == v2[1]
+
+
+def test_recipe_options_are_overridden_by_the_config_and_unknown_recipes_refused(registered):
+    from wsss_core.registry import STAGES, build
+    stage = build(dict(type='TrainSegmentor', name='d', recipe='synthetic', max_iters=7),
+                  STAGES)
+    assert stage.options['max_iters'] == 7 and stage.options['crop_size'] == 96
+    with pytest.raises(KeyError, match='unknown DeepLab recipe'):
+        build(dict(type='TestSegmentor', name='t', checkpoint='d', recipe='voc07'), STAGES)
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):

@@ -57,7 +57,9 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     for name in ('deeplab', 'edam_deeplab'):
         k = names.index(name)
         shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
-                       f'stages.{k}.crop_size': 48, f'stages.{k}.model.backbone': small})
+                       f'stages.{k}.crop_size': 48,
+                       f'stages.{k}.model': dict(type='DeepLabV2', backbone=small,
+                                                 rates=(1, 2, 3, 4))})
     for name in ('test', 'edam_test', 'edam_labels_crf', 'edam_labels_crf_sal'):
         shrink[f'stages.{names.index(name)}.workers'] = 0
     cfg.merge_from_dict(shrink)

@@ -30,12 +30,15 @@ def test_config_builds_the_two_rounds(name, tmp_path, registered):
     assert set(cfg.plugins) == {'deeplab', 'oaa', 'nsrom'}
 
 
-def test_synthetic_reuses_oaa_synthetic_stages_and_recipe(registered):
+def test_synthetic_reuses_oaa_synthetic_stages_and_recipe(registered, tmp_path):
+    from wsss_core.pipeline import Pipeline
     nsrom, oaa = load('nsrom::synthetic.py'), load('oaa::synthetic.py')
     assert nsrom.stages[:len(oaa.stages)] == oaa.stages    # same stages: reused in one work dir
-    assert nsrom.deeplab_train == oaa.deeplab_train and nsrom.deeplab_test == oaa.deeplab_test
-    s = by_name(nsrom)
-    assert s['nsrom_deeplab1'].model == s['nsrom_deeplab2'].model == s['oaa_deeplab'].model
+    built = {s.name: s.options for s in Pipeline(nsrom, tmp_path, progress=False).stages}
+    same = ('model', 'max_iters', 'batch_size', 'crop_size', 'optim_wrapper')
+    for name in ('nsrom_deeplab1', 'nsrom_deeplab2'):
+        assert {k: built[name][k] for k in same} == {k: built['oaa_deeplab'][k] for k in same}
+    assert built['nsrom_predict_train']['crf'] == built['oaa_test']['crf']
 
 
 def test_voc_config_is_the_reference_recipe(registered):
@@ -51,7 +54,8 @@ def test_voc_config_is_the_reference_recipe(registered):
     assert s['labels'].extra_cams == dict(plain_cams='cams')
     assert [r['type'] for r in s['labels'].refiners] == ['OAAProxyLabels',
                                                           'PotentialObjectMining']
-    assert s['predict_train_aug'].split == 'train_aug' and s['predict_train_aug'].crf
+    assert s['predict_train_aug'].split == 'train_aug'
+    assert s['predict_train_aug'].recipe == 'voc12_deeplabv2_r101'   # CRF on, deeplab preset
     assert s['masked_labels'].dilation == 30
-    assert s['deeplab1'].model == s['deeplab2'].model and s['deeplab2'].labels == 'masked_labels'
-    assert s['deeplab1'].max_iters == 20000 and s['test'].split == 'val'
+    assert s['deeplab2'].recipe == s['deeplab1'].recipe and s['deeplab2'].labels == 'masked_labels'
+    assert s['deeplab1'].recipe == 'voc12_deeplabv2_r101' and s['test'].checkpoint == 'deeplab2'

@@ -50,8 +50,8 @@ def test_voc_classifier_is_the_reference_recipe(registered):
     assert hook.type == 'OAAAccumulationHook' and hook.start_epoch == 1 and hook.filter == 'topk'
     assert stages['labels'].refiners == [dict(type='OAAProxyLabels')]
     deeplab = stages['deeplab']
-    assert deeplab.labels == 'labels' and deeplab.max_iters == 20000
-    assert stages['test'].crf.preset == 'deeplab'
+    assert deeplab.labels == 'labels' and deeplab.recipe == 'voc12_deeplabv2_r101'
+    assert stages['test'].recipe == 'voc12_deeplabv2_r101'
 
 
 def test_drop_and_iam_configs_change_only_their_part(registered):
@@ -88,8 +88,9 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     for name in ('deeplab', 'oaa_deeplab'):
         k = names.index(name)
         shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
-                       f'stages.{k}.crop_size': 48, f'stages.{k}.model.backbone':
-                       dict(type='SmallResNet', widths=(8, 8, 16, 16))})
+                       f'stages.{k}.crop_size': 48, f'stages.{k}.model': dict(
+                           type='DeepLabV2', rates=(1, 2, 3, 4), backbone=dict(type='SmallResNet',
+                                                                     widths=(8, 8, 16, 16)))})
     for name in ('test', 'oaa_test'):
         shrink[f'stages.{names.index(name)}.workers'] = 0
     cfg.merge_from_dict(shrink)

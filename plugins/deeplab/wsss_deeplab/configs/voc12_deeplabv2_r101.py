@@ -23,17 +23,7 @@ plugins = ['deeplab']
 data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
 
 stages = [
-    dict(type='TrainSegmentor', name='deeplab', labels=None, train_split='train_aug',
-         model=dict(type='DeepLabV2', num_classes=21,
-                    backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
-                                  stride_in_1x1=True, norm='frozen'),
-                    rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
-                    init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
-         max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9,
-         weight_decay=5e-4, power=0.9, lr_interval=10, crop_size=321,
-         scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True, checkpoint_interval=5000,
-         log_interval=100, num_workers=4),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val',
-         scales=(1.0,), flip=False,
-         crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'), workers=8),
+    # wsss_deeplab/recipes.py, 'voc12_deeplabv2_r101': the values listed above
+    dict(type='TrainSegmentor', name='deeplab', labels=None, recipe='voc12_deeplabv2_r101'),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101'),
 ]

@@ -18,17 +18,12 @@ plugins = ['deeplab']
 data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
 
 stages = [
-    dict(type='TrainSegmentor', name='deeplab', labels=None, train_split='train_aug',
+    # the v2 recipe's data, schedule and test protocol with the v3+ network
+    dict(type='TrainSegmentor', name='deeplab', labels=None, recipe='voc12_deeplabv2_r101',
          model=dict(type='DeepLabV3Plus', num_classes=21,
                     backbone=dict(type='DeepLabResNet', depth=101, output_stride=16,
                                   out_indices=(0, 3), stride_in_1x1=False, norm='frozen',
                                   timm_weights='resnet101.tv_in1k'),
-                    rates=(6, 12, 18), msc_scales=(), input_style='imagenet'),
-         max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9,
-         weight_decay=5e-4, power=0.9, lr_interval=10, crop_size=321,
-         scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True, checkpoint_interval=5000,
-         log_interval=100, num_workers=4),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val',
-         scales=(1.0,), flip=False,
-         crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'), workers=8),
+                    rates=(6, 12, 18), msc_scales=(), input_style='imagenet')),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101'),
 ]

@@ -42,6 +42,7 @@ from wsss_core.refiners.parallel import map_images
 from wsss_core.registry import STAGES
 
 from ..models.msc import rescale_input
+from ..recipes import TEST_RECIPES, with_recipe
 from .postprocess import CRF_IMAGES, PostprocessJob, save_logits
 
 __all__ = ['TestSegmentor', 'tta_logits', 'normalize_crf_cfg']
@@ -101,12 +102,16 @@ class TestSegmentor(Stage):
             **overrides)`` (see :func:`normalize_crf_cfg`).
         workers: processes for the post-processing pass (not hashed: same results).
         max_samples: only the first N images.
+        recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`).
     """
 
     __test__ = False  # not a pytest test class, despite the name
     input_keys = ('checkpoint',)
 
-    def __init__(self, name: str, checkpoint: str, split: str = 'val',
+    def __init__(self, name: str, recipe: Optional[str] = None, **options):
+        self._setup(name, **with_recipe(TEST_RECIPES, recipe, options, name))
+
+    def _setup(self, name: str, checkpoint: str, split: str = 'val',
                  scales: Sequence[float] = (1.0,), flip: bool = False,
                  crf: Union[None, bool, dict] = None, workers: int = 0,
                  max_samples: Optional[int] = None):

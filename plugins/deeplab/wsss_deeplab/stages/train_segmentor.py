@@ -42,6 +42,7 @@ from wsss_core.visualization.tensorboard import default_visualizer
 from ..datasets.seg_samples import SegmentationSamples
 from ..datasets.transforms import deeplab_train_pipeline
 from ..optim.poly_schedule import poly_schedule
+from ..recipes import TRAIN_RECIPES, with_recipe
 
 __all__ = ['TrainSegmentor', 'reference_optim_wrapper', 'inference_model_cfg']
 
@@ -92,11 +93,20 @@ class TrainSegmentor(TrainingStage):
             iterations are batch iterations).
         log_interval (batch iterations), num_workers, custom_hooks, default_hooks,
         data (dataset overrides), max_samples: the usual.
+        recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`:
+            ``'voc12_deeplabv2_r101'``, ``'synthetic'``); the config's options override it.
     """
 
     input_keys = ('labels',)
 
-    def __init__(self, name: str, model: dict, labels: Optional[str] = None,
+    def __init__(self, name: str, recipe: Optional[str] = None, **options):
+        options = with_recipe(TRAIN_RECIPES, recipe, options, name)
+        if 'model' not in options:
+            raise StageError(f"[{name}] TrainSegmentor needs a 'model' (or a recipe=, one of "
+                             f'{sorted(TRAIN_RECIPES)})')
+        self._setup(name, **options)
+
+    def _setup(self, name: str, model: dict, labels: Optional[str] = None,
                  train_split: Optional[str] = None, max_iters: int = 20000, batch_size: int = 5,
                  iter_size: int = 1, lr: float = 2.5e-4, momentum: float = 0.9,
                  weight_decay: float = 5e-4, power: float = 0.9, lr_interval: int = 1,

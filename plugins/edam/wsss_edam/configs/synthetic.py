@@ -25,19 +25,6 @@ data = dict(
 )
 
 norm = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
-deeplab_train = dict(
-    model=dict(type='DeepLabV2', backbone=dict(type='SmallResNet'), rates=(2, 4, 6, 8),
-               msc_scales=(0.5, 0.75), data_preprocessor=norm),
-    max_iters=1500, batch_size=16, crop_size=96, scales=(0.5, 0.75, 1.0, 1.25, 1.5),
-    optim_wrapper=dict(type='OptimWrapper',
-                       optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
-                       constructor='DeepLabOptimWrapperConstructor',
-                       paramwise_cfg=dict(head_lr_mult=1.0, head_bias_lr_mult=1.0,
-                                          head_bias_decay_mult=0.0)),
-    checkpoint_interval=500, log_interval=50)
-deeplab_test = dict(split='val', crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'),
-                    workers=2)
-
 edam_model = dict(
     type='EDAMClassifier',
     backbone=dict(type='ResNet38', width_mult=1 / 8, final_relu=False, frozen_stages=(),
@@ -56,8 +43,8 @@ stages = [
     dict(type='RefineLabels', name='labels_saliency', cams='cams',
          refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
     dict(type='EvaluateLabels', name='eval_labels_saliency', labels='labels_saliency'),
-    dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', **deeplab_train),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test),
+    dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', recipe='synthetic'),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='synthetic'),
     # --- EDAM ---
     dict(type='TrainPairClassifier', name='edam_classify', model=edam_model, passes=6,
          max_epochs=1, batch_size=32, val_split='val', warmup_steps=50,
@@ -87,6 +74,6 @@ stages = [
     dict(type='EvaluateLabels', name='eval_edam_labels_crf_sal', labels='edam_labels_crf_sal'),
     # DeepLab v2 on the CRF + saliency labels
     dict(type='TrainSegmentor', name='edam_deeplab', labels='edam_labels_crf_sal',
-         **deeplab_train),
-    dict(type='TestSegmentor', name='edam_test', checkpoint='edam_deeplab', **deeplab_test),
+         recipe='synthetic'),
+    dict(type='TestSegmentor', name='edam_test', checkpoint='edam_deeplab', recipe='synthetic'),
 ]

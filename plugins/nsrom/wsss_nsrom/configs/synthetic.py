@@ -18,21 +18,7 @@ _base_ = ['oaa::synthetic.py']
 work_dir = 'work_dirs/nsrom_synthetic'
 plugins = ['deeplab', 'oaa', 'nsrom']
 
-# the DeepLab recipe of oaa::synthetic.py, restated (a config cannot unpack a base variable;
-# tests/test_nsrom_configs.py checks that the two stay equal)
 norm = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
-deeplab_train = dict(
-    model=dict(type='DeepLabV2', backbone=dict(type='SmallResNet'), rates=(2, 4, 6, 8),
-               msc_scales=(0.5, 0.75), data_preprocessor=norm),
-    max_iters=1500, batch_size=16, crop_size=96, scales=(0.5, 0.75, 1.0, 1.25, 1.5),
-    optim_wrapper=dict(type='OptimWrapper',
-                       optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
-                       constructor='DeepLabOptimWrapperConstructor',
-                       paramwise_cfg=dict(head_lr_mult=1.0, head_bias_lr_mult=1.0,
-                                          head_bias_decay_mult=0.0)),
-    checkpoint_interval=500, log_interval=50)
-crf = dict(type='DenseCRF', preset='deeplab', image='raw_rgb')
-deeplab_test = dict(split='val', crf=crf, workers=2)
 
 nsrom_model = dict(backbone=dict(type='SmallResNet'), head_channels=128, num_nodes=16,
                    channels_last=True, data_preprocessor=norm)
@@ -68,20 +54,19 @@ nsrom_labels = dict(type='RefineLabels', name='nsrom_labels', cams='nsrom_oacams
 eval_nsrom_labels = dict(type='EvaluateLabels', name='eval_nsrom_labels', labels='nsrom_labels')
 # round 1, its CRF predictions on the training images, the masked labels
 nsrom_deeplab1 = dict(type='TrainSegmentor', name='nsrom_deeplab1', labels='nsrom_labels',
-                      **deeplab_train)
+                      recipe='synthetic')
 nsrom_test1 = dict(type='TestSegmentor', name='nsrom_test1', checkpoint='nsrom_deeplab1',
-                   **deeplab_test)
+                   recipe='synthetic')
 nsrom_predict_train = dict(type='TestSegmentor', name='nsrom_predict_train',
-                           checkpoint='nsrom_deeplab1', split='train',
-                           crf=crf, workers=2)
+                           checkpoint='nsrom_deeplab1', recipe='synthetic', split='train')
 nsrom_masked = dict(type='MaskNonSalientRegions', name='nsrom_masked',
                     predictions='nsrom_predict_train', labels='nsrom_labels', dilation=30)
 eval_nsrom_masked = dict(type='EvaluateLabels', name='eval_nsrom_masked', labels='nsrom_masked')
 # round 2: the same recipe and initial weights, on the masked labels
 nsrom_deeplab2 = dict(type='TrainSegmentor', name='nsrom_deeplab2', labels='nsrom_masked',
-                      **deeplab_train)
+                      recipe='synthetic')
 nsrom_test = dict(type='TestSegmentor', name='nsrom_test', checkpoint='nsrom_deeplab2',
-                  **deeplab_test)
+                  recipe='synthetic')
 
 stages = [
     # the baseline and OAA, exactly as oaa::synthetic.py

@@ -37,17 +37,6 @@ classifier_training = dict(train_split='train_aug', val_split=None, max_epochs=1
 inference = dict(split='train_aug', scales=(1.0,), flip=False, batch_size=1,
                  resize=dict(size=(256, 256)))
 
-deeplab_train = dict(
-    train_split='train_aug',
-    model=dict(type='DeepLabV2', num_classes=21,
-               backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
-                             stride_in_1x1=True, norm='frozen'),
-               rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
-               init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
-    max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9, weight_decay=5e-4,
-    power=0.9, lr_interval=10, crop_size=321, scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True,
-    checkpoint_interval=5000, log_interval=100, num_workers=4)
-crf = dict(type='DenseCRF', preset='deeplab', image='raw_rgb')
 
 stages = [
     dict(type='TrainClassifier', name='classify',
@@ -68,14 +57,16 @@ stages = [
          workers=8),
     dict(type='EvaluateLabels', name='eval_labels', labels='labels'),
     # round 1 and its CRF predictions on the training images
-    dict(type='TrainSegmentor', name='deeplab1', labels='labels', **deeplab_train),
+    dict(type='TrainSegmentor', name='deeplab1', labels='labels',
+         recipe='voc12_deeplabv2_r101'),
     dict(type='TestSegmentor', name='predict_train_aug', checkpoint='deeplab1',
-         split='train_aug', scales=(1.0,), flip=False, crf=crf, workers=8),
+         recipe='voc12_deeplabv2_r101', split='train_aug'),
     dict(type='MaskNonSalientRegions', name='masked_labels', predictions='predict_train_aug',
          labels='labels', dilation=30, workers=8),
     dict(type='EvaluateLabels', name='eval_masked_labels', labels='masked_labels'),
     # round 2 from the same initial weights, then the test
-    dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels', **deeplab_train),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab2', split='val', scales=(1.0,),
-         flip=False, crf=crf, workers=8),
+    dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels',
+         recipe='voc12_deeplabv2_r101'),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab2',
+         recipe='voc12_deeplabv2_r101'),
 ]

@@ -24,18 +24,6 @@ data = dict(
 )
 
 norm = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
-deeplab_train = dict(
-    model=dict(type='DeepLabV2', backbone=dict(type='SmallResNet'), rates=(2, 4, 6, 8),
-               msc_scales=(0.5, 0.75), data_preprocessor=norm),
-    max_iters=1500, batch_size=16, crop_size=96, scales=(0.5, 0.75, 1.0, 1.25, 1.5),
-    optim_wrapper=dict(type='OptimWrapper',
-                       optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
-                       constructor='DeepLabOptimWrapperConstructor',
-                       paramwise_cfg=dict(head_lr_mult=1.0, head_bias_lr_mult=1.0,
-                                          head_bias_decay_mult=0.0)),
-    checkpoint_interval=500, log_interval=50)
-deeplab_test = dict(split='val', crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'),
-                    workers=2)
 oaa_model = dict(backbone=dict(type='SmallResNet'), head_channels=128, channels_last=True,
                  data_preprocessor=norm)
 fixed_geometry = [dict(type='PackInputs', keys=('img', 'labels'))]
@@ -54,8 +42,9 @@ labels_saliency = dict(type='RefineLabels', name='labels_saliency', cams='cams',
                        refiners=[dict(type='SaliencyFusion', threshold=0.5)])
 eval_labels_saliency = dict(type='EvaluateLabels', name='eval_labels_saliency',
                             labels='labels_saliency')
-deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', **deeplab_train)
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test)
+deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency',
+               recipe='synthetic')
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='synthetic')
 baseline_stages = [classify, cams, eval_cams, labels_saliency, eval_labels_saliency, deeplab,
                    test]
 
@@ -92,8 +81,9 @@ eval_oaa_iam_labels = dict(type='EvaluateLabels', name='eval_oaa_iam_labels',
                            labels='oaa_iam_labels')
 # DeepLab on the OAA proxy labels (the oaa::voc12_vgg16.py route)
 oaa_deeplab = dict(type='TrainSegmentor', name='oaa_deeplab', labels='oaa_labels',
-                   **deeplab_train)
-oaa_test = dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab', **deeplab_test)
+                   recipe='synthetic')
+oaa_test = dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab',
+                recipe='synthetic')
 
 # Ablation: the same classifier (same seed, same data order, so the same weights at every
 # step) accumulating only from epoch 6 on.  Trained from scratch, the first epochs' maps are

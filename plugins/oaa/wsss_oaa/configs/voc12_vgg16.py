@@ -38,18 +38,6 @@ oaa_pipeline = [dict(type='Resize', short_side=224),
 vgg16 = dict(type='VGG16OAA', pretrained='weights/vgg16-397923af.pth')
 
 # DeepLab v2 ResNet-101 as deeplab::voc12_deeplabv2_r101.py, trained on the proxy labels
-deeplab_train = dict(
-    train_split='train_aug',
-    model=dict(type='DeepLabV2', num_classes=21,
-               backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
-                             stride_in_1x1=True, norm='frozen'),
-               rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
-               init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
-    max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9, weight_decay=5e-4,
-    power=0.9, lr_interval=10, crop_size=321, scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True,
-    checkpoint_interval=5000, log_interval=100, num_workers=4)
-deeplab_test = dict(split='val', scales=(1.0,), flip=False,
-                    crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'), workers=8)
 
 # the stages, named so that oaa::voc12_vgg16_iam.py / _drop.py reuse them ({{_base_.<name>}})
 classify = dict(type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
@@ -61,8 +49,10 @@ export_accumulated = dict(type='ExportAttention', name='accumulated', source='cl
                           split='train_aug')
 eval_accumulated = dict(type='EvaluateLabels', name='eval_accumulated', cams='accumulated',
                         threshold=0.25)
-deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels', **deeplab_train)
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', **deeplab_test)
+deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels',
+               recipe='voc12_deeplabv2_r101')
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
+            recipe='voc12_deeplabv2_r101')
 labels = dict(type='RefineLabels', name='labels', cams='accumulated',
               refiners=[dict(type='OAAProxyLabels')], workers=8)
 eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels')

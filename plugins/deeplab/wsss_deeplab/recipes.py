@@ -1,0 +1,63 @@
+"""Named DeepLab recipes: the settings a method's config would otherwise restate.
+
+``TrainSegmentor(recipe=NAME, ...)`` and ``TestSegmentor(recipe=NAME, ...)`` start from the
+options below; options given in the config override them (``model`` as a whole).  The
+expanded options are what the stage records and hashes, so a config written out in full and
+one naming the recipe are the same stage.
+
+* ``voc12_deeplabv2_r101``: deeplab-pytorch's recipe (spec ``oaa_nsrom_deeplab.md`` §4):
+  DeepLab v2 ResNet-101 (OS 8, frozen BN, Caffe input, COCO-initialised), ASPP 6/12/18/24,
+  MSC 0.5/0.75, train_aug, 20000 updates of 5 x 2 crops of 321, SGD 2.5e-4 (x10 / x20 head),
+  poly 0.9 every 10 updates; test on val, one scale, dense CRF (deeplab preset) on the RGB
+  image.
+* ``synthetic``: the CPU recipe for SyntheticShapes: DeepLab v2 head on the core's
+  SmallResNet from scratch (ASPP rates 2/4/6/8 for 12x12 maps), 1500 updates of 16 crops of
+  96, AdamW 2e-3, poly 0.9; test on val with the CRF in 2 processes.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+_SYNTHETIC_NORM = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
+_CRF = dict(type='DenseCRF', preset='deeplab', image='raw_rgb')
+
+TRAIN_RECIPES = {
+    'voc12_deeplabv2_r101': dict(
+        train_split='train_aug',
+        model=dict(type='DeepLabV2', num_classes=21,
+                   backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
+                                 stride_in_1x1=True, norm='frozen'),
+                   rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
+                   init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
+        max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9,
+        weight_decay=5e-4, power=0.9, lr_interval=10, crop_size=321,
+        scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True, checkpoint_interval=5000,
+        log_interval=100, num_workers=4),
+    'synthetic': dict(
+        model=dict(type='DeepLabV2', backbone=dict(type='SmallResNet'), rates=(2, 4, 6, 8),
+                   msc_scales=(0.5, 0.75), data_preprocessor=_SYNTHETIC_NORM),
+        max_iters=1500, batch_size=16, crop_size=96, scales=(0.5, 0.75, 1.0, 1.25, 1.5),
+        optim_wrapper=dict(type='OptimWrapper',
+                           optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+                           constructor='DeepLabOptimWrapperConstructor',
+                           paramwise_cfg=dict(head_lr_mult=1.0, head_bias_lr_mult=1.0,
+                                              head_bias_decay_mult=0.0)),
+        checkpoint_interval=500, log_interval=50),
+}
+
+TEST_RECIPES = {
+    'voc12_deeplabv2_r101': dict(split='val', scales=(1.0,), flip=False, crf=_CRF, workers=8),
+    'synthetic': dict(split='val', crf=_CRF, workers=2),
+}
+
+
+def with_recipe(table: dict, recipe: Optional[str], options: dict, stage: str) -> dict:
+    """``options`` over the recipe's (a deep copy); no recipe: ``options`` unchanged."""
+    if recipe is None:
+        return options
+    if recipe not in table:
+        raise KeyError(f'[{stage}] unknown DeepLab recipe {recipe!r}; recipes: {sorted(table)}')
+    merged = copy.deepcopy(table[recipe])
+    merged.update(options)
+    return merged
