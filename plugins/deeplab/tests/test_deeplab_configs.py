@@ -57,6 +57,15 @@ def test_recipe_options_are_overridden_by_the_config_and_unknown_recipes_refused
     stage = build(dict(type='TrainSegmentor', name='d', recipe='synthetic', max_iters=7),
                   STAGES)
     assert stage.options['max_iters'] == 7 and stage.options['crop_size'] == 96
+    patched = build(dict(type='TrainSegmentor', name='d', recipe='voc12_deeplabv2_r101',
+                         model=dict(init_checkpoint=None, backbone=dict(stride_in_1x1=False))),
+                    STAGES).options['model']
+    assert patched['type'] == 'DeepLabV2' and patched['init_checkpoint'] is None
+    assert patched['backbone']['stride_in_1x1'] is False and patched['backbone']['depth'] == 101
+    replaced = build(dict(type='TrainSegmentor', name='d', recipe='synthetic',
+                          model=dict(type='DeepLabV3Plus', backbone=dict(type='SmallResNet'))),
+                     STAGES).options['model']
+    assert replaced == dict(type='DeepLabV3Plus', backbone=dict(type='SmallResNet'))
     with pytest.raises(KeyError, match='unknown DeepLab recipe'):
         build(dict(type='TestSegmentor', name='t', checkpoint='d', recipe='voc07'), STAGES)
 

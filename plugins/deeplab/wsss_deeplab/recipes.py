@@ -1,7 +1,8 @@
 """Named DeepLab recipes: the settings a method's config would otherwise restate.
 
 ``TrainSegmentor(recipe=NAME, ...)`` and ``TestSegmentor(recipe=NAME, ...)`` start from the
-options below; options given in the config override them (``model`` as a whole).  The
+options below; options given in the config override them (a ``model`` with a ``type``
+replaces the recipe's model, one without patches it).  The
 expanded options are what the stage records and hashes, so a config written out in full and
 one naming the recipe are the same stage.
 
@@ -53,11 +54,30 @@ TEST_RECIPES = {
 
 
 def with_recipe(table: dict, recipe: Optional[str], options: dict, stage: str) -> dict:
-    """``options`` over the recipe's (a deep copy); no recipe: ``options`` unchanged."""
+    """``options`` over the recipe's (a deep copy); no recipe: ``options`` unchanged.
+
+    A ``model`` with a ``type`` replaces the recipe's model; one without (e.g. from
+    ``--cfg-options stages.0.model.init_checkpoint=None``) patches it, recursively.
+    """
     if recipe is None:
         return options
     if recipe not in table:
         raise KeyError(f'[{stage}] unknown DeepLab recipe {recipe!r}; recipes: {sorted(table)}')
     merged = copy.deepcopy(table[recipe])
+    options = dict(options)
+    model = options.pop('model', None)
     merged.update(options)
+    if model is not None:
+        model = dict(model)
+        merged['model'] = model if 'type' in model else _patched(merged.get('model', {}), model)
     return merged
+
+
+def _patched(base: dict, patch: dict) -> dict:
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and 'type' not in value:
+            out[key] = _patched(out[key], value)
+        else:
+            out[key] = value
+    return out
