@@ -122,7 +122,7 @@ def test_hook_with_drop_refuses_a_model_without_drop_mask():
             return img
 
     with pytest.raises(TypeError, match='drop_mask'):
-        OAAAccumulationHook(drop=True).before_train(SimpleNamespace(model=NoDrop()))
+        OAAAccumulationHook(drop=True).before_train(SimpleNamespace(model=NoDrop(), max_epochs=4))
 
 
 def test_oaa_classifier_zeroes_the_dropped_input_pixels(registered):  # noqa: F811
