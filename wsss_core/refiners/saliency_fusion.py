@@ -22,20 +22,15 @@ from ..registry import LABEL_REFINERS, SALIENCY_SOURCES, build
 from .base import LabelRefiner
 
 
-@LABEL_REFINERS.register_module()
-class SaliencyFusion(LabelRefiner):
-    """The rule above; an image without CAMs (no class) is all background.
-
-    Args:
-        threshold: tau, on the [0, 1] scale (S = saliency / 255).
-        source: None (the dataset's ``saliency``) or a SALIENCY_SOURCES config / object;
-            the refiner then ``needs`` what the source reads (``img`` for disk and OpenCV).
-    """
+class SaliencyRefiner(LabelRefiner):
+    """Base of refiners that read a saliency map (SaliencyFusion, OAA's proxy labels, EDAM's
+    fusion): ``source`` is None (the dataset's ``saliency``) or a SALIENCY_SOURCES config /
+    object, and the refiner then ``needs`` what the source reads (``img`` for disk and
+    OpenCV)."""
 
     needs = ('saliency',)
 
-    def __init__(self, threshold: float = 0.5, source: Optional[Union[dict, object]] = None):
-        self.threshold = float(threshold)
+    def __init__(self, source: Optional[Union[dict, object]] = None):
         self.source = build(source, SALIENCY_SOURCES) if source is not None else None
         if self.source is not None:
             self.needs = tuple(getattr(self.source, 'needs', ('img',)))
@@ -47,6 +42,20 @@ class SaliencyFusion(LabelRefiner):
         if hasattr(self.source, 'from_sample'):
             return self.source.from_sample(sample)
         return np.asarray(self.source(sample['img_id'], sample['img']))  # a plain callable
+
+
+@LABEL_REFINERS.register_module()
+class SaliencyFusion(SaliencyRefiner):
+    """The rule above; an image without CAMs (no class) is all background.
+
+    Args:
+        threshold: tau, on the [0, 1] scale (S = saliency / 255).
+        source: see :class:`SaliencyRefiner`.
+    """
+
+    def __init__(self, threshold: float = 0.5, source: Optional[Union[dict, object]] = None):
+        super().__init__(source)
+        self.threshold = float(threshold)
 
     def refine(self, sample: dict) -> dict:
         sal = self.saliency(sample).astype(np.float32) / 255.0

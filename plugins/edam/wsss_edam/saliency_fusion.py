@@ -44,8 +44,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from wsss_core.evaluation.cam_labels import resize_cams
-from wsss_core.refiners.base import LabelRefiner
-from wsss_core.refiners.saliency_fusion import SaliencyFusion
+from wsss_core.refiners.saliency_fusion import SaliencyRefiner
 from wsss_core.registry import LABEL_REFINERS
 from wsss_core.saliency import check_saliency
 
@@ -94,7 +93,7 @@ def edam_fuse(scores: np.ndarray, class_ids: Sequence[int], saliency_u8: np.ndar
 
 
 @LABEL_REFINERS.register_module()
-class EDAMSaliencyFusion(LabelRefiner):
+class EDAMSaliencyFusion(SaliencyRefiner):
     """:func:`edam_fuse` on a sample's CAMs or dense-CRF probabilities and its saliency.
 
     Args:
@@ -106,7 +105,7 @@ class EDAMSaliencyFusion(LabelRefiner):
             preceding ``DenseCRF(keep_probs=True)``: channel 0 (the CRF's background) is
             dropped, channel i is class ``class_ids[i - 1]``.
         source: None (the dataset's ``saliency``) or a SALIENCY_SOURCES config / object, as
-            for the core's :class:`~wsss_core.refiners.SaliencyFusion` (which fetches it here).
+            for the core's :class:`~wsss_core.refiners.saliency_fusion.SaliencyRefiner`.
     """
 
     def __init__(self, preset: Optional[str] = None, theta: Optional[float] = None,
@@ -123,16 +122,11 @@ class EDAMSaliencyFusion(LabelRefiner):
         given = dict(theta=theta, alpha=alpha, beta=beta)
         params.update({k: float(v) for k, v in given.items() if v is not None})
         self.preset, self.scores, self.params = preset, scores, params
-        self._saliency = SaliencyFusion(source=source)
-        self.needs = tuple(self._saliency.needs)
-
-    @property
-    def source(self):
-        return self._saliency.source
+        super().__init__(source)
 
     def saliency(self, sample: dict) -> np.ndarray:
         """S of the sample, uint8 (H, W): the dataset's or the source's (at the image size)."""
-        sal = np.asarray(self._saliency.saliency(sample))
+        sal = np.asarray(super().saliency(sample))
         return check_saliency(sal, sal.shape, f"saliency of {sample.get('img_id')}")
 
     def score_maps(self, sample: dict, shape) -> np.ndarray:

@@ -23,8 +23,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from wsss_core.io import IGNORE_INDEX
-from wsss_core.refiners.base import LabelRefiner
-from wsss_core.refiners.saliency_fusion import SaliencyFusion
+from wsss_core.refiners.saliency_fusion import SaliencyRefiner
 from wsss_core.registry import LABEL_REFINERS
 from wsss_core.saliency import check_saliency
 
@@ -85,12 +84,12 @@ def ignore_if_nearly_empty(label: np.ndarray, min_fg_ratio: float = 0.01) -> np.
 
 
 @LABEL_REFINERS.register_module()
-class OAAProxyLabels(LabelRefiner):
+class OAAProxyLabels(SaliencyRefiner):
     """:func:`oaa_proxy_label` on the sample's ``cams`` / ``class_ids`` and saliency.
 
     The saliency comes from the dataset's ``sample['saliency']`` by default or from a
-    SALIENCY_SOURCES ``source``, exactly as :class:`~wsss_core.refiners.SaliencyFusion`
-    gets it (that class does the fetching here).  The CAMs must be at the image size
+    SALIENCY_SOURCES ``source`` (the core's
+    :class:`~wsss_core.refiners.saliency_fusion.SaliencyRefiner` fetches it).  The CAMs must be at the image size
     (MakeCAMs's output, or attention maps exported at image size).
 
     Args:
@@ -104,16 +103,11 @@ class OAAProxyLabels(LabelRefiner):
                  source: Optional[Union[dict, object]] = None):
         self.params = dict(fg_thr=float(fg_thr), conflict=float(conflict), bg_thr=float(bg_thr),
                            att_thr=float(att_thr), min_fg_ratio=float(min_fg_ratio))
-        self._saliency = SaliencyFusion(source=source)
-        self.needs = tuple(self._saliency.needs)
-
-    @property
-    def source(self):
-        return self._saliency.source
+        super().__init__(source)
 
     def saliency(self, sample: dict) -> np.ndarray:
         """S of the sample, uint8 at the CAMs' size."""
-        return check_saliency(self._saliency.saliency(sample), np.shape(sample['cams'])[1:],
+        return check_saliency(super().saliency(sample), np.shape(sample['cams'])[1:],
                               f"saliency of {sample.get('img_id')}")
 
     def refine(self, sample: dict) -> dict:
