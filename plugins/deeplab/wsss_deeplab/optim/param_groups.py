@@ -38,7 +38,8 @@ import torch.nn as nn
 
 from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, build
 
-__all__ = ['GroupRules', 'deeplab_param_groups', 'DeepLabOptimWrapperConstructor']
+__all__ = ['GroupRules', 'deeplab_param_groups', 'ParamGroupsOptimWrapperConstructor',
+           'DeepLabOptimWrapperConstructor']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +114,13 @@ def deeplab_param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0,
     return groups
 
 
-@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class DeepLabOptimWrapperConstructor:
-    """mmengine optimiser-wrapper constructor building :func:`deeplab_param_groups`.
+class ParamGroupsOptimWrapperConstructor:
+    """Base of mmengine optimiser-wrapper constructors that build explicit param groups.
 
     ``optim_wrapper_cfg`` is the ``optim_wrapper`` config without ``constructor`` and
     ``paramwise_cfg`` (mmengine removes them); its ``optimizer`` gives ``lr`` and
-    ``weight_decay``; ``paramwise_cfg`` holds :class:`GroupRules` fields.
+    ``weight_decay``.  Subclasses parse ``paramwise_cfg`` (:meth:`parse_paramwise`) and
+    return the groups (:meth:`param_groups`).
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
@@ -129,12 +130,30 @@ class DeepLabOptimWrapperConstructor:
         self.optimizer_cfg = dict(cfg.pop('optimizer'))
         cfg.setdefault('type', 'OptimWrapper')
         self.wrapper_cfg = cfg
-        self.rules = GroupRules.from_cfg(paramwise_cfg)
+        self.parse_paramwise(dict(paramwise_cfg or {}))
+
+    def parse_paramwise(self, paramwise_cfg: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float
+                     ) -> List[dict]:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def __call__(self, model: nn.Module):
         model = getattr(model, 'module', model)
         opt = dict(self.optimizer_cfg)
-        lr = float(opt['lr'])
-        groups = deeplab_param_groups(model, lr, float(opt.get('weight_decay', 0.0)), self.rules)
+        groups = self.param_groups(model, float(opt['lr']), float(opt.get('weight_decay', 0.0)))
         optimizer = build(dict(opt, params=groups), OPTIMIZERS)
         return build(dict(self.wrapper_cfg, optimizer=optimizer), OPTIM_WRAPPERS)
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class DeepLabOptimWrapperConstructor(ParamGroupsOptimWrapperConstructor):
+    """The constructor building :func:`deeplab_param_groups`; ``paramwise_cfg`` holds
+    :class:`GroupRules` fields."""
+
+    def parse_paramwise(self, paramwise_cfg: dict) -> None:
+        self.rules = GroupRules.from_cfg(paramwise_cfg)
+
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> List[dict]:
+        return deeplab_param_groups(model, lr, weight_decay, self.rules)

@@ -20,43 +20,31 @@ BatchNorms are in no group.)  Schedule, per optimiser step s of S:
 """
 from __future__ import annotations
 
-import copy
-from typing import List, Optional
+from typing import List
 
 import torch.nn as nn
 
-from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, build
+from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from wsss_deeplab.optim.param_groups import ParamGroupsOptimWrapperConstructor
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class EDAMOptimWrapperConstructor:
+class EDAMOptimWrapperConstructor(ParamGroupsOptimWrapperConstructor):
     """Builds the optimiser over the model's ``param_groups(lr, weight_decay, lr_mults)``
     (:class:`~wsss_edam.models.edam_classifier.EDAMClassifier`); ``paramwise_cfg`` may hold
     ``lr_mults=dict(new=10.0, ...)`` to change the multipliers."""
 
-    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
-        cfg = copy.deepcopy(dict(optim_wrapper_cfg))
-        if 'optimizer' not in cfg:
-            raise ValueError("optim_wrapper needs an 'optimizer' config")
-        self.optimizer_cfg = dict(cfg.pop('optimizer'))
-        cfg.setdefault('type', 'OptimWrapper')
-        self.wrapper_cfg = cfg
-        paramwise_cfg = dict(paramwise_cfg or {})
+    def parse_paramwise(self, paramwise_cfg: dict) -> None:
         unknown = sorted(set(paramwise_cfg) - {'lr_mults'})
         if unknown:
             raise TypeError(f'unknown EDAM paramwise_cfg key(s) {unknown}; known: [lr_mults]')
         self.lr_mults = paramwise_cfg.get('lr_mults')
 
-    def __call__(self, model: nn.Module):
-        model = getattr(model, 'module', model)
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> List[dict]:
         if not hasattr(model, 'param_groups'):
             raise TypeError(f'EDAMOptimWrapperConstructor needs a model with param_groups() '
                             f'(EDAMClassifier), not {type(model).__name__}')
-        opt = dict(self.optimizer_cfg)
-        groups = model.param_groups(float(opt['lr']), float(opt.get('weight_decay', 0.0)),
-                                    self.lr_mults)
-        optimizer = build(dict(opt, params=groups), OPTIMIZERS)
-        return build(dict(self.wrapper_cfg, optimizer=optimizer), OPTIM_WRAPPERS)
+        return model.param_groups(lr, weight_decay, self.lr_mults)
 
 
 def warmup_poly_schedule(max_steps: int, warmup: int = 2000, power: float = 0.9) -> List[dict]:
