@@ -267,14 +267,9 @@ def test_channels_last_gives_the_same_maps(registered):
 
 @pytest.mark.parametrize('kind', ['NSROMClassifier', 'OACAMModel'])
 def test_every_glore_parameter_is_in_the_x10_x20_head_groups(registered, kind):
-    from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS, build
-    from wsss_oaa.models.oaa_classifier import OAA_PARAMWISE_CFG
+    from wsss_oaa.testing import oaa_param_groups
     model = _tiny(kind)
-    ctor = build(dict(type='DeepLabOptimWrapperConstructor', paramwise_cfg=OAA_PARAMWISE_CFG,
-                      optim_wrapper_cfg=dict(optimizer=dict(
-                          type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4))), OPTIM_WRAPPER_CONSTRUCTORS)
-    groups = {g['name']: g for g in ctor(model).optimizer.param_groups}
+    groups = oaa_param_groups(model)
     assert {k: g['lr'] for k, g in groups.items()} == pytest.approx(
         dict(backbone=1e-3, backbone_bias=2e-3, head_weight=1e-2, head_bias=2e-2))
     ids = {name: {id(p) for p in g['params']} for name, g in groups.items()}

@@ -110,14 +110,9 @@ def test_drop_mask_zeroes_normalised_input_pixels(registered):
 
 
 def test_reference_lr_groups_x1_x2_x10_x20_with_decay_everywhere(registered):
-    from wsss_oaa.models.oaa_classifier import OAA_PARAMWISE_CFG
-    from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS, build
+    from wsss_oaa.testing import oaa_param_groups
     model = tiny_oaa_classifier(num_classes=3)
-    ctor = build(dict(type='DeepLabOptimWrapperConstructor', paramwise_cfg=OAA_PARAMWISE_CFG,
-                      optim_wrapper_cfg=dict(optimizer=dict(
-                          type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4))), OPTIM_WRAPPER_CONSTRUCTORS)
-    groups = {g['name']: g for g in ctor(model).optimizer.param_groups}
+    groups = oaa_param_groups(model)
     assert {k: g['lr'] for k, g in groups.items()} == pytest.approx(
         dict(backbone=1e-3, backbone_bias=2e-3, head_weight=1e-2, head_bias=2e-2))
     assert all(g['weight_decay'] == pytest.approx(5e-4) for g in groups.values())
