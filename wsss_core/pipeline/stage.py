@@ -117,6 +117,14 @@ class TrainingStage(Stage):
         set_random_seed(ctx.seed if ctx.seed is not None else 0)
         return build(model_cfg, MODELS)
 
+    def optim_wrapper_for_device(self, ctx: StageContext, optim_wrapper: dict) -> dict:
+        """The ``optim_wrapper`` config with the stage's ``amp`` option applied on this run's
+        device (see :mod:`~wsss_core.pipeline.mixed_precision`)."""
+        from .mixed_precision import mixed_precision_optim_wrapper
+        return mixed_precision_optim_wrapper(self.name, optim_wrapper,
+                                             self.options.get('amp', False), ctx.device,
+                                             self.options.get('amp_dtype'))
+
     @staticmethod
     def check_types(model: dict, custom_hooks=()) -> None:
         """Raise UnknownComponentError now for an unknown model or hook type."""

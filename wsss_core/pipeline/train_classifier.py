@@ -20,6 +20,7 @@ from ..datasets import build_dataset
 from ..io import atomic_write
 from ..registry import MODELS, STAGES, build
 from ..visualization.tensorboard import default_visualizer
+from .mixed_precision import check_amp
 from .stage import StageContext, TrainingStage
 
 _RUNNER_IDS = itertools.count()
@@ -39,6 +40,8 @@ class TrainClassifier(TrainingStage):
         custom_hooks, default_hooks, sampler, data: passed to the Runner / dataloader.
         val_split: split for the final mAP (None to skip).
         log_interval: iterations between log lines.
+        amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
+            :mod:`~wsss_core.pipeline.mixed_precision`; in the options only when set.
     """
 
     def __init__(self, name: str, model: dict, max_epochs: int = 12, batch_size: int = 64,
@@ -54,6 +57,7 @@ class TrainClassifier(TrainingStage):
                          param_scheduler=param_scheduler, custom_hooks=list(custom_hooks),
                          default_hooks=default_hooks, sampler=sampler, data=data,
                          log_interval=log_interval, **options)
+        check_amp(name, self.options.get('amp', False), self.options.get('amp_dtype'))
         self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ building
@@ -79,8 +83,8 @@ class TrainClassifier(TrainingStage):
         o = self.options
         epochs = o['max_epochs']
         steps = epochs * max(1, -(-len(train_set) // o['batch_size']))
-        optim = o['optim_wrapper'] or dict(
-            type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+        optim = self.optim_wrapper_for_device(ctx, o['optim_wrapper'] or dict(
+            type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4)))
         sched = o['param_scheduler'] or self.default_schedule(optim['optimizer']['lr'], steps)
         hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
                      checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,

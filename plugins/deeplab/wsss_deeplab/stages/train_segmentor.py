@@ -35,6 +35,7 @@ import torch
 from wsss_core import compat
 from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
+from wsss_core.pipeline.mixed_precision import AmpSetting, check_amp
 from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
 from wsss_core.registry import STAGES
 from wsss_core.visualization.tensorboard import default_visualizer
@@ -93,6 +94,8 @@ class TrainSegmentor(TrainingStage):
             iterations are batch iterations).
         log_interval (batch iterations), num_workers, custom_hooks, default_hooks,
         data (dataset overrides), max_samples: the usual.
+        amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
+            :mod:`wsss_core.pipeline.mixed_precision`.
         recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`:
             ``'voc12_deeplabv2_r101'``, ``'synthetic'``); the config's options override it.
     """
@@ -115,7 +118,8 @@ class TrainSegmentor(TrainingStage):
                  optim_wrapper: Optional[dict] = None, param_scheduler=None,
                  checkpoint_interval: int = 5000, log_interval: int = 50, num_workers: int = 0,
                  custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
-                 data: Optional[dict] = None, max_samples: Optional[int] = None):
+                 data: Optional[dict] = None, max_samples: Optional[int] = None,
+                 amp: AmpSetting = False, amp_dtype: Optional[str] = None):
         if int(max_iters) < 1 or int(batch_size) < 1 or int(iter_size) < 1:
             raise StageError(f'[{name}] max_iters, batch_size and iter_size must be >= 1')
         super().__init__(name, model=dict(model), labels=labels, train_split=train_split,
@@ -130,6 +134,9 @@ class TrainSegmentor(TrainingStage):
                          log_interval=int(log_interval), num_workers=int(num_workers),
                          custom_hooks=[dict(h) for h in custom_hooks],
                          default_hooks=default_hooks, data=data, max_samples=max_samples)
+        check_amp(name, amp, amp_dtype)
+        if amp:  # only when set, so the config hash of existing runs is unchanged
+            self.options.update(amp=amp, amp_dtype=amp_dtype)
         self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ data
@@ -165,8 +172,8 @@ class TrainSegmentor(TrainingStage):
     def _runner(self, ctx: StageContext, model, train_set):
         from mmengine.runner import Runner
         o = self.options
-        optim = o['optim_wrapper'] or reference_optim_wrapper(o['lr'], o['momentum'],
-                                                              o['weight_decay'], o['iter_size'])
+        optim = self.optim_wrapper_for_device(ctx, o['optim_wrapper'] or reference_optim_wrapper(
+            o['lr'], o['momentum'], o['weight_decay'], o['iter_size']))
         batches = o['max_iters'] * o['iter_size']
         sched = o['param_scheduler'] or poly_schedule(
             batches, o['power'], interval=o['lr_interval'] * o['iter_size'])

@@ -39,7 +39,8 @@ stages = [
                             optimizer=dict(type='SGD', lr=1e-3, momentum=0.9,
                                            weight_decay=5e-4),
                             constructor='EDAMOptimWrapperConstructor'),
-         log_interval=100),
+         # mixed precision on a GPU (AmpOptimWrapper, bf16 where supported), fp32 on CPU
+         amp='auto', log_interval=100),
     dict(type='MakeCAMs', name='masks', source='classify', split='train_aug',
          generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True, batch_size=1),
     dict(type='EvaluateLabels', name='eval_masks', cams='masks', threshold=0.5),

@@ -1,0 +1,49 @@
+"""The ``amp`` switch of the training stages (mmengine AmpOptimWrapper on CUDA only)."""
+import pytest
+
+from wsss_core.pipeline.mixed_precision import (amp_enabled, check_amp,
+                                                mixed_precision_optim_wrapper)
+from wsss_core.pipeline.stage import StageContext, StageError
+from wsss_core.pipeline.train_classifier import TrainClassifier
+
+SGD = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1),
+           constructor='SomeConstructor', accumulative_counts=2)
+MODEL = dict(type='CAMClassifier', backbone=dict(type='SmallResNet'))
+
+
+def test_auto_is_fp32_on_cpu_and_amp_on_cuda():
+    assert mixed_precision_optim_wrapper('s', SGD, 'auto', 'cpu') == SGD
+    got = mixed_precision_optim_wrapper('s', SGD, 'auto', 'cuda:0', 'bfloat16')
+    assert got['type'] == 'AmpOptimWrapper' and got['dtype'] == 'bfloat16'
+    # the optimiser, constructor and accumulation are kept; nothing else is added for bf16
+    assert {k: v for k, v in got.items() if k not in ('type', 'dtype')} == \
+        {k: v for k, v in SGD.items() if k != 'type'}
+    fp16 = mixed_precision_optim_wrapper('s', SGD, True, 'cuda', 'float16')
+    assert fp16['dtype'] == 'float16' and fp16['loss_scale'] == 'dynamic'
+    assert mixed_precision_optim_wrapper('s', SGD, False, 'cuda') == SGD
+
+
+def test_amp_true_without_cuda_and_bad_values_are_clear_errors(core_registered):
+    with pytest.raises(StageError, match="amp='auto'"):
+        amp_enabled('train', True, 'cpu')
+    with pytest.raises(StageError, match='amp must be'):
+        check_amp('train', 'yes')
+    with pytest.raises(StageError, match='amp_dtype'):
+        check_amp('train', 'auto', 'fp8')
+    with pytest.raises(StageError, match='neither'):
+        mixed_precision_optim_wrapper('s', dict(SGD, type='Custom'), True, 'cuda')
+    with pytest.raises(StageError, match='amp must be'):
+        TrainClassifier('c', model=MODEL, amp='on')
+
+
+def test_training_stage_applies_its_amp_option(tmp_path, core_registered):
+    stage = TrainClassifier('c', model=MODEL, amp='auto', amp_dtype='float16')
+    ctx = StageContext(cfg={}, work_dir=tmp_path, stage_dir=tmp_path / 'c', device='cuda')
+    assert stage.optim_wrapper_for_device(ctx, SGD)['type'] == 'AmpOptimWrapper'
+    ctx.device = 'cpu'
+    assert stage.optim_wrapper_for_device(ctx, SGD)['type'] == 'OptimWrapper'
+    # without the option nothing changes, and the option is not in the hashed options
+    plain = TrainClassifier('c', model=MODEL)
+    assert 'amp' not in plain.options
+    ctx.device = 'cuda'
+    assert plain.optim_wrapper_for_device(ctx, SGD) == SGD
