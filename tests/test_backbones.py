@@ -47,3 +47,41 @@ def test_small_resnet_output_stride():
     assert net.output_stride == 8
     assert net(torch.zeros(1, 3, 96, 96)).shape == (1, 192, 12, 12)
     assert 0.6e6 < sum(p.numel() for p in net.parameters()) < 0.8e6
+
+
+# --------------------------------------------------------------- TorchvisionResNet
+def test_torchvision_resnet_strides_without_dilation(core_registered):
+    from wsss_core.models.torchvision_resnet import TorchvisionResNet
+    x = torch.randn(2, 3, 64, 96)
+    for os_, size in ((8, (8, 12)), (16, (4, 6)), (32, (2, 3))):
+        net = TorchvisionResNet(output_stride=os_).eval()
+        assert net.output_stride == os_
+        with torch.no_grad():
+            assert tuple(net(x).shape) == (2, 2048) + size
+        # no dilation anywhere: the irn/MoANA convention, unlike timm's output_stride
+        assert all(m.dilation == (1, 1) for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    levels = TorchvisionResNet(output_stride=16, out_indices=(0, 1, 2, 3, 4)).eval()
+    with torch.no_grad():
+        outs = levels(x)
+    assert [o.shape[1] for o in outs] == levels.channels == [64, 256, 512, 1024, 2048]
+    assert [64 // o.shape[2] for o in outs] == levels.reductions == [4, 4, 8, 16, 16]
+
+
+def test_torchvision_resnet_norm_eval_frozen_stem_and_weights(core_registered, tmp_path):
+    import torchvision
+    from wsss_core.models.torchvision_resnet import TorchvisionResNet
+    ref = torchvision.models.resnet50(weights=None)
+    torch.save(ref.state_dict(), tmp_path / 'resnet50.pth')
+    net = TorchvisionResNet(output_stride=16, pretrained=tmp_path / 'resnet50.pth',
+                            norm_eval=True, frozen_stem=True).train()
+    assert net.missing_keys == []
+    assert torch.equal(net.layer3[2].conv3.weight, ref.layer3[2].conv3.weight)
+    assert all(not m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not net.conv1.weight.requires_grad and net.layer1[0].conv1.weight.requires_grad
+    running = net.bn1.running_mean.clone()
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert torch.equal(net.bn1.running_mean, running)      # BN statistics stay fixed
+    assert net.conv1.weight.grad is None and net.layer4[0].conv2.weight.grad is not None
+    torch.save({'foo.weight': torch.zeros(3)}, tmp_path / 'other.pth')
+    with pytest.raises(DataFileError, match='other.pth'):
+        TorchvisionResNet(pretrained=tmp_path / 'other.pth')

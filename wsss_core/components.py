@@ -11,7 +11,8 @@ def register_core_components() -> None:
     from .refiners import dense_crf  # noqa: F401
     from .datasets import coco14, synthetic_dataset, voc12  # noqa: F401
     from .evaluation.classification import MultiLabelMAP
-    from .models import cam_classifier, data_preprocessor, resnet38, small_resnet, timm_backbone  # noqa: F401
+    from .models import (cam_classifier, data_preprocessor, resnet38, small_resnet,  # noqa: F401
+                         timm_backbone, torchvision_resnet)
     from .pipeline import (evaluate_labels, make_cams, refine_labels, render_sheet,  # noqa: F401
                            train_classifier)
     if METRICS.get('MultiLabelMAP') is None:

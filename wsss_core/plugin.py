@@ -5,7 +5,8 @@ from . import __version__
 from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 
 COMPONENTS = {
-    'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'NormalizeImages'],
+    'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'TorchvisionResNet',
+               'NormalizeImages'],
     'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
                    'Resize', 'RandomLongSide', 'ColorJitter'],

@@ -57,19 +57,14 @@ and the state dict keeps BatchNorm's layout.
 """
 from __future__ import annotations
 
-import logging
-import os
 from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..io import DataFileError
 from ..registry import MODELS
-from .timm_backbone import load_state_dict_file
-
-logger = logging.getLogger(__name__)
+from .weights import load_matching_weights
 
 #: (name, kind, in, mid, out, stride, dilation 1st, dilation 2nd, dropout) at width_mult=1;
 #: for a bottleneck ``mid`` is the width of the dilated 3x3 (out/2), its 1x1 gives out/4.
@@ -227,31 +222,10 @@ class ResNet38(nn.Module):
         """Load psa-named weights from ``path``; returns the backbone keys the file lacks.
 
         Raises :class:`DataFileError` (naming the file) when it is missing, shares no key
-        with the backbone, or holds a tensor of the wrong shape.
+        with the backbone, or holds a tensor of the wrong shape (width_mult?).
         """
-        path = os.fspath(path)
-        state = load_state_dict_file(path)
-        if not isinstance(state, dict):
-            raise DataFileError(f'{path}: not a state dict ({type(state).__name__})')
-        own = self.state_dict()
-        state = _strip_prefixes(state, own)
-        matched = {k: v for k, v in state.items() if k in own}
-        if not matched:
-            sample = ', '.join(list(state)[:3]) or 'no keys'
-            raise DataFileError(f'{path}: matches none of the ResNet38 weights (psa names such '
-                                f'as conv1a.weight, b2.bn_branch2a.weight expected; the file '
-                                f'has {sample}, ...)')
-        wrong = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                 for k, v in matched.items() if tuple(v.shape) != tuple(own[k].shape)]
-        if wrong:
-            raise DataFileError(f'{path}: {len(wrong)} ResNet38 weights have the wrong shape '
-                                f'(width_mult?): ' + '; '.join(wrong[:3]))
-        self.load_state_dict(matched, strict=False)
-        missing = [k for k in own if k not in matched and not k.endswith('num_batches_tracked')]
-        if missing:
-            logger.warning('ResNet38: %d weights not in %s (left at their init): %s',
-                           len(missing), path, ', '.join(missing[:5]))
-        return missing
+        return load_matching_weights(self, path, 'ResNet38',
+                                     'psa names such as conv1a.weight, b2.bn_branch2a.weight')
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -261,14 +235,3 @@ class ResNet38(nn.Module):
         x = self.bn7(x)
         return F.relu(x) if self.final_relu else x
 
-
-def _strip_prefixes(state: dict, own: dict) -> dict:
-    """Drop ``module.`` (DataParallel) prefixes, and ``backbone.`` when only that matches."""
-    out = {}
-    for k, v in state.items():
-        while k.startswith('module.'):
-            k = k[len('module.'):]
-        out[k] = v
-    if not any(k in own for k in out) and any(k.startswith('backbone.') for k in out):
-        out = {k[len('backbone.'):]: v for k, v in out.items() if k.startswith('backbone.')}
-    return out

@@ -1,0 +1,1 @@
+"""Configs shipped with wsss-moana (``wsss-run moana::<name>.py``)."""

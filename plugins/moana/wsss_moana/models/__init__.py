@@ -1,0 +1,1 @@
+"""MoANA models: the block, the backbones it goes into, the classifier."""

@@ -1,0 +1,25 @@
+"""Test helpers of the MoANA plugin: the plugins loaded as wsss-run loads them, tiny data.
+
+For tests only: importing this module prepares the process the way the test suite needs
+(one thread, offline hub, generated data in a temporary ``WSSS_CACHE`` removed at exit).
+"""
+from __future__ import annotations
+
+from wsss_core.testing import isolate_test_process
+
+isolate_test_process('wsss_moana_tests_')  # before torch is imported
+
+import pytest  # noqa: E402
+
+__all__ = ['TINY_GENERATOR', 'registered']
+
+TINY_GENERATOR = dict(image_size=48, num_classes=3, seed=0, num_train=24, num_val=12)
+
+
+@pytest.fixture(scope='session')
+def registered():
+    """The core and the DeepLab and MoANA plugins loaded through the plugin loader."""
+    from wsss_core.plugins import load_plugins
+    plugins = load_plugins(enabled=['deeplab', 'moana'])
+    assert plugins['moana'].status == 'ok', plugins['moana'].reason
+    return plugins
