@@ -68,3 +68,14 @@ def test_channels_last_model_gives_the_same_maps(core_registered):
     xa, xb = a.data_preprocessor.normalize(img), b.data_preprocessor.normalize(img)
     assert xb.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(a.eval().cam_logits(xa), b.eval().cam_logits(xb), atol=1e-5)
+
+
+def test_cam_without_relu_keeps_the_raw_maps():
+    from wsss_core.cams.cam import CAM
+
+    class Fixed:
+        def cam_logits(self, img):
+            return torch.tensor([[[[-1.0, 2.0]]]])
+
+    assert CAM()(Fixed(), None).tolist() == [[[[0.0, 2.0]]]]
+    assert CAM(relu=False)(Fixed(), None).tolist() == [[[[-1.0, 2.0]]]]

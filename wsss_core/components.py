@@ -8,12 +8,14 @@ def register_core_components() -> None:
     """Idempotent: importing registers; re-importing is a no-op."""
     from . import cams, compat, datasets, refiners, saliency  # noqa: F401
     from .cams import gradient, pytorch_grad_cam_adapter, score_cam  # noqa: F401
-    from .refiners import dense_crf  # noqa: F401
-    from .datasets import coco14, synthetic_dataset, voc12  # noqa: F401
+    from .refiners import dense_crf, ir_labels  # noqa: F401
+    from .datasets import coco14, synthetic_dataset, voc12, wsol_metadata  # noqa: F401
+    from .evaluation.wsol import metric as wsol_metric  # noqa: F401
     from .evaluation.classification import MultiLabelMAP
-    from .models import (cam_classifier, data_preprocessor, resnet38, small_resnet,  # noqa: F401
-                         timm_backbone, torchvision_resnet)
-    from .pipeline import (evaluate_labels, make_cams, refine_labels, render_sheet,  # noqa: F401
-                           train_classifier)
+    from .models import (cam_classifier, data_preprocessor, irn, resnet38,  # noqa: F401
+                         small_resnet, timm_backbone, torchvision_resnet)
+    from .pipeline import (evaluate_labels, evaluate_wsol, make_cams,  # noqa: F401
+                           random_walk_labels, refine_labels, render_sheet, train_classifier,
+                           train_irn)
     if METRICS.get('MultiLabelMAP') is None:
         METRICS.register_module(module=MultiLabelMAP)

@@ -6,17 +6,18 @@ from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 
 COMPONENTS = {
     'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'TorchvisionResNet',
-               'NormalizeImages'],
-    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014'],
+               'NormalizeImages', 'InterPixelRelationNet', 'TimmFeatureLevels'],
+    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014', 'WSOLMetadata'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
                    'Resize', 'RandomLongSide', 'ColorJitter'],
-    'METRICS': ['MultiLabelMAP'],
+    'METRICS': ['MultiLabelMAP', 'WSOLMetric'],
     'CAM_GENERATORS': ['CAM', 'GradCAM', 'GradCAMPlusPlus', 'LayerCAM', 'ScoreCAM',
                        'GradCAMPackage'],
-    'LABEL_REFINERS': ['BackgroundThreshold', 'SaliencyFusion', 'DenseCRF'],
+    'LABEL_REFINERS': ['BackgroundThreshold', 'SaliencyFusion', 'DenseCRF', 'IRLabels'],
     'SALIENCY_SOURCES': ['SaliencyFromDisk', 'SaliencyFromDataset', 'SpectralResidualSaliency',
                          'FineGrainedSaliency'],
-    'STAGES': ['TrainClassifier', 'MakeCAMs', 'RefineLabels', 'EvaluateLabels', 'RenderSheet'],
+    'STAGES': ['TrainClassifier', 'MakeCAMs', 'RefineLabels', 'EvaluateLabels', 'RenderSheet',
+               'TrainIRN', 'RandomWalkLabels', 'EvaluateWSOL'],
 }
 
 

@@ -58,7 +58,7 @@ def test_reference_pipeline_gives_321_crops(registered):
 def test_segmentation_samples_read_pseudo_labels_and_name_missing_files(tmp_path, registered):
     from wsss_core.datasets import build_dataset
     from wsss_core.io import DataFileError, save_label_png
-    from wsss_deeplab.datasets.seg_samples import SegmentationSamples
+    from wsss_core.datasets.seg_samples import SegmentationSamples
     data = build_dataset(dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR),
                               progress=False), split='val', load_gt=False)
     for rec in data.records[:-1]:

@@ -40,7 +40,7 @@ from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
 from wsss_core.registry import STAGES
 from wsss_core.visualization.tensorboard import default_visualizer
 
-from ..datasets.seg_samples import SegmentationSamples
+from wsss_core.datasets.seg_samples import SegmentationSamples
 from ..datasets.transforms import deeplab_train_pipeline
 from ..optim.poly_schedule import poly_schedule
 from ..recipes import TRAIN_RECIPES, with_recipe

@@ -1,0 +1,1 @@
+"""Inter-pixel relations (IRN, Ahn, Cho & Kwak, CVPR 2019): pair geometry, random walk, model."""
