@@ -85,3 +85,16 @@ def test_torchvision_resnet_norm_eval_frozen_stem_and_weights(core_registered, t
     torch.save({'foo.weight': torch.zeros(3)}, tmp_path / 'other.pth')
     with pytest.raises(DataFileError, match='other.pth'):
         TorchvisionResNet(pretrained=tmp_path / 'other.pth')
+
+
+def test_small_resnet_levels_share_the_single_level_weights(core_registered):
+    single = SmallResNet(widths=(8, 8, 16, 16)).eval()
+    levels = SmallResNet(widths=(8, 8, 16, 16), out_indices=(0, 1, 2, 3, 4)).eval()
+    levels.load_state_dict(single.state_dict())          # same parameter names
+    x = torch.randn(1, 3, 32, 32)
+    outs = levels(x)
+    assert [o.shape[1] for o in outs] == levels.channels == [8, 8, 8, 16, 16]
+    assert [32 // o.shape[2] for o in outs] == levels.reductions == [2, 2, 4, 8, 8]
+    torch.testing.assert_close(outs[-1], single(x))
+    with pytest.raises(ValueError, match='out of range'):
+        SmallResNet(out_indices=(5,))

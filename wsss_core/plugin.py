@@ -7,7 +7,8 @@ from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 COMPONENTS = {
     'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'TorchvisionResNet',
                'NormalizeImages', 'InterPixelRelationNet', 'TimmFeatureLevels'],
-    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014', 'WSOLMetadata'],
+    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014', 'WSOLMetadata',
+                 'SyntheticShapesWSOL'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
                    'Resize', 'RandomLongSide', 'ColorJitter'],
     'METRICS': ['MultiLabelMAP', 'WSOLMetric'],

@@ -6,7 +6,7 @@ of ``specs/synthetic_benchmark.md``.  Use a timm backbone (``TimmBackbone``) for
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch.nn as nn
 
@@ -36,11 +36,17 @@ class BasicBlock(nn.Module):
 
 @MODELS.register_module()
 class SmallResNet(nn.Module):
-    """Stem conv3x3/2 + one BasicBlock per stage; ``out_channels`` = last width."""
+    """Stem conv3x3/2 + one BasicBlock per stage; ``out_channels`` = last width.
+
+    ``out_indices``: None returns the last stage's map; a sequence of levels (0 = stem,
+    1.. = stages) returns that list of maps, with their ``channels`` and ``reductions``
+    listed (a multi-level backbone, e.g. for the IRN, whose weights match the single-level
+    network's).
+    """
 
     def __init__(self, widths: Sequence[int] = (24, 48, 96, 192),
                  strides: Sequence[int] = (1, 2, 2, 1), dilations: Sequence[int] = (1, 1, 1, 2),
-                 in_channels: int = 3):
+                 in_channels: int = 3, out_indices: Optional[Sequence[int]] = None):
         super().__init__()
         if not len(widths) == len(strides) == len(dilations):
             raise ValueError('widths, strides and dilations must have the same length')
@@ -52,9 +58,25 @@ class SmallResNet(nn.Module):
             cin = w
         self.stages = nn.Sequential(*blocks)
         self.out_channels = cin
-        self.output_stride = 2
+        levels, reductions = [widths[0], *widths], [2]
         for s in strides:
-            self.output_stride *= s
+            reductions.append(reductions[-1] * s)
+        self.output_stride = reductions[-1]
+        self.out_indices = None if out_indices is None else tuple(int(i) for i in out_indices)
+        if self.out_indices is not None:
+            bad = [i for i in self.out_indices if not 0 <= i < len(levels)]
+            if bad:
+                raise ValueError(f'out_indices {bad} out of range 0..{len(levels) - 1}')
+            self.channels = [levels[i] for i in self.out_indices]
+            self.reductions = [reductions[i] for i in self.out_indices]
+            self.out_channels = self.channels[-1]
 
     def forward(self, x):
-        return self.stages(self.stem(x))
+        x = self.stem(x)
+        if self.out_indices is None:
+            return self.stages(x)
+        outs = [x]
+        for block in self.stages:
+            x = block(x)
+            outs.append(x)
+        return [outs[i] for i in self.out_indices]

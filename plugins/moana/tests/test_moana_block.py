@@ -104,3 +104,13 @@ def test_with_moana_wraps_any_backbone_and_can_be_disabled(registered):
                                        output_stride=16))
     assert timm_net.moana.channels == 512 and timm_net(torch.randn(2, 3, 64, 64)).shape == \
         (2, 512, 4, 4)
+
+
+def test_with_moana_on_a_multi_level_backbone_calibrates_the_last_level(registered):
+    levels = dict(type='SmallResNet', widths=(8, 8, 16, 16), out_indices=(0, 2, 4))
+    net = WithMoANA(backbone=levels).eval()
+    assert net.channels == [8, 8, 16] and net.reductions == [2, 4, 8]
+    x = torch.randn(2, 3, 32, 32)
+    raw, out = net.backbone(x), net(x)
+    torch.testing.assert_close(out[:2], raw[:2])
+    torch.testing.assert_close(out[2], net.moana(raw[2]))

@@ -121,6 +121,10 @@ class WithMoANA(nn.Module):
     MoANA block on its output, i.e. right before the class-specific 1x1 classifier (where the
     released ResNet-50 puts it, as the last element of ``layer4``).
 
+    A multi-level backbone (one returning a list of maps and listing their ``channels`` and
+    ``reductions``, e.g. for the IRN) gets the block on its last map, so the IRN can reuse a
+    trained CAM backbone with its MoANA block (spec B.8).
+
     Args:
         backbone: the backbone config (must expose ``out_channels``).
         moana: :class:`MoANABlock` options besides ``channels`` (e.g. ``preset='wsss'``).
@@ -133,8 +137,15 @@ class WithMoANA(nn.Module):
         self.backbone = build(backbone, MODELS)
         self.out_channels = self.backbone.out_channels
         self.output_stride = getattr(self.backbone, 'output_stride', 8)
+        for attr in ('channels', 'reductions'):
+            if hasattr(self.backbone, attr):
+                setattr(self, attr, list(getattr(self.backbone, attr)))
         self.moana = MoANABlock(self.out_channels, **(moana or {})) if enabled else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor):
         feat = self.backbone(x)
-        return feat if self.moana is None else self.moana(feat)
+        if self.moana is None:
+            return feat
+        if isinstance(feat, (list, tuple)):
+            return [*feat[:-1], self.moana(feat[-1])]
+        return self.moana(feat)
