@@ -11,5 +11,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps grad-cam
 # the plugins that live in this repository
 .venv/bin/python -m pip install -q -c constraints.txt -e plugins/deeplab -e plugins/oaa -e plugins/nsrom \
-    -e plugins/edam -e plugins/moana
+    -e plugins/edam -e plugins/moana -e plugins/getam
 echo "wsss: installed into $(pwd)/.venv"

@@ -8,7 +8,7 @@ def register_core_components() -> None:
     """Idempotent: importing registers; re-importing is a no-op."""
     from . import cams, compat, datasets, refiners, saliency  # noqa: F401
     from .cams import gradient, pytorch_grad_cam_adapter, score_cam  # noqa: F401
-    from .refiners import dense_crf, ir_labels  # noqa: F401
+    from .refiners import dense_crf, ir_labels, pamr  # noqa: F401
     from .datasets import (coco14, synthetic_dataset, synthetic_wsol, voc12,  # noqa: F401
                            wsol_metadata)
     from .evaluation.wsol import metric as wsol_metric  # noqa: F401

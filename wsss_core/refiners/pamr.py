@@ -48,7 +48,7 @@ def neighbour_offsets(dilations: Sequence[int]) -> Tuple[Tuple[int, int], ...]:
 
 def _shifted(padded: torch.Tensor, pad: int, size: Tuple[int, int],
              offsets: Sequence[Tuple[int, int]]) -> Iterator[torch.Tensor]:
-    """Yield ``x(p + offset)`` for each offset from ``padded`` = ``x`` replicate-padded by ``pad``."""
+    """Yield ``x(p + offset)`` per offset, from ``padded`` = ``x`` replicate-padded by ``pad``."""
     h, w = size
     for oy, ox in offsets:
         yield padded[..., pad + oy:pad + oy + h, pad + ox:pad + ox + w]
@@ -63,7 +63,7 @@ def _replicate_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def pamr_affinity(image: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
-    """PAMR affinity ``alpha(p, q)`` (the softmax equation), ``(B, Q, H, W)``, Q = 8 x len(dilations).
+    """PAMR affinity ``alpha(p, q)`` (the softmax equation) as ``(B, 8 * len(dilations), H, W)``.
 
     ``kbar(p, q) = mean_c -|I_c(p) - I_c(q)| / (1e-8 + 0.1 sigma_c(p))``, softmax over ``q``;
     ``sigma_c(p)`` the unbiased std over the 3 x 3 windows at every dilation (module docstring).

@@ -1,0 +1,25 @@
+# MoANA WSOL on CUB-200-2011 (wsolevaluation metadata layout), ResNet-50 + MoANA, the
+# reference trainer's settings (spec edam_moana.md B.5; the repository ships ILSVRC's only,
+# so the batch size here is wsolevaluation's CUB default, 32).
+#
+#   data/wsol/dataset/CUB/<class folder>/<image>.jpg
+#   data/wsol/metadata/CUB/{train,val,test}/{image_ids,class_labels,image_sizes,localization}.txt
+#   weights/resnet50-19c8e357.pth
+#   wsss-run moana::cub_resnet50_wsol.py
+#
+# The released trainer builds the classifier with 1000 outputs even for CUB; this uses 200.
+_base_ = ['./_wsol_resnet50.py']
+work_dir = 'work_dirs/moana_cub_resnet50_wsol'
+
+data = dict(type='WSOLMetadata', data_root='data/wsol', name='CUB', num_classes=200)
+
+stages = [
+    dict(type='TrainClassifier', name='classify', model={{_base_.model}}, max_epochs=20,
+         batch_size=32, num_workers=4, train_split='train', val_split=None,
+         pipeline={{_base_.train_pipeline}}, optim_wrapper={{_base_.optim_wrapper}},
+         param_scheduler={{_base_.param_scheduler}}),
+    dict(type='EvaluateWSOL', name='wsol', source='classify', split='test', mode='standard',
+         generator=dict(type='CAM', relu=False), image_size=224),
+    dict(type='EvaluateWSOL', name='wsol_moana_compat', source='classify', split='test',
+         mode='moana-compat', generator=dict(type='CAM', relu=False), image_size=224),
+]
