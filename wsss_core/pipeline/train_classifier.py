@@ -40,6 +40,8 @@ class TrainClassifier(TrainingStage):
         custom_hooks, default_hooks, sampler, data: passed to the Runner / dataloader.
         val_split: split for the final mAP (None to skip).
         log_interval: iterations between log lines.
+        drop_last: drop the last, incomplete training batch of each epoch (for models whose
+            BatchNorm cannot train on a batch of one, e.g. MoANA); in the options only when set.
         amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
             :mod:`~wsss_core.pipeline.mixed_precision`; in the options only when set.
     """
@@ -71,18 +73,24 @@ class TrainClassifier(TrainingStage):
         cfg.setdefault('num_classes', num_classes)
         return cfg
 
-    def _dataloader(self, dataset, batch_size, shuffle, sampler=None) -> dict:
-        return dict(dataset=dataset, batch_size=batch_size,
-                    num_workers=self.options['num_workers'],
-                    persistent_workers=self.options['num_workers'] > 0,
-                    sampler=sampler or dict(type='DefaultSampler', shuffle=shuffle),
-                    collate_fn=dict(type='default_collate'))
+    def _dataloader(self, dataset, batch_size, shuffle, sampler=None,
+                    drop_last: bool = False) -> dict:
+        cfg = dict(dataset=dataset, batch_size=batch_size,
+                   num_workers=self.options['num_workers'],
+                   persistent_workers=self.options['num_workers'] > 0,
+                   sampler=sampler or dict(type='DefaultSampler', shuffle=shuffle),
+                   collate_fn=dict(type='default_collate'))
+        if drop_last:   # only when set: older configs keep mmengine's default
+            cfg['drop_last'] = True
+        return cfg
 
     def _runner(self, ctx: StageContext, model, train_set, val_set):
         from mmengine.runner import Runner
         o = self.options
         epochs = o['max_epochs']
-        steps = epochs * max(1, -(-len(train_set) // o['batch_size']))
+        per_epoch = (len(train_set) // o['batch_size'] if o.get('drop_last')
+                     else -(-len(train_set) // o['batch_size']))
+        steps = epochs * max(1, per_epoch)
         optim = self.optim_wrapper_for_device(ctx, o['optim_wrapper'] or dict(
             type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4)))
         sched = o['param_scheduler'] or self.default_schedule(optim['optimizer']['lr'], steps)
@@ -93,7 +101,8 @@ class TrainClassifier(TrainingStage):
         kwargs = dict(
             model=model, work_dir=str(ctx.stage_dir),
             experiment_name=f'{self.name}-{next(_RUNNER_IDS)}',  # unique mmengine instances
-            train_dataloader=self._dataloader(train_set, o['batch_size'], True, o['sampler']),
+            train_dataloader=self._dataloader(train_set, o['batch_size'], True, o['sampler'],
+                                              drop_last=bool(o.get('drop_last'))),
             train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
             optim_wrapper=optim, param_scheduler=sched, default_hooks=hooks,
             custom_hooks=[dict(h) for h in o['custom_hooks']] or None,

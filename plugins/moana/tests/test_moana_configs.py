@@ -51,3 +51,62 @@ def test_synthetic_wsss_config_runs_both_arms_end_to_end(tmp_path, registered):
     moana = torch.load(tmp_path / 'moana_classify' / 'model.pth', weights_only=True)
     assert not any('moana' in k for k in base)
     assert set(moana) - set(base) == {k for k in moana if k.startswith('backbone.moana.')}
+
+
+@pytest.mark.parametrize('name', ['synthetic.py', 'synthetic_wsol.py', 'cub_resnet50_wsol.py',
+                                  'ilsvrc_resnet50_wsol.py', 'voc12_resnet50_irn.py'])
+def test_config_builds_its_stages(name, tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    stages = Pipeline(load(name), tmp_path).stages
+    assert len({s.name for s in stages}) == len(stages) > 2
+
+
+def test_wsol_configs_use_the_reference_trainer_settings(registered):
+    """SGD 0.002 for the backbone and x10 (0.02) for the block and the classifier; steps at
+    5/10/15 of 20 epochs; ResNet-50 at output stride 8 with the block after layer4."""
+    from mmengine.optim import build_optim_wrapper
+    from wsss_core.registry import MODELS, build
+    for name, classes, batch in (('cub_resnet50_wsol.py', 200, 32),
+                                 ('ilsvrc_resnet50_wsol.py', 1000, 256)):
+        cfg = load(name)
+        train = cfg.stages[0]
+        assert (train['max_epochs'], train['batch_size']) == (20, batch)
+        assert train['param_scheduler'][0]['milestones'] == [5, 10, 15]
+        assert cfg.data['num_classes'] == classes
+        backbone = train['model']['backbone']
+        assert backbone['backbone']['output_stride'] == 8 and backbone['moana']['preset'] == 'wsol'
+        assert {s['mode'] for s in cfg.stages[1:]} == {'standard', 'moana-compat'}
+        # the lr groups, on the same network with a tiny backbone
+        tiny = dict(train['model'], num_classes=4,
+                    backbone=dict(backbone, backbone=dict(type='SmallResNet',
+                                                          widths=(8, 8, 8, 8))))
+        wrapper = build_optim_wrapper(build(tiny, MODELS), train['optim_wrapper'])
+        lrs = {}
+        for group in wrapper.optimizer.param_groups:
+            for p in group['params']:
+                lrs[id(p)] = group['lr']
+        model_params = dict(build(tiny, MODELS).named_parameters())  # names only
+        net = wrapper.optimizer.param_groups
+        assert sorted({g['lr'] for g in net}) == pytest.approx([0.002, 0.02])
+        assert model_params  # the network has parameters in both groups
+        fast = [g for g in net if g['lr'] == pytest.approx(0.02)]
+        assert sum(p.numel() for g in fast for p in g['params']) == \
+            sum(v.numel() for k, v in model_params.items()
+                if k.startswith('backbone.moana.') or k.startswith('classifier.'))
+
+
+def test_synthetic_wsol_config_runs_both_arms_when_shrunk(tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    cfg = load('synthetic_wsol.py')
+    cfg.merge_from_dict({'data.generator': dict(TINY_GENERATOR), 'data.progress': False})
+    for stage in cfg.stages:
+        if stage['type'] == 'TrainClassifier':
+            stage.update(max_epochs=1, batch_size=4)
+            stage['model']['backbone']['backbone'] = dict(type='SmallResNet',
+                                                          widths=(8, 8, 16, 16))
+    res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
+    for arm in ('base', 'moana'):
+        standard = res[f'{arm}_wsol'].manifest['metrics']
+        compat = res[f'{arm}_wsol_moana_compat'].manifest['metrics']
+        assert 0.0 <= standard['MaxBoxAccV2'] <= 100.0 and 'MaxBoxAccV2' not in compat
+        assert 0.0 <= compat['Top-1 Loc'] <= compat['GT-known Loc'] <= 100.0

@@ -75,10 +75,10 @@ class TrainPairClassifier(TrainClassifier):
                 fh.write(''.join(line + '\n' for line in self._pairs.pair_lines()))
         return self._pairs
 
-    def _dataloader(self, dataset, batch_size, shuffle, sampler=None) -> dict:
+    def _dataloader(self, dataset, batch_size, shuffle, sampler=None, **kwargs) -> dict:
         if not isinstance(dataset, ImagePairs):  # validation: single images
-            return super()._dataloader(dataset, 2 * batch_size, shuffle, sampler)
-        cfg = super()._dataloader(dataset, batch_size, shuffle, sampler)
+            return super()._dataloader(dataset, 2 * batch_size, shuffle, sampler, **kwargs)
+        cfg = super()._dataloader(dataset, batch_size, shuffle, sampler, **kwargs)
         cfg['collate_fn'] = dict(type='collate_pairs')
         return cfg
 

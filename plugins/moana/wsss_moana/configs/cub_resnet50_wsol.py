@@ -15,7 +15,7 @@ data = dict(type='WSOLMetadata', data_root='data/wsol', name='CUB', num_classes=
 
 stages = [
     dict(type='TrainClassifier', name='classify', model={{_base_.model}}, max_epochs=20,
-         batch_size=32, num_workers=4, train_split='train', val_split=None,
+         batch_size=32, num_workers=4, train_split='train', val_split=None, drop_last=True,
          pipeline={{_base_.train_pipeline}}, optim_wrapper={{_base_.optim_wrapper}},
          param_scheduler={{_base_.param_scheduler}}),
     dict(type='EvaluateWSOL', name='wsol', source='classify', split='test', mode='standard',

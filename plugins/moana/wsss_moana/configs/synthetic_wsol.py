@@ -32,7 +32,7 @@ def _classifier(enabled):
 def _arm(prefix, enabled):
     return [
         dict(type='TrainClassifier', name=f'{prefix}_classify', model=_classifier(enabled),
-             max_epochs=8, batch_size=32, val_split=None,
+             max_epochs=8, batch_size=32, val_split=None, drop_last=True,
              optim_wrapper=dict(type='OptimWrapper',
                                 optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))),
         dict(type='EvaluateWSOL', name=f'{prefix}_wsol', source=f'{prefix}_classify',

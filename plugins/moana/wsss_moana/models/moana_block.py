@@ -100,7 +100,8 @@ class MoANABlock(nn.Module):
             raise ValueError('MoANA with batch statistics (training, or inference_bn='
                              "'batch') needs at least 2 images per forward: its channel "
                              'BatchNorm normalises over the batch only (spec B.2; the '
-                             'reference infers an image together with its flip)')
+                             'reference infers an image together with its flip); in training, '
+                             'set drop_last=True on the stage so that no batch of one remains')
         d_c = x.mean(dim=(2, 3)).unsqueeze(1)                       # (N, 1, C)
         z_c = torch.sigmoid(self.bn_c(self.conv_c(d_c).view(n, c, 1, 1)))
         z_h = torch.sigmoid(self.bn_h(self.conv_h(x.mean(dim=3)).view(n, c, h, 1)))
