@@ -124,3 +124,17 @@ def test_random_long_side_and_mean_padding_like_psa():
     import pytest
     with pytest.raises(ValueError, match='img_pad_mode'):
         RandomPadCrop(img_pad_mode='wrap')
+
+
+def test_valid_mask_marks_the_image_pixels_after_rescale_flip_and_padded_crop():
+    from wsss_core.datasets.transforms import MarkValidPixels, RandomLongSide
+    torch.manual_seed(2)
+    for _ in range(5):
+        s = MarkValidPixels()(_position_sample())
+        s = RandomLongSide(low=10, high=14)(s)
+        size = s['img'].shape[:2]
+        s = RandomPadCrop(size=20, pad=0, img_pad_mode='mean')(RandomHorizontalFlip()(s))
+        valid = s['valid'].astype(bool)
+        assert valid.sum() == size[0] * size[1]          # every image pixel, nothing else
+        assert (s['img'][~valid] == (124, 116, 104)).all()
+        assert (s['gt_seg'][~valid] == 255).all() and (s['gt_seg'][valid] != 255).all()

@@ -10,7 +10,7 @@ COMPONENTS = {
     'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014', 'WSOLMetadata',
                  'SyntheticShapesWSOL'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
-                   'Resize', 'RandomLongSide', 'ColorJitter'],
+                   'Resize', 'RandomLongSide', 'ColorJitter', 'MarkValidPixels'],
     'METRICS': ['MultiLabelMAP', 'WSOLMetric'],
     'CAM_GENERATORS': ['CAM', 'GradCAM', 'GradCAMPlusPlus', 'LayerCAM', 'ScoreCAM',
                        'GradCAMPackage'],

@@ -1,7 +1,8 @@
 """Sample transforms (dict in, dict out) for training pipelines.
 
 Geometric transforms move ``img`` and, when present, the pixel maps ``gt_seg``,
-``saliency`` and ``pseudo_seg`` together.  Images stay uint8 until :class:`PackInputs`;
+``saliency``, ``pseudo_seg`` and ``valid`` together (``valid``: 1 on image pixels, 0 on the
+padding a crop adds, from :class:`MarkValidPixels`).  Images stay uint8 until :class:`PackInputs`;
 normalisation happens on the device in the model's data preprocessor.
 """
 from __future__ import annotations
@@ -14,8 +15,8 @@ import torch
 
 from ..registry import TRANSFORMS
 
-PIXEL_MAPS = ('gt_seg', 'saliency', 'pseudo_seg')
-_MAP_FILL = {'gt_seg': 255, 'pseudo_seg': 255, 'saliency': 0}
+PIXEL_MAPS = ('gt_seg', 'saliency', 'pseudo_seg', 'valid')
+_MAP_FILL = {'gt_seg': 255, 'pseudo_seg': 255, 'saliency': 0, 'valid': 0}
 
 
 class RandomTransform:
@@ -219,6 +220,17 @@ class RandomPadCrop(RandomTransform):
             if key in sample:
                 sample[key] = np.pad(sample[key], widths, mode='constant',
                                      constant_values=_MAP_FILL[key])
+        return sample
+
+
+@TRANSFORMS.register_module()
+class MarkValidPixels:
+    """Add ``valid`` = 1 on every pixel; later geometric transforms move it with the image and
+    pad it with 0, so after a crop it marks the image's own pixels (GETAM's ROI for the
+    dense-CRF loss)."""
+
+    def __call__(self, sample: dict) -> dict:
+        sample['valid'] = np.ones(sample['img'].shape[:2], np.uint8)
         return sample
 
 
