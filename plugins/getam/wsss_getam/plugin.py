@@ -10,13 +10,20 @@ from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 from . import __version__
 
 COMPONENTS = {
-    'MODELS': ['SplitCrossEntropyLoss', 'SaliencyLoss', 'DenseEnergyLoss'],
+    'MODELS': ['SplitCrossEntropyLoss', 'SaliencyLoss', 'DenseEnergyLoss', 'GETAMNet',
+               'GETAMViT'],
+    'CAM_GENERATORS': ['GETAMCAM', 'AttentionRolloutCAM'],
+    'LABEL_REFINERS': ['GETAMOnlineLabels'],
+    'HOOKS': ['GETAMScheduleHook'],
+    'STAGES': ['TrainGETAM'],
 }
 
 #: the modules whose import registers :data:`COMPONENTS`
 COMPONENT_MODULES = (
     'wsss_getam.losses.split_ce', 'wsss_getam.losses.saliency_loss',
-    'wsss_getam.losses.dense_energy',
+    'wsss_getam.losses.dense_energy', 'wsss_getam.models.getam_net',
+    'wsss_getam.models.vit_backbone', 'wsss_getam.getam_map', 'wsss_getam.hooks',
+    'wsss_getam.stages.train_getam', 'wsss_getam.rollout', 'wsss_getam.online_refiner',
 )
 
 
@@ -24,8 +31,9 @@ COMPONENT_MODULES = (
 def wsss_manifest() -> PluginManifest:
     return PluginManifest(
         name='getam', version=__version__, api_version=PLUGIN_API_VERSION,
-        components=COMPONENTS, config_package='wsss_getam.configs', requires=['core'],
-        description='GETAM: online pseudo labels, split CE, saliency and gated dense-CRF losses')
+        components=COMPONENTS, config_package='wsss_getam.configs', requires=['core', 'deeplab'],
+        description='GETAM: gradient-weighted transformer attention maps, end-to-end ViT '
+                    'training with online pseudo labels')
 
 
 @hookimpl

@@ -16,8 +16,11 @@ __all__ = ['registered']
 
 @pytest.fixture(scope='session')
 def registered():
-    """The core and the GETAM plugin loaded through the plugin loader."""
+    """The core and the DeepLab and GETAM plugins loaded through the plugin loader."""
     from wsss_core.plugins import load_plugins
-    plugins = load_plugins(enabled=['getam'])
+    plugins = load_plugins(enabled=['deeplab', 'getam'])
     assert plugins['getam'].status == 'ok', plugins['getam'].reason
     return plugins
+
+TINY_GENERATOR = dict(image_size=64, num_classes=3, seed=0, num_train=16, num_val=8)
+__all__.append('TINY_GENERATOR')

@@ -1,0 +1,59 @@
+"""The shipped GETAM configs build, name the reference settings, and the synthetic one runs."""
+from __future__ import annotations
+
+import pytest
+
+from wsss_getam.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
+from wsss_getam.models.vit_backbone import BACKBONES, TINY_BACKBONES
+
+
+def load(name):
+    from wsss_core.config import load_config
+    return load_config(f'getam::{name}')
+
+
+VOC = ['voc12_vitb_hybrid.py', 'voc12_vitb.py', 'voc12_deit.py', 'voc12_deit_distilled.py']
+
+
+@pytest.mark.parametrize('name', ['synthetic.py', 'coco14_vitb_hybrid.py', *VOC])
+def test_config_builds_its_stages(name, tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    stages = Pipeline(load(name), tmp_path).stages
+    assert stages[0].name == 'getam' and stages[-1].name == 'test'
+
+
+def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered):
+    seen = set()
+    for name in VOC:
+        train, test = load(name).stages[0], load(name).stages[-1]
+        assert (train['max_epochs'], train['batch_size'], train['crop'], train['lr']) == \
+            (20, 4, 256, 0.04)
+        assert tuple(train['long_side']) == (230, 292) and train['cls_fraction'] == 0.5
+        assert train['seg_lr_scale'] == 0.1 and train['reference_optimizer'] is False
+        assert tuple(train['model']['test_sizes']) == (256, 320, 480)
+        assert test['crf']['preset'] == 'getam'
+        seen.add(BACKBONES[train['model']['backbone']['model_name']]['model_name'])
+    assert seen == {b['model_name'] for b in BACKBONES.values()}
+
+
+def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    cfg = load('synthetic.py')
+    cfg.merge_from_dict({'data.generator': dict(TINY_GENERATOR), 'data.progress': False})
+    for stage in cfg.stages:
+        if stage['type'] == 'TrainGETAM':
+            stage.update(max_epochs=2, batch_size=4, crop=64, long_side=(56, 72), val_split=None)
+            stage['model'].update(backbone=dict(TINY_BACKBONES['vit']), features=16,
+                                  test_sizes=(64,),
+                                  joint=dict(start_layer=2, pamr=dict(num_iter=2,
+                                                                      dilations=(1, 2))))
+        elif stage.get('generator', {}).get('type') == 'GETAMCAM':
+            stage['generator']['start_layer'] = 2
+        elif stage['type'] in ('RefineLabels', 'TestSegmentor'):
+            stage['workers'] = 0
+    res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
+    for name in ('eval_getam_maps', 'eval_rollout_maps', 'eval_plain_cams',
+                 'eval_online_labels'):
+        assert 0.0 <= res[name].manifest['metrics']['miou'] <= 1.0, name
+    metrics = res['test'].manifest['metrics']
+    assert 0.0 <= metrics['miou'] <= 1.0 and 0.0 <= metrics['miou_crf'] <= 1.0

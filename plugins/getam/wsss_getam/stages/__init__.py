@@ -1,0 +1,1 @@
+"""GETAM's training stage."""
