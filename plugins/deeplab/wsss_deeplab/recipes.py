@@ -17,8 +17,7 @@ one naming the recipe are the same stage.
 """
 from __future__ import annotations
 
-import copy
-from typing import Optional
+from wsss_core.pipeline.recipes import with_recipe  # noqa: F401 (the stages' entry point)
 
 _SYNTHETIC_NORM = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
 _CRF = dict(type='DenseCRF', preset='deeplab', image='raw_rgb')
@@ -51,33 +50,3 @@ TEST_RECIPES = {
     'voc12_deeplabv2_r101': dict(split='val', scales=(1.0,), flip=False, crf=_CRF, workers=8),
     'synthetic': dict(split='val', crf=_CRF, workers=2),
 }
-
-
-def with_recipe(table: dict, recipe: Optional[str], options: dict, stage: str) -> dict:
-    """``options`` over the recipe's (a deep copy); no recipe: ``options`` unchanged.
-
-    A ``model`` with a ``type`` replaces the recipe's model; one without (e.g. from
-    ``--cfg-options stages.0.model.init_checkpoint=None``) patches it, recursively.
-    """
-    if recipe is None:
-        return options
-    if recipe not in table:
-        raise KeyError(f'[{stage}] unknown DeepLab recipe {recipe!r}; recipes: {sorted(table)}')
-    merged = copy.deepcopy(table[recipe])
-    options = dict(options)
-    model = options.pop('model', None)
-    merged.update(options)
-    if model is not None:
-        model = dict(model)
-        merged['model'] = model if 'type' in model else _patched(merged.get('model', {}), model)
-    return merged
-
-
-def _patched(base: dict, patch: dict) -> dict:
-    out = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and 'type' not in value:
-            out[key] = _patched(out[key], value)
-        else:
-            out[key] = value
-    return out

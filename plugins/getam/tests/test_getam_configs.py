@@ -22,18 +22,31 @@ def test_config_builds_its_stages(name, tmp_path, registered):
     assert stages[0].name == 'getam' and stages[-1].name == 'test'
 
 
-def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered):
+def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered, tmp_path):
+    from wsss_core.pipeline import Pipeline
     seen = set()
     for name in VOC:
-        train, test = load(name).stages[0], load(name).stages[-1]
-        assert (train['max_epochs'], train['batch_size'], train['crop'], train['lr']) == \
+        stages = Pipeline(load(name), tmp_path).stages
+        train, test = stages[0].options, stages[-1].options
+        sgd = train['optim_wrapper']['optimizer']
+        assert (train['max_epochs'], train['batch_size'], train['crop'], sgd['lr']) == \
             (20, 4, 256, 0.04)
-        assert tuple(train['long_side']) == (230, 292) and train['cls_fraction'] == 0.5
-        assert train['seg_lr_scale'] == 0.1 and train['reference_optimizer'] is False
+        assert (sgd['type'], sgd['momentum'], sgd['weight_decay']) == ('SGD', 0.0, 5e-4)
+        assert train['train_split'] == 'train_aug' and tuple(train['long_side']) == (230, 292)
+        hook = train['custom_hooks'][0]
+        assert (hook['type'], hook['cls_fraction'], hook['seg_lr_scale'], hook['power']) == \
+            ('GETAMScheduleHook', 0.5, 0.1, 0.9)
+        assert train['reference_optimizer'] is False
         assert tuple(train['model']['test_sizes']) == (256, 320, 480)
         assert test['crf']['preset'] == 'getam'
         seen.add(BACKBONES[train['model']['backbone']['model_name']]['model_name'])
     assert seen == {b['model_name'] for b in BACKBONES.values()}
+    coco = Pipeline(load('coco14_vitb_hybrid.py'), tmp_path).stages[0].options
+    assert coco['model']['num_classes'] == 80 and coco['model']['joint']['cut_threshold'] == 0.95
+    assert coco['model']['backbone']['model_name'] == 'vitb_hybrid'
+    with pytest.raises(KeyError, match='unknown GETAM recipe'):
+        from wsss_getam.stages.train_getam import TrainGETAM
+        TrainGETAM('g', recipe='voc07')
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
@@ -42,6 +55,7 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     cfg.merge_from_dict({'data.generator': dict(TINY_GENERATOR), 'data.progress': False})
     for stage in cfg.stages:
         if stage['type'] == 'TrainGETAM':
+            assert 'recipe' not in stage          # the synthetic config is written out
             stage.update(max_epochs=2, batch_size=4, crop=64, long_side=(56, 72), val_split=None)
             stage['model'].update(backbone=dict(TINY_BACKBONES['vit']), features=16,
                                   test_sizes=(64,),

@@ -109,7 +109,7 @@ class TestSegmentor(Stage):
     input_keys = ('checkpoint',)
 
     def __init__(self, name: str, recipe: Optional[str] = None, **options):
-        self._setup(name, **with_recipe(TEST_RECIPES, recipe, options, name))
+        self._setup(name, **with_recipe(TEST_RECIPES, recipe, options, name, 'DeepLab'))
 
     def _setup(self, name: str, checkpoint: str, split: str = 'val',
                  scales: Sequence[float] = (1.0,), flip: bool = False,

@@ -103,7 +103,7 @@ class TrainSegmentor(TrainingStage):
     input_keys = ('labels',)
 
     def __init__(self, name: str, recipe: Optional[str] = None, **options):
-        options = with_recipe(TRAIN_RECIPES, recipe, options, name)
+        options = with_recipe(TRAIN_RECIPES, recipe, options, name, 'DeepLab')
         if 'model' not in options:
             raise StageError(f"[{name}] TrainSegmentor needs a 'model' (or a recipe=, one of "
                              f'{sorted(TRAIN_RECIPES)})')

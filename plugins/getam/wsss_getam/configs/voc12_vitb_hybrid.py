@@ -1,6 +1,6 @@
 # GETAM (Sun et al.) on PASCAL VOC 2012 with the reference settings (specs/getam_baseline.md
-# section 2), backbone ViT-B/16 hybrid (R50 + ViT-B/16, timm tag
-# vit_base_r50_s16_384.orig_in21k_ft_in1k):
+# section 2; the recipe 'voc12' in wsss_getam/recipes.py), backbone ViT-B/16 hybrid (R50 +
+# ViT-B/16, timm tag vit_base_r50_s16_384.orig_in21k_ft_in1k):
 #   train_aug, long side in [230, 292], flip, 256 crops, batch 4, 20 epochs
 #   ((10582 // 4) * 20 = 52900 iterations), one SGD group lr 0.04, poly 0.9; classification
 #   only for the first half, then the joint phase (GETAM maps of the last six blocks -> PAMR
@@ -9,31 +9,25 @@
 #   a tenth of the lr -> val: logits averaged over 256 / 320 / 480 squares, dense CRF
 #   (sxy 3 compat 3; bilateral sxy 83 srgb 5 compat 4; 20 iterations).
 # Reported (README): 71.7 val / 72.3 test mIoU.  Those numbers come from the reference's
-# optimiser quirk (momentum 5e-4, no weight decay: reference_optimizer=True below); this
-# config uses the intended SGD (weight decay 5e-4, no momentum) unless you set it.  The
-# saliency loss uses the intended target (1 - saliency); saliency_loss=dict(mode='reference')
-# in the model's ``joint`` reproduces the released code's aliased target.
+# optimiser quirk (momentum 5e-4, no weight decay: reference_optimizer=True); this config uses
+# the intended SGD (weight decay 5e-4, no momentum) unless you set it.  The saliency loss uses
+# the intended target (1 - saliency); model.joint.saliency_loss=dict(mode='reference')
+# reproduces the released code's aliased target.
 #
 #   wsss-run getam::voc12_vitb_hybrid.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 #
 # Needs, all local: VOC2012 + SBD, saliency PNGs under <data_root>/saliency/ (the reference's
 # released maps), the timm weights of the backbone in the local HF cache (pretrained=True) or
-# as a file (set backbone.checkpoint).  Nothing is downloaded.
+# as a file (set the backbone's checkpoint=).  Nothing is downloaded.
 seed = 0
 work_dir = 'work_dirs/getam_voc12_vitb_hybrid'
 plugins = ['deeplab', 'getam']
 
 data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency')
-
-backbone = dict(type='GETAMViT', model_name='vitb_hybrid', pretrained=True)
-model = dict(type='GETAMNet', num_classes=20, backbone=backbone, features=256,
-             test_sizes=(256, 320, 480))
+test = dict(type='TestSegmentor', name='test', checkpoint='getam', split='val', workers=8,
+            crf=dict(type='DenseCRF', preset='getam', image='raw_rgb'))
 
 stages = [
-    dict(type='TrainGETAM', name='getam', model=model, train_split='train_aug', max_epochs=20,
-         batch_size=4, crop=256, long_side=(230, 292), lr=0.04, weight_decay=5e-4,
-         reference_optimizer=False, cls_fraction=0.5, seg_lr_scale=0.1, power=0.9,
-         num_workers=4, log_interval=100),
-    dict(type='TestSegmentor', name='test', checkpoint='getam', split='val', workers=8,
-         crf=dict(type='DenseCRF', preset='getam', image='raw_rgb')),
+    dict(type='TrainGETAM', name='getam', recipe='voc12'),
+    test,
 ]

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from wsss_core.pipeline.recipes import with_recipe
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.registry import STAGES
+
+from ..recipes import TRAIN_RECIPES
 
 __all__ = ['TrainGETAM', 'getam_train_pipeline', 'getam_optim_wrapper']
 
@@ -57,11 +60,15 @@ class TrainGETAM(TrainClassifier):
         lr, weight_decay, momentum, reference_optimizer: the optimiser (see above);
             ``optim_wrapper`` replaces it.
         cls_fraction, seg_lr_scale, power: the schedule hook's (0.5, 0.1, 0.9).
+        recipe: start from a named recipe's options (:mod:`wsss_getam.recipes`: ``'voc12'``).
         Other options: as :class:`~wsss_core.pipeline.train_classifier.TrainClassifier`
         (``max_epochs`` 20, ``batch_size`` 4, ``val_split`` None by default here).
     """
 
-    def __init__(self, name: str, model: dict, max_epochs: int = 20, batch_size: int = 4,
+    def __init__(self, name: str, recipe: Optional[str] = None, **options):
+        self._setup(name, **with_recipe(TRAIN_RECIPES, recipe, options, name, 'GETAM'))
+
+    def _setup(self, name: str, model: dict, max_epochs: int = 20, batch_size: int = 4,
                  crop: int = 256, long_side: Sequence[int] = (230, 292), lr: float = 0.04,
                  weight_decay: float = 5e-4, momentum: float = 0.0,
                  reference_optimizer: bool = False, cls_fraction: float = 0.5,
@@ -76,7 +83,7 @@ class TrainGETAM(TrainClassifier):
                         seg_lr_scale=float(seg_lr_scale), power=float(power))
         optim = optim_wrapper or getam_optim_wrapper(lr, weight_decay, momentum,
                                                      reference_optimizer)
-        super().__init__(name, model=model, max_epochs=max_epochs, batch_size=batch_size,
+        TrainClassifier.__init__(self, name, model=model, max_epochs=max_epochs, batch_size=batch_size,
                          val_split=val_split, optim_wrapper=optim,
                          custom_hooks=[schedule, *custom_hooks], crop=int(crop),
                          long_side=[int(v) for v in long_side],
