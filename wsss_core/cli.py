@@ -99,15 +99,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger('wsss').error(f'{type(exc).__name__}: {exc}')
         print(f'wsss-run: {exc}', file=sys.stderr)
         return 1
-    write_summary(work_dir, results)
     print(format_summary(results, work_dir))
+    if getattr(pipeline, 'shard', None) is not None and pipeline.shard.independent:
+        # a WSSS_SHARD process did its share of one stage: the run's summary and report are
+        # written by a run without WSSS_SHARD (a partial one would replace them)
+        return 0
+    if is_main_process():
+        write_summary(work_dir, results)
     _write_report(work_dir)
     return 0
 
 
 def _write_report(work_dir) -> None:
     """report.html for the run (main process only); a failure here never fails the run."""
-    from .pipeline.runner import is_main_process
     if not is_main_process():
         return
     try:
@@ -115,6 +119,11 @@ def _write_report(work_dir) -> None:
         print(f'report: {build_report(work_dir)}')
     except Exception as exc:  # noqa: BLE001 - the run's results are already written
         logging.getLogger('wsss').warning(f'report not written: {type(exc).__name__}: {exc}')
+
+
+def is_main_process() -> bool:
+    from .pipeline.runner import is_main_process as main
+    return main()
 
 
 if __name__ == '__main__':  # python -m wsss_core.cli (torchrun)

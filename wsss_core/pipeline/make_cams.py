@@ -2,7 +2,9 @@
 
 Per image, the ground-truth classes' maps after multi-scale + flip inference and per-class
 max normalisation are written to ``cams/<id>.npz`` (class ids + float16 maps).  Images
-whose file exists are skipped, so an interrupted run resumes where it stopped.
+whose file exists are skipped, so an interrupted run resumes where it stopped.  The stage
+is sharded (:mod:`~wsss_core.pipeline.sharding`): under torchrun or ``WSSS_SHARD=i/n``
+each process does its share of the images.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..datasets import build_dataset
 from ..datasets.transforms import Resize
 from ..io import save_cam
 from ..registry import CAM_GENERATORS, STAGES, build, lookup
+from .sharding import shard
 from .stage import Stage, StageContext
 from .train_classifier import load_trained_model
 
@@ -39,6 +42,7 @@ class MakeCAMs(Stage):
     """
 
     input_keys = ('source',)
+    sharded = True  # run() does this process's share of the images (see sharding)
 
     def __init__(self, name: str, source: str, split: str = 'train',
                  generator: Optional[dict] = None, scales: Sequence[float] = DEFAULT_SCALES,
@@ -61,16 +65,16 @@ class MakeCAMs(Stage):
         dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
                                 max_samples=o['max_samples'])
         out_dir = Path(ctx.stage_dir) / 'cams'
-        todo = [i for i, rec in enumerate(dataset.records)
-                if not (out_dir / f'{rec.img_id}.npz').is_file()]
+        mine = shard(range(len(dataset)))
+        todo = [i for i in mine if not (out_dir / f'{dataset.records[i].img_id}.npz').is_file()]
         bar = tqdm(total=len(todo), desc=f'[{self.name}] CAMs', unit='img',
                    disable=not ctx.progress)
         for batch in batches_of_equal_size(dataset, todo, o['batch_size']):
             self._process(batch, model, generator, out_dir, ctx.device)
             bar.update(len(batch))
         bar.close()
-        return dict(counts=dict(images=len(dataset), computed=len(todo),
-                                reused=len(dataset) - len(todo)),
+        return dict(counts=dict(images=len(mine), computed=len(todo),
+                                reused=len(mine) - len(todo)),
                     artifacts=dict(cams='cams', split=o['split'],
                                    num_classes=dataset.num_classes,
                                    class_names=list(dataset.class_names)))

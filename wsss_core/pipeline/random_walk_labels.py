@@ -15,6 +15,9 @@ Per image of the CAM stage's split:
    (radius, beta, 2^exp_times steps), x4 upsampling, crop, global max, background plane
    ``bg_threshold``, argmax -> ``labels/<id>.png`` (palettised; existing files are kept).
 
+The stage is sharded (:mod:`~wsss_core.pipeline.sharding`): under torchrun or
+``WSSS_SHARD=i/n`` each process labels its share of the images.
+
 The artifacts are those of RefineLabels (``labels``, ``split``, ``num_classes``,
 ``class_names``), so EvaluateLabels and a segmentor's training stage read them alike.
 """
@@ -32,6 +35,7 @@ from ..datasets import build_dataset
 from ..io import check_label_values, load_cam, save_label_png
 from ..irn.random_walk import propagate_cams
 from ..registry import STAGES
+from .sharding import shard
 from .stage import Stage, StageContext, StageError
 from .train_classifier import load_trained_model
 
@@ -82,6 +86,7 @@ class RandomWalkLabels(Stage):
     """
 
     input_keys = ('cams', 'irn')
+    sharded = True  # run() does this process's share of the images (see sharding)
 
     def __init__(self, name: str, cams: str, irn: str, radius: int = 5, beta: float = 10,
                  exp_times: int = 8, bg_threshold: float = 0.25):
@@ -108,13 +113,13 @@ class RandomWalkLabels(Stage):
                              'a TrainIRN-like stage')
         dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
         out_dir = Path(ctx.stage_dir) / 'labels'
-        todo = [i for i, rec in enumerate(dataset.records)
-                if not (out_dir / f'{rec.img_id}.png').is_file()]
+        mine = shard(range(len(dataset)))
+        todo = [i for i in mine if not (out_dir / f'{dataset.records[i].img_id}.png').is_file()]
         for index in tqdm(todo, desc=f'[{self.name}] random walk', unit='img',
                           disable=not ctx.progress):
             self._label_one(model, dataset, index, cam_dir, out_dir, ctx.device)
-        return dict(counts=dict(images=len(dataset), computed=len(todo),
-                                reused=len(dataset) - len(todo)),
+        return dict(counts=dict(images=len(mine), computed=len(todo),
+                                reused=len(mine) - len(todo)),
                     artifacts=dict(labels='labels', split=src['split'],
                                    num_classes=dataset.num_classes,
                                    class_names=list(dataset.class_names)))

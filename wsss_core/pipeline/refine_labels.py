@@ -4,6 +4,8 @@ Each image's CAMs go through the chain of ``refiners`` (LABEL_REFINERS); the res
 written as a palettised PNG ``labels/<id>.png``.  Existing files are kept (resume).
 With ``workers = n > 1`` the images are spread over ``n`` processes
 (:func:`~wsss_core.refiners.parallel.map_images`); the labels are the same as inline.
+The stage is sharded (:mod:`~wsss_core.pipeline.sharding`): under torchrun or
+``WSSS_SHARD=i/n`` each process labels its share of the images (with its own ``workers``).
 
 ``extra_cams`` hands a chain the CAMs of further stages besides ``cams`` (e.g. NSROM's
 potential object mining reads the plain classifier's CAMs after the proxy labels were made
@@ -19,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 from ..datasets import build_dataset
 from ..refiners.parallel import RefineChainJob, map_images
 from ..registry import LABEL_REFINERS, STAGES, build, lookup
+from .sharding import shard
 from .stage import Stage, StageContext, StageError
 
 #: sample keys a refiner chain already uses; ``extra_cams`` may not overwrite them
@@ -63,6 +66,7 @@ class RefineLabels(Stage):
     """
 
     input_keys = ('cams',)
+    sharded = True  # run() does this process's share of the images (see sharding)
 
     def __init__(self, name: str, cams: str, refiners: Optional[Sequence[dict]] = None,
                  workers: int = 0, extra_cams: Optional[Dict[str, str]] = None):
@@ -106,12 +110,12 @@ class RefineLabels(Stage):
         refiners = [build(r, LABEL_REFINERS) for r in self.options['refiners']]
         dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
         out_dir = Path(ctx.stage_dir) / 'labels'
-        todo = [i for i, rec in enumerate(dataset.records)
-                if not (out_dir / f'{rec.img_id}.png').is_file()]
+        mine = shard(range(len(dataset)))
+        todo = [i for i in mine if not (out_dir / f'{dataset.records[i].img_id}.png').is_file()]
         job = RefineChainJob(dataset, refiners, cam_dir, out_dir, extra_cam_dirs=extra_dirs)
         map_images(job, todo, workers=self.workers, desc=f'[{self.name}] labels',
                    progress=ctx.progress)
-        return dict(counts=dict(images=len(dataset), computed=len(todo)),
+        return dict(counts=dict(images=len(mine), computed=len(todo)),
                     artifacts=dict(labels='labels', split=src['split'],
                                    num_classes=dataset.num_classes,
                                    class_names=list(dataset.class_names)))

@@ -15,6 +15,14 @@ Rules (for each stage, in config order):
 One run at a time per work dir: the main process holds an exclusive lock on
 ``work_dir/.lock`` while it runs (released by the OS if the process dies), and a second run
 stops at once with an error instead of writing into the same files.
+
+Sharded offline stages (``sharded = True``, see :mod:`~wsss_core.pipeline.sharding`) split
+their images across processes: under torchrun every rank does its share, the main process
+merges the ranks' records (counts summed, then the stage's ``merge_shards``) into the one
+manifest; a ``WSSS_SHARD=i/n`` process does its share of the first unfinished stage, writes
+``<stage>/shards/<i>-of-<n>.json`` and stops, and the shard that completes the set writes
+the manifest.  In a torchrun run the main process alone decides skip / resume / fresh start
+and prepares the stage dir, then tells the other ranks.
 """
 from __future__ import annotations
 
@@ -28,8 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from ..io import write_json
 from ..registry import STAGES, build
 from .manifest import config_hash, read_manifest, read_state, write_manifest, write_state
+from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
+                       read_shard_records, shard_lock, shard_record_path, sum_counts)
 from .stage import Stage, StageContext, StageError
 
 logger = logging.getLogger('wsss')
@@ -102,26 +113,69 @@ class Pipeline:
             return self._run_all()
 
     def _run_all(self) -> List[StageResult]:
+        self.shard = current_shard()
         hashes, results = {}, []
         for stage in self.stages:
             ctx = self.context(stage)
             upstream = {n: hashes[n] for n in stage.inputs()}
             digest = config_hash(stage.hash_payload(ctx), upstream)
             hashes[stage.name] = digest
-            manifest = read_manifest(ctx.stage_dir)
             if self.only is not None and stage.name not in self.only:
+                manifest = read_manifest(ctx.stage_dir)
                 if manifest is not None:
                     hashes[stage.name] = manifest['config_hash']
                 results.append(StageResult(stage.name, 'not selected', manifest, stage))
                 continue
-            redo = self.only is not None
-            if manifest is not None and manifest.get('config_hash') == digest and not redo:
-                logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
-                results.append(StageResult(stage.name, 'skipped', manifest, stage))
+            # independent shards meet only on disk: --stages selects, it does not force a redo
+            redo = self.only is not None and not self.shard.independent
+            status = self._decide(stage, ctx, digest, redo)
+            if status == 'skipped':
+                results.append(StageResult(stage.name, 'skipped', read_manifest(ctx.stage_dir),
+                                           stage))
                 continue
-            status = self._prepare_dir(stage, ctx, digest, force_fresh=redo and manifest is not None)
             results.append(self._run_stage(stage, ctx, digest, upstream, status))
+            if self.shard.independent:  # a WSSS_SHARD process does one stage (see sharding)
+                break
         return results
+
+    def _decide(self, stage: Stage, ctx: StageContext, digest: str, redo: bool) -> str:
+        """'skipped', 'resumed' or 'ran', with the stage dir prepared and its state written.
+
+        Decided once: by the main process of a torch.distributed run (then broadcast), or
+        under a lock by each independent shard, so that concurrent processes never move a
+        stage dir aside under each other.
+        """
+        if self.shard.source == 'torch.distributed':
+            outcome = None
+            if is_main_process():
+                try:
+                    outcome = ('ok', self._decide_here(stage, ctx, digest, redo))
+                except StageError as exc:
+                    outcome = ('error', str(exc))
+            kind, value = _broadcast(outcome)
+            if kind == 'error':
+                raise StageError(value)
+            return value
+        if self.shard.independent:
+            with shard_lock(self.work_dir / '.shards.lock'):
+                return self._decide_here(stage, ctx, digest, redo)
+        return self._decide_here(stage, ctx, digest, redo)
+
+    def _decide_here(self, stage: Stage, ctx: StageContext, digest: str, redo: bool) -> str:
+        manifest = read_manifest(ctx.stage_dir)
+        if manifest is not None and manifest.get('config_hash') == digest and not redo:
+            logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
+            return 'skipped'
+        if self.shard.independent and not is_sharded_stage(stage):
+            raise StageError(
+                f"stage '{stage.name}' ({type(stage).__name__}) has not finished and does not "
+                f'split into shards, but this process runs as {SHARD_ENV}='
+                f'{self.shard.index}/{self.shard.count}: run it first without {SHARD_ENV} '
+                '(e.g. `wsss-run CONFIG --stages ' + stage.name + '`)')
+        status = self._prepare_dir(stage, ctx, digest, force_fresh=redo and manifest is not None)
+        ctx.stage_dir.mkdir(parents=True, exist_ok=True)
+        write_state(ctx.stage_dir, stage.name, digest)
+        return status
 
     def _prepare_dir(self, stage: Stage, ctx: StageContext, digest: str, force_fresh: bool) -> str:
         state = read_state(ctx.stage_dir)
@@ -138,20 +192,54 @@ class Pipeline:
 
     def _run_stage(self, stage: Stage, ctx: StageContext, digest: str, upstream: dict,
                    status: str) -> StageResult:
-        ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         main = is_main_process()
-        if main:
-            write_state(ctx.stage_dir, stage.name, digest)
-        logger.info(f'[{stage.name}] {type(stage).__name__} starts')
+        sharded = is_sharded_stage(stage) and self.shard.split
+        where = f' (shard {self.shard.index}/{self.shard.count})' if sharded else ''
+        logger.info(f'[{stage.name}] {type(stage).__name__} starts{where}')
         start = time.time()
         record = stage.run(ctx) or {}
         record = dict(record, stage=stage.name, type=type(stage).__name__, config_hash=digest,
                       inputs=upstream, duration_s=round(time.time() - start, 3))
+        if sharded and self.shard.independent:
+            return self._finish_independent_shard(stage, ctx, digest, record, status)
+        if sharded:  # torch.distributed: every rank's record, merged by the main process
+            records = _all_gather(record)
+            if main:
+                record = self._merged(stage, ctx, records)
         if main:
             write_manifest(ctx.stage_dir, record)
         _barrier()
         logger.info(f'[{stage.name}] done in {record["duration_s"]:.1f} s')
         return StageResult(stage.name, status, read_manifest(ctx.stage_dir) or record, stage)
+
+    @staticmethod
+    def _merged(stage: Stage, ctx: StageContext, records: List[dict]) -> dict:
+        """One record from the shards' records: the first as the base, counts summed, the
+        longest duration, then the stage's own ``merge_shards`` (e.g. metrics over all)."""
+        base = {k: v for k, v in records[0].items() if k != 'shard'}
+        record = dict(base, counts=sum_counts(records), shards=len(records),
+                      duration_s=max(float(r.get('duration_s', 0.0)) for r in records))
+        merge = getattr(stage, 'merge_shards', None)
+        return merge(ctx, record) if merge is not None else record
+
+    def _finish_independent_shard(self, stage: Stage, ctx: StageContext, digest: str,
+                                  record: dict, status: str) -> StageResult:
+        """Write this shard's record; the shard that completes the set writes the manifest."""
+        shard = self.shard
+        write_json(shard_record_path(ctx.stage_dir, shard), dict(record, shard=shard.tag))
+        with shard_lock(ctx.stage_dir / SHARDS_DIR / '.lock'):
+            done = read_manifest(ctx.stage_dir)
+            if done is not None and done.get('config_hash') == digest:  # merged by another
+                return StageResult(stage.name, status, done, stage)
+            records = read_shard_records(ctx.stage_dir, shard.count, digest)
+            if not records:
+                logger.info(f'[{stage.name}] shard {shard.index}/{shard.count} done in '
+                            f'{record["duration_s"]:.1f} s; the shard that finishes last '
+                            'writes the manifest')
+                return StageResult(stage.name, 'shard done', None, stage)
+            write_manifest(ctx.stage_dir, self._merged(stage, ctx, records))
+        logger.info(f'[{stage.name}] all {shard.count} shards done: manifest written')
+        return StageResult(stage.name, status, read_manifest(ctx.stage_dir), stage)
 
 
 class WorkDirBusyError(RuntimeError):
@@ -166,6 +254,9 @@ def work_dir_lock(work_dir: Path):
     """Exclusive, non-blocking ``flock`` on ``work_dir/.lock`` in the main process.
 
     Re-entrant within a process (the CLI holds it around the run-info dump and the run).
+    A ``WSSS_SHARD=i/n`` process instead shares ``.lock`` with the other shards (a plain run
+    still excludes them all) and holds ``.lock.shard-<i>-of-<n>`` exclusively (one process
+    per shard).
     """
     key = os.path.realpath(work_dir)
     if not is_main_process() or key in _HELD_LOCKS:
@@ -176,24 +267,39 @@ def work_dir_lock(work_dir: Path):
     except ImportError:  # pragma: no cover - not POSIX: no lock
         yield
         return
-    with open(Path(work_dir) / '.lock', 'a+') as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or 'another process'
-            raise WorkDirBusyError(f'{work_dir} is in use by {holder}; wait for that run to end '
-                                   'or use another --work-dir') from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
-        fh.flush()
+    shard = current_shard()
+    with contextlib.ExitStack() as stack:
+        if shard.independent:
+            _try_flock(stack, Path(work_dir) / '.lock', fcntl.LOCK_SH, work_dir, note=False)
+            _try_flock(stack, Path(work_dir) / f'.lock.shard-{shard.tag}', fcntl.LOCK_EX,
+                       work_dir)
+        else:
+            _try_flock(stack, Path(work_dir) / '.lock', fcntl.LOCK_EX, work_dir)
         _HELD_LOCKS.add(key)
         try:
             yield
         finally:
             _HELD_LOCKS.discard(key)
-            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _try_flock(stack: contextlib.ExitStack, path: Path, mode: int, work_dir, note=True) -> None:
+    """Take ``flock(mode)`` on ``path`` without waiting (released when ``stack`` closes);
+    with ``note``, write this process into the file for the error of the next one."""
+    import fcntl
+    fh = stack.enter_context(open(path, 'a+'))
+    try:
+        fcntl.flock(fh, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or 'another process'
+        raise WorkDirBusyError(f'{work_dir} is in use by {holder}; wait for that run to end '
+                               'or use another --work-dir') from None
+    stack.callback(fcntl.flock, fh, fcntl.LOCK_UN)
+    if note:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
+        fh.flush()
 
 
 def supersede(stage_dir: Path) -> Path:
@@ -216,7 +322,32 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def _barrier() -> None:
+def _distributed() -> bool:
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
+    return dist.is_available() and dist.is_initialized()
+
+
+def _barrier() -> None:
+    if _distributed():
+        import torch.distributed as dist
         dist.barrier()
+
+
+def _broadcast(value):
+    """``value`` of the main process, in every process."""
+    if not _distributed():
+        return value
+    import torch.distributed as dist
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _all_gather(value) -> list:
+    """Every process's ``value``, in rank order (a list of one outside torch.distributed)."""
+    if not _distributed():
+        return [value]
+    import torch.distributed as dist
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out

@@ -21,6 +21,11 @@ With ground truth, ``miou.json`` holds the confusion-matrix summary (mIoU over c
 present, per-class IoU, accuracies) of the raw and of the CRF predictions; a split without
 masks (VOC ``test``) is exported without metrics.  Interrupted runs resume: stored scores
 and PNGs are reused.
+
+The stage is sharded (:mod:`wsss_core.pipeline.sharding`): under torchrun or
+``WSSS_SHARD=i/n`` each process does both passes for its share of the images; once every
+shard finished, :meth:`TestSegmentor.merge_shards` (main process) evaluates all images from
+the PNGs the shards wrote and writes ``miou.json``.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from tqdm import tqdm
 from wsss_core.datasets import build_dataset
 from wsss_core.evaluation.confusion import ConfusionMatrix
 from wsss_core.io import write_json
+from wsss_core.pipeline.sharding import current_shard
 from wsss_core.pipeline.stage import Stage, StageContext, StageError
 from wsss_core.pipeline.train_classifier import load_trained_model
 from wsss_core.refiners.dense_crf import crf_params
@@ -107,6 +113,7 @@ class TestSegmentor(Stage):
 
     __test__ = False  # not a pytest test class, despite the name
     input_keys = ('checkpoint',)
+    sharded = True  # run() does this process's share of the images (see sharding)
 
     def __init__(self, name: str, recipe: Optional[str] = None, **options):
         self._setup(name, **with_recipe(TEST_RECIPES, recipe, options, name, 'DeepLab'))
@@ -126,9 +133,9 @@ class TestSegmentor(Stage):
         self.workers = int(workers)
 
     # ------------------------------------------------------------------ pass 1
-    def _scores(self, ctx: StageContext, model, dataset, logits_dir: Path) -> int:
-        todo = [i for i, rec in enumerate(dataset.records)
-                if not (logits_dir / f'{rec.img_id}.npz').is_file()]
+    def _scores(self, ctx: StageContext, model, dataset, indices, logits_dir: Path) -> int:
+        todo = [i for i in indices
+                if not (logits_dir / f'{dataset.records[i].img_id}.npz').is_file()]
         bar = tqdm(todo, desc=f'[{self.name}] scores', unit='img', disable=not ctx.progress)
         for index in bar:
             sample = dataset.load_sample(index)
@@ -140,38 +147,71 @@ class TestSegmentor(Stage):
         return len(todo)
 
     # ------------------------------------------------------------------ pass 2
-    def _labels(self, ctx: StageContext, dataset, logits_dir: Path, num_labels: int):
+    def _crf_params(self):
         crf = self.options['crf']
-        params = None
-        if crf is not None:
-            overrides = {k: v for k, v in crf.items() if k not in ('preset', 'image')}
-            params = crf_params(crf['preset'], **overrides)
+        if crf is None:
+            return None
+        overrides = {k: v for k, v in crf.items() if k not in ('preset', 'image')}
+        return crf_params(crf['preset'], **overrides)
+
+    def _labels(self, ctx: StageContext, dataset, indices, num_labels: int) -> list:
+        """``(img_id, conf_raw, conf_crf)`` of ``indices``; PNGs written (or read back)."""
+        crf = self.options['crf']
         stage_dir = Path(ctx.stage_dir)
-        job = PostprocessJob(dataset, logits_dir, stage_dir / 'predictions',
+        job = PostprocessJob(dataset, stage_dir / 'logits', stage_dir / 'predictions',
                              stage_dir / 'predictions_raw' if crf else None, num_labels,
-                             params, crf['image'] if crf else 'raw_rgb')
-        results = map_images(job, range(len(dataset)), workers=self.workers,
-                             desc=f'[{self.name}] labels', progress=ctx.progress)
-        return results, params
+                             self._crf_params(), crf['image'] if crf else 'raw_rgb')
+        return map_images(job, list(indices), workers=self.workers,
+                          desc=f'[{self.name}] labels', progress=ctx.progress)
+
+    def _dataset(self, ctx: StageContext):
+        o = self.options
+        return build_dataset(ctx.data_cfg, split=o['split'], max_samples=o['max_samples'])
 
     def run(self, ctx: StageContext) -> dict:
         o = self.options
         model, manifest = load_trained_model(ctx, o['checkpoint'], ctx.device)
         art = manifest['artifacts']
-        dataset = build_dataset(ctx.data_cfg, split=o['split'], max_samples=o['max_samples'])
+        dataset = self._dataset(ctx)
         num_labels = int(art.get('num_classes', dataset.num_classes)) + 1
         if num_labels != dataset.num_classes + 1:
             raise StageError(f"[{self.name}] the model of '{o['checkpoint']}' predicts "
                              f'{num_labels} labels, the data set has {dataset.num_classes} '
                              'classes + background')
-        logits_dir = Path(ctx.stage_dir) / 'logits'
-        computed = self._scores(ctx, model, dataset, logits_dir)
-        results, params = self._labels(ctx, dataset, logits_dir, num_labels)
+        which = current_shard()
+        mine = which.take(range(len(dataset)))
+        computed = self._scores(ctx, model, dataset, mine, Path(ctx.stage_dir) / 'logits')
+        results = self._labels(ctx, dataset, mine, num_labels)
+        # with shards, miou.json waits for merge_shards (all images); each shard's own
+        # metrics only cover its share
+        metrics, artifacts = self._evaluated(ctx, dataset, results, num_labels,
+                                             write=not which.split)
+        return dict(metrics=metrics,
+                    counts=dict(images=len(mine), computed=computed,
+                                reused=len(mine) - computed,
+                                evaluated=sum(r[1] is not None for r in results)),
+                    artifacts=artifacts)
+
+    def merge_shards(self, ctx: StageContext, record: dict) -> dict:
+        """After every shard finished: evaluate all images from the written PNGs (read back,
+        not recomputed) and write ``miou.json``; the merged record's metrics cover them all."""
+        dataset = self._dataset(ctx)
+        num_labels = dataset.num_classes + 1
+        results = self._labels(ctx, dataset, range(len(dataset)), num_labels)
+        metrics, artifacts = self._evaluated(ctx, dataset, results, num_labels, write=True)
+        counts = dict(record.get('counts') or {},
+                      evaluated=sum(r[1] is not None for r in results))
+        return dict(record, metrics=metrics, counts=counts, artifacts=artifacts)
+
+    def _evaluated(self, ctx: StageContext, dataset, results, num_labels: int, write: bool):
+        """``(metrics, artifacts)`` of ``results``; ``miou.json`` written when ``write``."""
+        o = self.options
+        params = self._crf_params()
         names = ['background', *dataset.class_names]
         metrics, record = self._evaluate(results, num_labels, names)
         crf_record = None if params is None else dict(
             preset=o['crf']['preset'], image=o['crf']['image'], params=params.kernels())
-        if record is not None:
+        if record is not None and write:
             write_json(Path(ctx.stage_dir) / 'miou.json',
                        dict(record, split=o['split'], crf_settings=crf_record,
                             tta=dict(scales=o['scales'], flip=o['flip'])))
@@ -181,11 +221,7 @@ class TestSegmentor(Stage):
                          metrics='miou.json' if record is not None else None)
         if params is not None:
             artifacts['predictions_raw'] = 'predictions_raw'
-        return dict(metrics=metrics,
-                    counts=dict(images=len(dataset), computed=computed,
-                                reused=len(dataset) - computed,
-                                evaluated=sum(r[1] is not None for r in results)),
-                    artifacts=artifacts)
+        return metrics, artifacts
 
     def _evaluate(self, results, num_labels: int, names):
         """Summaries of the raw and CRF predictions over the images with ground truth."""
