@@ -29,10 +29,40 @@ def make_item(seed: int, h: int = 375, w: int = 500, labels: int = 21):
     return img, probs / probs.sum(0)
 
 
-def crf_label(seed: int, preset: str = 'psa') -> np.ndarray:
+def crf_label(seed: int, preset: str = 'psa', h: int = 375, w: int = 500) -> np.ndarray:
     from wsss_core.refiners.dense_crf import crf_params, dense_crf
-    img, probs = make_item(seed)
+    img, probs = make_item(seed, h, w)
     return dense_crf(img, probs, **crf_params(preset).kernels()).argmax(0).astype(np.uint8)
+
+
+def measure(images: int = 16, preset: str = 'psa', workers: int = 2, h: int = 375,
+            w: int = 500) -> dict:
+    """images/s of the CRF inline (1 worker) and over ``workers`` processes (pool start-up
+    included), their ratio, whether the labels are identical, and the per-image costs."""
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    from wsss_core.refiners.dense_crf import crf_params
+    from wsss_core.refiners.parallel import map_images
+
+    load = os.getloadavg()[0]
+    fn = functools.partial(crf_label, preset=preset, h=h, w=w)
+    seeds = list(range(images))
+    t0 = time.perf_counter()
+    for s in seeds[:4]:
+        make_item(s, h, w)
+    gen = (time.perf_counter() - t0) / min(4, images)
+    rates, outs, cpu = {}, {}, {}
+    for n in (1, workers):
+        t0, c0 = time.perf_counter(), time.process_time()
+        outs[n] = map_images(fn, seeds, workers=n, progress=False)
+        rates[n] = images / (time.perf_counter() - t0)
+        cpu[n] = (time.process_time() - c0) / images
+    same = all(np.array_equal(a, b) for a, b in zip(outs[1], outs[workers]))
+    return dict(images=images, size=f'{w}x{h}', labels=21, preset=preset,
+                crf_params=str(crf_params(preset)), cpus=os.cpu_count(), workers=workers,
+                images_per_s={'1': rates[1], str(workers): rates[workers]},
+                s_per_image_1_worker_cpu=cpu[1], input_generation_s=gen,
+                ratio=rates[workers] / rates[1], identical=bool(same),
+                loadavg_before=load, loadavg_after=os.getloadavg()[0])
 
 
 def main() -> None:
@@ -41,36 +71,18 @@ def main() -> None:
     p.add_argument('--preset', default='psa')
     p.add_argument('--workers', type=int, default=2)
     args = p.parse_args()
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
-    from wsss_core.refiners.dense_crf import crf_params
-    from wsss_core.refiners.parallel import map_images
-
-    load = os.getloadavg()[0]
-    fn = functools.partial(crf_label, preset=args.preset)
-    seeds = list(range(args.images))
-    t0 = time.perf_counter()
-    for s in seeds[:4]:
-        make_item(s)
-    gen = (time.perf_counter() - t0) / 4
-    rates, outs = {}, {}
-    cpu = {}
-    for workers in (1, args.workers):
-        t0, c0 = time.perf_counter(), time.process_time()
-        outs[workers] = map_images(fn, seeds, workers=workers, progress=False)
-        rates[workers] = args.images / (time.perf_counter() - t0)
-        cpu[workers] = (time.process_time() - c0) / args.images
-    same = all(np.array_equal(a, b) for a, b in zip(outs[1], outs[args.workers]))
-    print(f'dense CRF, preset {args.preset} {crf_params(args.preset)}, '
-          f'load average before {load:.2f}')
-    print(f'  {args.images} images 500x375, 21 labels, {os.cpu_count()} CPUs; '
-          f'input generation {gen * 1e3:.0f} ms/img (included in both)')
-    print(f'  1 worker (inline)    : {rates[1]:6.2f} img/s  ({1 / rates[1]:.2f} s/img wall, '
-          f'{cpu[1]:.2f} s/img CPU)')
-    print(f'  {args.workers} workers (pool)    : {rates[args.workers]:6.2f} img/s  '
-          f'(pool start-up included)')
-    print(f'  ratio {args.workers} / 1           : {rates[args.workers] / rates[1]:6.2f}x  '
-          f'(load average after {os.getloadavg()[0]:.2f}; other processes share the CPUs)')
-    print(f'  identical labels     : {same}')
+    res = measure(args.images, args.preset, args.workers)
+    rate, n = res['images_per_s'], args.workers
+    print(f"dense CRF, preset {args.preset} {res['crf_params']}, "
+          f"load average before {res['loadavg_before']:.2f}")
+    print(f"  {args.images} images 500x375, 21 labels, {res['cpus']} CPUs; "
+          f"input generation {res['input_generation_s'] * 1e3:.0f} ms/img (included in both)")
+    print(f"  1 worker (inline)    : {rate['1']:6.2f} img/s  ({1 / rate['1']:.2f} s/img wall, "
+          f"{res['s_per_image_1_worker_cpu']:.2f} s/img CPU)")
+    print(f"  {n} workers (pool)    : {rate[str(n)]:6.2f} img/s  (pool start-up included)")
+    print(f"  ratio {n} / 1           : {res['ratio']:6.2f}x  "
+          f"(load average after {res['loadavg_after']:.2f}; other processes share the CPUs)")
+    print(f"  identical labels     : {res['identical']}")
 
 
 if __name__ == '__main__':

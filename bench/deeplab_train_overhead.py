@@ -31,19 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
-import tempfile
 import time
+from types import SimpleNamespace
 
 import torch
 
-STAMPS: dict = {}
-
-
-def per_iter(stamps, warmup: int) -> float:
-    """Mean seconds per iteration after the first ``warmup`` (stamps taken after each one)."""
-    return (stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup)
+from train_overhead import (STAMPS, framework_stamps, overhead_summary, print_arms,
+                            register_hook, run_rounds)
 
 
 def stage_cfg(args) -> dict:
@@ -55,23 +49,6 @@ def stage_cfg(args) -> dict:
                  log_interval=args.log_interval, checkpoint_interval=10 ** 6,
                  custom_hooks=[dict(type='BenchIterStamps')])
     return dict(seed=0, data=cfg.data.to_dict(), stages=[stage])
-
-
-def register_hook() -> None:
-    from mmengine.hooks import Hook
-    from wsss_core.registry import HOOKS
-
-    @HOOKS.register_module(force=True)
-    class BenchIterStamps(Hook):
-        priority = 'HIGHEST'
-
-        def before_train(self, runner):
-            STAMPS['threads'] = torch.get_num_threads()
-            STAMPS['before_train'] = time.perf_counter()
-            STAMPS['iters'] = []
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            STAMPS['iters'].append(time.perf_counter())
 
 
 def build_stage_objects(cfg: dict, workdir: str):
@@ -161,11 +138,45 @@ def run_framework(cfg, workdir, total):
     from mmengine.config import Config
     from wsss_core.pipeline import Pipeline
     t0 = time.perf_counter()
-    Pipeline(Config(cfg), workdir, progress=False).run()
+    Pipeline(Config(cfg), workdir, device='cpu', progress=False).run()  # every arm on the CPU
     end = time.perf_counter()
-    stamps = STAMPS['iters']
-    assert len(stamps) == total, (len(stamps), total)
-    return stamps, STAMPS['before_train'] - t0, end - stamps[-1]
+    stamps, before_train = framework_stamps(total)
+    return stamps, before_train - t0, end - stamps[-1]
+
+
+ARMS = (('compute', run_compute), ('data', run_data), ('plain', run_plain),
+        ('framework', run_framework))
+LABELS = dict(compute='fwd+bwd+step, fixed batch', data='data loading + preprocess only',
+              plain='plain PyTorch loop', framework='framework (Pipeline/TrainSegmentor)')
+
+
+def measure(iters: int = 30, warmup: int = 5, batch_size: int = 16, threads: int = 2,
+            rounds: int = 3, log_interval: int = 10) -> dict:
+    """Run the four arms ``rounds`` times; the figures (``ratio_framework_plain`` ...) as a dict."""
+    if min(warmup, iters, rounds) < 1:
+        raise ValueError('warmup, iters and rounds must be >= 1')
+    torch.set_num_threads(threads)
+    import cv2
+    cv2.setNumThreads(0)
+    import logging
+    logging.getLogger('wsss').setLevel(logging.WARNING)
+    from wsss_core.plugins import load_plugins
+    load_plugins(enabled=['deeplab'])
+    register_hook()
+
+    args = SimpleNamespace(iters=iters, warmup=warmup, batch_size=batch_size,
+                           log_interval=log_interval)
+    cfg = stage_cfg(args)
+    from wsss_core.registry import STAGES, build
+    crop = build(dict(cfg['stages'][0]), STAGES).options['crop_size']  # the recipe's, if named
+    res = dict(iters=iters, warmup=warmup, batch_size=batch_size, crop=crop,
+               torch_threads=threads,
+               rounds=rounds, cpus=os.cpu_count(), loadavg_before=os.getloadavg()[0])
+    res['runs'] = run_rounds(ARMS, cfg, warmup + iters, warmup, rounds, prefix='bench_deeplab_')
+    res['framework_torch_threads'] = STAMPS.get('threads')
+    res['loadavg_after'] = os.getloadavg()[0]
+    res.update(overhead_summary(res['runs']))
+    return res
 
 
 def main() -> None:
@@ -180,58 +191,14 @@ def main() -> None:
     args = p.parse_args()
     if min(args.warmup, args.iters, args.rounds) < 1:
         p.error('--warmup, --iters and --rounds must be >= 1')
-    torch.set_num_threads(args.threads)
-    import cv2
-    cv2.setNumThreads(0)
-    import logging
-    logging.getLogger('wsss').setLevel(logging.WARNING)
-    from wsss_core.plugins import load_plugins
-    load_plugins(enabled=['deeplab'])
-    register_hook()
-
-    cfg = stage_cfg(args)
-    total = args.warmup + args.iters
-    tmp = tempfile.mkdtemp(prefix='bench_deeplab_')
-    arms = (('compute', run_compute), ('data', run_data), ('plain', run_plain),
-            ('framework', run_framework))
-    res = dict(iters=args.iters, warmup=args.warmup, batch_size=args.batch_size,
-               crop=cfg['stages'][0]['crop_size'], torch_threads=args.threads,
-               rounds=args.rounds, cpus=os.cpu_count(), loadavg_before=os.getloadavg()[0],
-               runs={name: [] for name, _ in arms})
-    try:
-        for r in range(args.rounds):
-            # rotate the order so that a slow spell on the shared CPUs hits the arms evenly
-            for name, fn in arms[r % 4:] + arms[:r % 4]:
-                load = os.getloadavg()[0]
-                out = fn(cfg, os.path.join(tmp, f'{name}{r}'), total)
-                stamps, startup, teardown = out if isinstance(out, tuple) else (out, None, None)
-                res['runs'][name].append(dict(s_per_iter=per_iter(stamps, args.warmup),
-                                              startup_s=startup, teardown_s=teardown,
-                                              loadavg_before=load, round=r))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    res['framework_torch_threads'] = STAMPS.get('threads')
-    res['loadavg_after'] = os.getloadavg()[0]
-    med = {name: {k: (None if runs[0][k] is None else statistics.median(x[k] for x in runs))
-                  for k in ('s_per_iter', 'startup_s', 'teardown_s')}
-           for name, runs in res['runs'].items()}
-    res['median'] = med
-    res['ratio_framework_plain'] = med['framework']['s_per_iter'] / med['plain']['s_per_iter']
-    res['ratio_per_round'] = [f['s_per_iter'] / p['s_per_iter']
-                              for f, p in zip(res['runs']['framework'], res['runs']['plain'])]
-
+    res = measure(args.iters, args.warmup, args.batch_size, args.threads, args.rounds,
+                  args.log_interval)
+    med = res['median']
     print(f"DeepLabV2 (SmallResNet, MSC 0.5/0.75) training, batch {args.batch_size} x "
           f"{res['crop']} px, {args.iters} timed iterations after {args.warmup} warm-up, "
           f"median of {args.rounds} rounds; torch threads {args.threads} (framework saw "
           f"{res['framework_torch_threads']}), {res['cpus']} CPUs")
-    print(f"{'arm':<36}{'s/iter':>8}{'rounds':>22}{'start-up s':>11}{'teardown s':>11}")
-    labels = dict(compute='fwd+bwd+step, fixed batch', data='data loading + preprocess only',
-                  plain='plain PyTorch loop', framework='framework (Pipeline/TrainSegmentor)')
-    for name, m in med.items():
-        each = ' '.join(f"{x['s_per_iter']:.3f}" for x in res['runs'][name])
-        su = '' if m['startup_s'] is None else f"{m['startup_s']:.2f}"
-        td = '' if m['teardown_s'] is None else f"{m['teardown_s']:.2f}"
-        print(f"{labels[name]:<36}{m['s_per_iter']:8.3f}{each:>22}{su:>11}{td:>11}")
+    print_arms(res, LABELS)
     print(f"ratio framework / plain: {res['ratio_framework_plain']:.3f} (medians); per round "
           + ' '.join(f'{x:.3f}' for x in res['ratio_per_round'])
           + f"; compute + data = {med['compute']['s_per_iter'] + med['data']['s_per_iter']:.3f}"
