@@ -39,6 +39,7 @@ from typing import List, Optional, Sequence
 from ..io import write_json
 from ..registry import STAGES, build
 from .manifest import config_hash, read_manifest, read_state, write_manifest, write_state
+from .memory import PeakMemory
 from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
                        read_shard_records, shard_lock, shard_record_path, sum_counts)
 from .stage import Stage, StageContext, StageError
@@ -197,9 +198,11 @@ class Pipeline:
         where = f' (shard {self.shard.index}/{self.shard.count})' if sharded else ''
         logger.info(f'[{stage.name}] {type(stage).__name__} starts{where}')
         start = time.time()
-        record = stage.run(ctx) or {}
+        with PeakMemory() as peak:
+            record = stage.run(ctx) or {}
         record = dict(record, stage=stage.name, type=type(stage).__name__, config_hash=digest,
-                      inputs=upstream, duration_s=round(time.time() - start, 3))
+                      inputs=upstream, duration_s=round(time.time() - start, 3),
+                      peak_memory_mb=peak.record())
         if sharded and self.shard.independent:
             return self._finish_independent_shard(stage, ctx, digest, record, status)
         if sharded:  # torch.distributed: every rank's record, merged by the main process
@@ -217,8 +220,11 @@ class Pipeline:
         """One record from the shards' records: the first as the base, counts summed, the
         longest duration, then the stage's own ``merge_shards`` (e.g. metrics over all)."""
         base = {k: v for k, v in records[0].items() if k != 'shard'}
+        peaks = [r.get('peak_memory_mb') or {} for r in records]
         record = dict(base, counts=sum_counts(records), shards=len(records),
-                      duration_s=max(float(r.get('duration_s', 0.0)) for r in records))
+                      duration_s=max(float(r.get('duration_s', 0.0)) for r in records),
+                      peak_memory_mb={k: max(p[k] for p in peaks if k in p)
+                                      for k in set().union(*peaks)})
         merge = getattr(stage, 'merge_shards', None)
         return merge(ctx, record) if merge is not None else record
 
