@@ -203,7 +203,8 @@ def test_optimiser_groups_and_poly_schedule(core_registered):
     from mmengine.registry import PARAM_SCHEDULERS
 
     from wsss_core.models import irn  # noqa: F401
-    from wsss_core.pipeline.train_irn import irn_optim_wrapper, poly_schedule
+    from wsss_core.pipeline.schedules import poly_schedule
+    from wsss_core.pipeline.train_irn import irn_optim_wrapper
     from wsss_core.registry import MODELS, build
     model = build(dict(TINY_IRN), MODELS)
     wrapper = build_optim_wrapper(model, irn_optim_wrapper())

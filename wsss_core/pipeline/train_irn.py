@@ -35,11 +35,11 @@ import torch
 from ..datasets import build_dataset
 from ..datasets.seg_samples import SegmentationSamples
 from ..registry import STAGES
+from .schedules import poly_schedule
 from .stage import StageContext, StageError
 from .train_classifier import TrainClassifier
 
-__all__ = ['IRLabelSamples', 'TrainIRN', 'irn_train_pipeline', 'irn_optim_wrapper',
-           'poly_schedule']
+__all__ = ['IRLabelSamples', 'TrainIRN', 'irn_train_pipeline', 'irn_optim_wrapper']
 
 #: the transform key the IR label travels under (moved by every geometric transform)
 CARRIER_KEY = 'pseudo_seg'
@@ -77,17 +77,6 @@ def irn_optim_wrapper(lr: float = 0.1, weight_decay: float = 1e-4, momentum: flo
                                weight_decay=float(weight_decay)),
                 paramwise_cfg=dict(custom_keys={
                     'displacement_branch': dict(lr_mult=float(displacement_lr_mult))}))
-
-
-def poly_schedule(total_steps: int, power: float = 0.9) -> list:
-    """Poly decay ``lr_t = lr_0 (1 - t / T)^power`` at 0-based iteration ``t`` of ``T``.
-
-    mmengine's chainable ``PolyLR`` holds ``lr_0 ((N - k) / N)^p`` after ``k`` steps with
-    ``N = end - begin - 1``, hence ``end = T + 1``.
-    """
-    total_steps = max(1, int(total_steps))
-    return [dict(type='PolyLR', power=float(power), eta_min=0.0, begin=0, end=total_steps + 1,
-                 by_epoch=False)]
 
 
 @STAGES.register_module()

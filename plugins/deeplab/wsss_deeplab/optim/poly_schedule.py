@@ -17,6 +17,7 @@ from __future__ import annotations
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import PolyParamScheduler
 
+from wsss_core.pipeline.schedules import poly_schedule as core_poly_schedule
 from wsss_core.registry import PARAM_SCHEDULERS
 
 __all__ = ['poly_schedule', 'poly_lr', 'SteppedPolyLR']
@@ -36,13 +37,10 @@ def poly_schedule(max_iters: int, power: float = 0.9, eta_min: float = 0.0,
     ``interval=1`` uses mmengine's ``PolyLR``; ``interval > 1`` uses :class:`SteppedPolyLR`
     (the reference recomputes every 10 iterations).
     """
-    if max_iters < 1:
-        raise ValueError(f'max_iters must be >= 1, got {max_iters}')
-    sched = dict(type='PolyLR' if interval == 1 else 'SteppedPolyLR', power=power,
-                 eta_min=eta_min, begin=0, end=int(max_iters) + 1, by_epoch=False)
+    sched = core_poly_schedule(max_iters, power, eta_min)
     if interval != 1:
-        sched['interval'] = int(interval)
-    return [sched]
+        sched[0].update(type='SteppedPolyLR', interval=int(interval))
+    return sched
 
 
 @PARAM_SCHEDULERS.register_module()
