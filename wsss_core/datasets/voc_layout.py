@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from ..io import DataFileError, read_gray_png, read_image, read_label_png
 from ..registry import DATASETS
+from .records import RecordsDataset
 from .transforms import Compose
 
 
@@ -80,7 +80,7 @@ def read_cls_list(list_file, num_classes: int) -> dict:
 
 
 @DATASETS.register_module()
-class VOCLayoutDataset(Dataset):
+class VOCLayoutDataset(RecordsDataset):
     """Images with image-level labels (and optional masks/saliency) in the VOC layout.
 
     Args:
@@ -154,18 +154,6 @@ class VOCLayoutDataset(Dataset):
         return tuple(int(v) - 1 for v in np.unique(mask) if 0 < v <= self.num_classes)
 
     # ------------------------------------------------------------------ access
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @property
-    def img_ids(self) -> List[str]:
-        return [r.img_id for r in self.records]
-
-    def labels_vector(self, class_ids) -> np.ndarray:
-        vec = np.zeros(self.num_classes, dtype=np.float32)
-        vec[list(class_ids)] = 1.0
-        return vec
-
     def load_sample(self, index: int) -> dict:
         """The raw sample (before the pipeline)."""
         rec = self.records[index]
@@ -181,9 +169,3 @@ class VOCLayoutDataset(Dataset):
             sample['saliency'] = read_gray_png(rec.saliency_path)
         return sample
 
-    def __getitem__(self, index: int) -> dict:
-        return self.pipeline(self.load_sample(index))
-
-    @property
-    def metainfo(self) -> dict:
-        return dict(classes=self.class_names, num_classes=self.num_classes)

@@ -37,10 +37,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
 from ..io import DataFileError, atomic_write, read_gray_png, read_image, save_gray_png
 from ..registry import DATASETS
+from .records import RecordsDataset
 from .transforms import Compose
 
 #: number of classes of the wsolevaluation data sets
@@ -183,7 +183,7 @@ def read_localization(path: Path, mask_root: Path):
 
 # ----------------------------------------------------------------------------- dataset
 @DATASETS.register_module()
-class WSOLMetadata(Dataset):
+class WSOLMetadata(RecordsDataset):
     """A split of a WSOL data set in the wsolevaluation metadata layout.
 
     Args:
@@ -281,18 +281,6 @@ class WSOLMetadata(Dataset):
         return records
 
     # ------------------------------------------------------------------ access
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @property
-    def img_ids(self) -> List[str]:
-        return [r.img_id for r in self.records]
-
-    def labels_vector(self, class_ids) -> np.ndarray:
-        vec = np.zeros(self.num_classes, dtype=np.float32)
-        vec[list(class_ids)] = 1.0
-        return vec
-
     def load_sample(self, index: int) -> dict:
         """The raw sample (before the pipeline); see the module docstring."""
         rec = self.records[index]
@@ -319,12 +307,6 @@ class WSOLMetadata(Dataset):
             union = mask if union is None else union | mask
         return union.astype(np.uint8)
 
-    def __getitem__(self, index: int) -> dict:
-        return self.pipeline(self.load_sample(index))
-
-    @property
-    def metainfo(self) -> dict:
-        return dict(classes=self.class_names, num_classes=self.num_classes)
 
 
 # ----------------------------------------------------------------------------- export
