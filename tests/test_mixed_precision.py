@@ -47,3 +47,24 @@ def test_training_stage_applies_its_amp_option(tmp_path, core_registered):
     assert 'amp' not in plain.options
     ctx.device = 'cuda'
     assert plain.optim_wrapper_for_device(ctx, SGD) == SGD
+
+
+def test_compile_option_compiles_the_train_step(tmp_path, tiny_data_cfg):
+    """``compile=`` reaches mmengine's Runner, which wraps train_step in torch.compile
+    (the 'eager' backend: no code generation, so the test stays fast)."""
+    from mmengine.config import Config
+    from wsss_core.pipeline import Pipeline
+    from wsss_core.testing import tiny_pipeline_cfg
+
+    def run(work_dir, **options):
+        cfg = tiny_pipeline_cfg(tiny_data_cfg)
+        cfg['stages'] = cfg['stages'][:1]
+        cfg['stages'][0].update(val_split=None, **options)
+        Pipeline(Config(cfg), work_dir, progress=False).run()
+        return '\n'.join(p.read_text() for p in work_dir.rglob('*.log'))
+
+    assert 'has been "compiled"' in run(tmp_path / 'on', compile=dict(backend='eager'))
+    assert 'has been "compiled"' not in run(tmp_path / 'off')
+    with pytest.raises(StageError, match='compile must be'):
+        TrainClassifier('c', model=MODEL, compile='yes').runner_cfg(
+            StageContext(cfg={}, work_dir=tmp_path, stage_dir=tmp_path / 'c'))

@@ -125,6 +125,22 @@ class TrainingStage(Stage):
                                              self.options.get('amp', False), ctx.device,
                                              self.options.get('amp_dtype'))
 
+    def runner_cfg(self, ctx: StageContext) -> dict:
+        """The ``cfg`` handed to the mmengine Runner: the DDP wrapper in distributed runs
+        and, with the stage option ``compile`` (True or ``torch.compile`` options such as
+        ``dict(backend='inductor', mode='max-autotune')``), mmengine's compiled train step."""
+        from .. import compat
+        cfg = {}
+        if ctx.launcher != 'none':
+            cfg['model_wrapper_cfg'] = compat.model_wrapper_cfg()
+        compile_cfg = self.options.get('compile')
+        if compile_cfg:
+            if not isinstance(compile_cfg, (bool, dict)):
+                raise StageError(f'[{self.name}] compile must be True or a dict of '
+                                 f'torch.compile options, got {compile_cfg!r}')
+            cfg['compile'] = compile_cfg if isinstance(compile_cfg, dict) else True
+        return cfg
+
     @staticmethod
     def check_types(model: dict, custom_hooks=()) -> None:
         """Raise UnknownComponentError now for an unknown model or hook type."""

@@ -44,6 +44,8 @@ class TrainClassifier(TrainingStage):
             BatchNorm cannot train on a batch of one, e.g. MoANA); in the options only when set.
         amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
             :mod:`~wsss_core.pipeline.mixed_precision`; in the options only when set.
+        compile: ``torch.compile`` the train step (True, or a dict of its options, e.g.
+            ``dict(backend='inductor')``); off by default; in the options only when set.
     """
 
     def __init__(self, name: str, model: dict, max_epochs: int = 12, batch_size: int = 64,
@@ -111,8 +113,9 @@ class TrainClassifier(TrainingStage):
             resume=ctx.resume and _has_checkpoint(ctx.stage_dir),
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
             log_processor=dict(by_epoch=True), visualizer=default_visualizer())
-        if ctx.launcher != 'none':
-            kwargs['cfg'] = dict(model_wrapper_cfg=compat.model_wrapper_cfg())
+        runner_cfg = self.runner_cfg(ctx)
+        if runner_cfg:
+            kwargs['cfg'] = runner_cfg
         if val_set is not None:
             kwargs.update(val_dataloader=self._dataloader(val_set, o['batch_size'], False),
                           val_evaluator=dict(type='MultiLabelMAP'), val_cfg=dict())

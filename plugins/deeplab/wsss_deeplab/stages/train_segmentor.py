@@ -96,6 +96,7 @@ class TrainSegmentor(TrainingStage):
         data (dataset overrides), max_samples: the usual.
         amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
             :mod:`wsss_core.pipeline.mixed_precision`.
+        compile: ``torch.compile`` the train step (True or a dict of its options).
         recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`:
             ``'voc12_deeplabv2_r101'``, ``'synthetic'``); the config's options override it.
     """
@@ -119,7 +120,8 @@ class TrainSegmentor(TrainingStage):
                  checkpoint_interval: int = 5000, log_interval: int = 50, num_workers: int = 0,
                  custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
                  data: Optional[dict] = None, max_samples: Optional[int] = None,
-                 amp: AmpSetting = False, amp_dtype: Optional[str] = None):
+                 amp: AmpSetting = False, amp_dtype: Optional[str] = None,
+                 compile=False):
         if int(max_iters) < 1 or int(batch_size) < 1 or int(iter_size) < 1:
             raise StageError(f'[{name}] max_iters, batch_size and iter_size must be >= 1')
         super().__init__(name, model=dict(model), labels=labels, train_split=train_split,
@@ -137,6 +139,8 @@ class TrainSegmentor(TrainingStage):
         check_amp(name, amp, amp_dtype)
         if amp:  # only when set, so the config hash of existing runs is unchanged
             self.options.update(amp=amp, amp_dtype=amp_dtype)
+        if compile:
+            self.options['compile'] = compile
         self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ data
@@ -199,8 +203,9 @@ class TrainSegmentor(TrainingStage):
             resume=ctx.resume and (Path(ctx.stage_dir) / 'last_checkpoint').is_file(),
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
             log_processor=dict(by_epoch=False), visualizer=default_visualizer())
-        if ctx.launcher != 'none':
-            kwargs['cfg'] = dict(model_wrapper_cfg=compat.model_wrapper_cfg())
+        runner_cfg = self.runner_cfg(ctx)
+        if runner_cfg:
+            kwargs['cfg'] = runner_cfg
         return Runner(**kwargs)
 
     # ------------------------------------------------------------------ run
