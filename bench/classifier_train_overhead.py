@@ -28,7 +28,8 @@ from typing import Optional
 
 import torch
 
-from train_overhead import (STAMPS, framework_stamps, overhead_summary, print_arms,
+from train_overhead import (STAMPS, add_overhead_arguments, check_overhead_arguments,
+                            framework_stamps, overhead_summary, print_arms,
                             register_hook, run_rounds, stamp)
 
 LABELS = dict(compute='fwd+bwd+step, fixed batch', data='data loading + preprocess only',
@@ -174,17 +175,12 @@ def measure(iters: int = 30, warmup: int = 5, batch_size: int = 64, threads: int
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--iters', type=int, default=30, help='timed iterations (after warm-up)')
-    p.add_argument('--warmup', type=int, default=5)
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--threads', type=int, default=2, help='torch threads, every arm')
-    p.add_argument('--rounds', type=int, default=3, help='repeat all arms, report medians')
+    add_overhead_arguments(p, batch_size=64)
     p.add_argument('--image-size', type=int, default=None, help='default: the quickstart 96')
     p.add_argument('--device', default='cpu')
     p.add_argument('--json', default=None, help='write the figures here')
     args = p.parse_args()
-    if min(args.warmup, args.iters, args.rounds) < 1:
-        p.error('--warmup, --iters and --rounds must be >= 1')
+    check_overhead_arguments(p, args)
     res = measure(args.iters, args.warmup, args.batch_size, args.threads, args.rounds,
                   args.image_size, args.device)
     print(f"TrainClassifier (quickstart: CAMClassifier + SmallResNet) training, batch "

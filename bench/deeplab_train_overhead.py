@@ -36,7 +36,8 @@ from types import SimpleNamespace
 
 import torch
 
-from train_overhead import (STAMPS, framework_stamps, overhead_summary, print_arms,
+from train_overhead import (STAMPS, add_overhead_arguments, check_overhead_arguments,
+                            framework_stamps, overhead_summary, print_arms,
                             register_hook, run_rounds)
 
 
@@ -181,16 +182,11 @@ def measure(iters: int = 30, warmup: int = 5, batch_size: int = 16, threads: int
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--iters', type=int, default=30, help='timed iterations (after warm-up)')
-    p.add_argument('--warmup', type=int, default=5)
-    p.add_argument('--batch-size', type=int, default=16)
-    p.add_argument('--threads', type=int, default=2, help='torch threads, every arm')
-    p.add_argument('--rounds', type=int, default=3, help='repeat all arms, report medians')
+    add_overhead_arguments(p, batch_size=16)
     p.add_argument('--log-interval', type=int, default=10, help="the stage's LoggerHook")
     p.add_argument('--json', default=None, help='write the figures here')
     args = p.parse_args()
-    if min(args.warmup, args.iters, args.rounds) < 1:
-        p.error('--warmup, --iters and --rounds must be >= 1')
+    check_overhead_arguments(p, args)
     res = measure(args.iters, args.warmup, args.batch_size, args.threads, args.rounds,
                   args.log_interval)
     med = res['median']

@@ -110,3 +110,20 @@ def print_arms(res: dict, labels: dict) -> None:
         su = '' if m['startup_s'] is None else f"{m['startup_s']:.2f}"
         td = '' if m['teardown_s'] is None else f"{m['teardown_s']:.2f}"
         print(f"{labels[name]:<36}{m['s_per_iter']:8.3f}{each:>22}{su:>11}{td:>11}")
+
+
+def add_overhead_arguments(parser, batch_size: int) -> None:
+    """The command-line options every framework-vs-plain-loop benchmark takes."""
+    parser.add_argument('--iters', type=int, default=30,
+                        help='timed iterations (after warm-up)')
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--batch-size', type=int, default=batch_size)
+    parser.add_argument('--threads', type=int, default=2, help='torch threads, every arm')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='repeat all arms, report medians')
+
+
+def check_overhead_arguments(parser, args) -> None:
+    """Refuse counts below one (with argparse's usage message)."""
+    if min(args.warmup, args.iters, args.rounds) < 1:
+        parser.error('--warmup, --iters and --rounds must be >= 1')

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .manifest import read_manifest
 
@@ -51,6 +51,17 @@ class StageContext:
             raise StageError(f"stage '{name}' has not finished in {self.work_dir}: run it first "
                              f'(without --stages, or with --stages {name})')
         return manifest
+
+    def labels_of(self, name: str, split: Optional[str], reader: str,
+                  what: str = 'label PNGs') -> Tuple[Path, str]:
+        """``(label folder, split)`` of a RefineLabels-like stage ``name`` (its manifest's
+        ``artifacts.labels`` and ``split``); ``split`` overrides the stage's.  ``reader`` and
+        ``what`` name the reading stage and the labels in the error."""
+        art = self.manifest_of(name).get('artifacts') or {}
+        if 'labels' not in art:
+            raise StageError(f"[{reader}] stage '{name}' recorded no 'labels' artifact "
+                             f'(a folder of {what}) to train on')
+        return self.stage_path(name) / art['labels'], split or art.get('split') or 'train'
 
 
 class Stage:

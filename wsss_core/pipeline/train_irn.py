@@ -27,7 +27,6 @@ matters for instance segmentation, which this framework does not produce.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -135,22 +134,13 @@ class TrainIRN(TrainClassifier):
                          **options)
 
     # ------------------------------------------------------------------ building
-    def label_source(self, ctx: StageContext) -> Tuple[Path, str]:
-        """``(label folder, split)`` from the labels stage's manifest."""
-        source = self.options['labels']
-        art = ctx.manifest_of(source).get('artifacts') or {}
-        if 'labels' not in art:
-            raise StageError(f"[{self.name}] stage '{source}' recorded no 'labels' artifact "
-                             '(a folder of IR label PNGs) to train on')
-        split = self.options['train_split'] or art.get('split') or 'train'
-        return ctx.stage_path(source) / art['labels'], split
-
     def train_pipeline(self, ctx: StageContext) -> list:
         o = self.options
         return list(o['pipeline'] or irn_train_pipeline(o['crop'], o['rescale'], o['flip']))
 
     def build_train_set(self, ctx: StageContext, data_cfg: dict) -> IRLabelSamples:
-        label_dir, split = self.label_source(ctx)
+        label_dir, split = ctx.labels_of(self.options['labels'], self.options['train_split'],
+                                         self.name, 'IR label PNGs')
         base = build_dataset(data_cfg, split=split, load_gt=False)
         return IRLabelSamples(base, label_dir, self.train_pipeline(ctx))
 

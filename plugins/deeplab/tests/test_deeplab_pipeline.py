@@ -14,27 +14,15 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from wsss_deeplab.testing import TINY_BACKBONE, TINY_GENERATOR, registered  # noqa: F401 (fixture)
+from wsss_deeplab.testing import (TINY_BACKBONE, registered,  # noqa: F401 (fixture)
+                                  tiny_segmentation_pipeline)
 
 
 def pipeline_cfg(max_iters: int = 4) -> dict:
-    return dict(
-        seed=0,
-        data=dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False),
-        stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,
-                 val_split=None, log_interval=1,
-                 model=dict(type='CAMClassifier',
-                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)))),
-            dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False),
-            dict(type='RefineLabels', name='labels', cams='cams'),
-            dict(type='TrainSegmentor', name='deeplab', labels='labels', max_iters=max_iters,
-                 batch_size=4, iter_size=2, crop_size=41, lr_interval=2, log_interval=1,
-                 checkpoint_interval=2,
-                 model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE))),
-            dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val',
-                 scales=(1.0, 0.75), flip=True, crf=dict(type='DenseCRF', preset='deeplab')),
-        ])
+    return tiny_segmentation_pipeline(
+        segmentor=dict(max_iters=max_iters, batch_size=4, iter_size=2, crop_size=41,
+                       lr_interval=2, log_interval=1, checkpoint_interval=2),
+        test=dict(scales=(1.0, 0.75), flip=True, crf=dict(type='DenseCRF', preset='deeplab')))
 
 
 def run(cfg, work_dir, **kw):

@@ -12,26 +12,14 @@ from mmengine.config import Config
 from wsss_core.io import read_label_png
 from wsss_core.pipeline import Pipeline, read_manifest
 
-from wsss_deeplab.testing import TINY_BACKBONE, TINY_GENERATOR, registered  # noqa: F401 (fixture)
+from wsss_deeplab.testing import registered, tiny_segmentation_pipeline  # noqa: F401
 
 
 def pipeline_cfg() -> dict:
-    return dict(
-        seed=0,
-        data=dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False),
-        stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,
-                 val_split=None, log_interval=1,
-                 model=dict(type='CAMClassifier',
-                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)))),
-            dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False),
-            dict(type='RefineLabels', name='labels', cams='cams'),
-            dict(type='TrainSegmentor', name='deeplab', labels='labels', max_iters=2,
-                 batch_size=4, crop_size=41, log_interval=1, checkpoint_interval=2,
-                 model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE))),
-            dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val',
-                 flip=True, crf=dict(type='DenseCRF', preset='deeplab')),
-        ])
+    return tiny_segmentation_pipeline(
+        segmentor=dict(max_iters=2, batch_size=4, crop_size=41, log_interval=1,
+                       checkpoint_interval=2),
+        test=dict(flip=True, crf=dict(type='DenseCRF', preset='deeplab')))
 
 
 def run(cfg, work_dir):

@@ -15,7 +15,8 @@ isolate_test_process('wsss_deeplab_tests_')  # before torch is imported
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-__all__ = ['TINY_BACKBONE', 'TINY_GENERATOR', 'registered', 'tiny_v2',
+__all__ = ['TINY_BACKBONE', 'TINY_GENERATOR', 'registered', 'tiny_segmentation_pipeline',
+           'tiny_v2',
            'to_deeplab_pytorch_names']
 
 TINY_BACKBONE = dict(type='DeepLabResNet', depth='tiny')
@@ -62,3 +63,22 @@ def to_deeplab_pytorch_names(state: dict) -> dict:
             else:
                 raise KeyError(key)
     return out
+
+
+def tiny_segmentation_pipeline(segmentor: dict, test: dict) -> dict:
+    """classify -> CAMs -> labels -> TrainSegmentor -> TestSegmentor on tiny SyntheticShapes,
+    a tiny DeepLabV2; ``segmentor`` / ``test`` are the two stages' own options."""
+    return dict(
+        seed=0,
+        data=dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False),
+        stages=[
+            dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,
+                 val_split=None, log_interval=1,
+                 model=dict(type='CAMClassifier',
+                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)))),
+            dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False),
+            dict(type='RefineLabels', name='labels', cams='cams'),
+            dict(type='TrainSegmentor', name='deeplab', labels='labels',
+                 model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE)), **segmentor),
+            dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val', **test),
+        ])

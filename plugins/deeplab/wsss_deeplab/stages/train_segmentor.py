@@ -149,12 +149,7 @@ class TrainSegmentor(TrainingStage):
         source = self.options['labels']
         if source is None:
             return None, self.options['train_split'] or 'train'
-        art = ctx.manifest_of(source).get('artifacts') or {}
-        if 'labels' not in art:
-            raise StageError(f"[{self.name}] stage '{source}' recorded no 'labels' artifact "
-                             '(a folder of label PNGs) to train on')
-        split = self.options['train_split'] or art.get('split') or 'train'
-        return ctx.stage_path(source) / art['labels'], split
+        return ctx.labels_of(source, self.options['train_split'], self.name)
 
     def build_train_set(self, ctx: StageContext) -> SegmentationSamples:
         o = self.options
