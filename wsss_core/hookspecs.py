@@ -91,3 +91,13 @@ def wsss_register() -> None:
 
     Called at most once per process, after the plugins listed in ``requires`` registered.
     """
+
+
+@hookspec
+def wsss_conformance_examples():
+    """Optional: return one :class:`wsss_core.testing.conformance.ComponentExample` per
+    declared component, saying how the conformance suite builds and exercises it (tiny
+    default config, kind of checks, input factory, or a ``skip`` reason).
+
+    Called only by the conformance suite, after ``wsss_register``; may import torch.
+    """

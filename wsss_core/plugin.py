@@ -34,3 +34,9 @@ def wsss_manifest() -> PluginManifest:
 def wsss_register() -> None:
     from .components import register_core_components
     register_core_components()
+
+
+@hookimpl
+def wsss_conformance_examples():
+    from .conformance_examples import examples
+    return examples()
