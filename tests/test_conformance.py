@@ -276,3 +276,22 @@ def test_pytest_option_adds_one_item_per_case(tmp_path):
                               '-p', 'no:cacheprovider'], cwd=tmp_path, capture_output=True,
                              text=True, timeout=300)
     assert missing.returncode == 1 and "no plugin named 'nosuch'" in missing.stdout
+
+
+def test_cli_check_plugin_prints_the_report_and_sets_the_exit_code(monkeypatch, capsys):
+    from wsss_core import cli
+    from wsss_core.testing import conformance
+    from wsss_core.testing.conformance.suite import Case, CheckResult, ConformanceReport
+
+    def fake(name):
+        status = 'passed' if name == 'good' else 'failed'
+        return ConformanceReport(name, [CheckResult(Case(name, 'X', 'behaviour'), status,
+                                                    'labels out of range')])
+    monkeypatch.setattr(conformance, 'check_plugin', fake)
+    assert cli.main(['--check-plugin', 'good']) == 0
+    assert "PASSED  good::X::behaviour" in capsys.readouterr().out
+    assert cli.main(['--check-plugin', 'good', '--check-plugin', 'bad']) == 1
+    assert 'FAILED  bad::X::behaviour: labels out of range' in capsys.readouterr().out
+    monkeypatch.undo()
+    assert cli.main(['--check-plugin', 'nosuch']) == 2
+    assert "no plugin named 'nosuch'" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     wsss-run                                  # the quickstart on SyntheticShapes
     wsss-run --list-plugins
+    wsss-run --check-plugin oaa               # the plugin conformance suite on one plugin
     wsss-run oaa::voc12_vgg16.py --work-dir runs/oaa --cfg-options data.data_root=/data/VOC2012
     wsss-run CONFIG --stages make_cams,refine  # redo two stages on the artifacts already there
     torchrun --nproc_per_node=2 -m wsss_core.cli CONFIG --launcher pytorch
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--device', help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('--list-plugins', action='store_true', help='list plugins and exit')
+    p.add_argument('--check-plugin', metavar='NAME', action='append',
+                   help='run the conformance suite on the installed plugin NAME (repeatable) '
+                        'and exit: 0 when every check passes, 1 otherwise')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -50,6 +54,21 @@ def list_plugins_main() -> int:
     from .plugins import format_plugin_table, list_plugins
     print(format_plugin_table(list_plugins()))
     return 0
+
+
+def check_plugins_main(names: List[str]) -> int:
+    """``--check-plugin``: the conformance report of each plugin; exit 1 on any failure."""
+    from .testing.conformance import PluginNotCheckable, check_plugin
+    status = 0
+    for name in names:
+        try:
+            report = check_plugin(name)
+        except PluginNotCheckable as exc:
+            print(f'wsss-run: {exc}', file=sys.stderr)
+            return 2
+        print(report.format(verbose=True))
+        status = status or (0 if report.ok else 1)
+    return status
 
 
 def _work_dir(args, cfg, spec: str) -> Path:
@@ -70,6 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_plugins:
         return list_plugins_main()
+    if args.check_plugin:
+        return check_plugins_main(args.check_plugin)
     _setup_logging()
     from .config import ConfigError, dump_run_info, load_config
     from .plugins import PluginSelectionError, load_plugins
