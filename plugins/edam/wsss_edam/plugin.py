@@ -41,3 +41,9 @@ def wsss_register() -> None:
     import importlib
     for module in COMPONENT_MODULES:
         importlib.import_module(module)
+
+
+@hookimpl
+def wsss_conformance_examples():
+    from .conformance_examples import examples
+    return examples()

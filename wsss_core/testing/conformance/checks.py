@@ -171,7 +171,7 @@ def exercise_classifier(obj, batch, example):
            f"mode='tensor' gave shape {tuple(logits.shape)}, expected (B, C) = "
            f'({img.shape[0]}, {example.num_classes})')
     _check_finite([logits], 'logits')
-    losses = obj(**batch, mode='loss')
+    losses = example.built_with(obj, batch) if example.built_with else obj(**batch, mode='loss')
     expect(isinstance(losses, dict) and losses, f"mode='loss' gave {type(losses).__name__}, "
                                                 'expected a dict of losses')
     terms = {k: v for k, v in losses.items() if 'loss' in k}
@@ -268,9 +268,13 @@ def exercise_transform(obj, sample, example):
 
 
 def exercise_dataset(obj, _inputs, example):
+    """``dataset[0]`` is a sample dict, or a sequence of them (e.g. an image pair)."""
     expect(len(obj) > 0, 'the dataset is empty')
     item = obj[0]
-    expect(isinstance(item, dict), f'dataset[0] is a {type(item).__name__}, expected a dict')
+    parts = item if isinstance(item, (list, tuple)) else [item]
+    expect(len(parts) > 0 and all(isinstance(p, dict) for p in parts),
+           f'dataset[0] is a {type(item).__name__}, expected a sample dict (or a sequence '
+           'of them)')
     return _detached(item)
 
 

@@ -63,7 +63,9 @@ class ComponentExample:
             :mod:`.inputs`).
         num_classes: foreground classes C of the outputs (classifier logits, CAMs, labels).
         built_with: a callable ``built_with(obj, inputs)`` for components whose call differs
-            from the kind's convention: returns what the kind's checks look at.
+            from the kind's convention: returns what the kind's checks look at (for a
+            ``classifier``: the loss dict, in place of ``obj(**inputs, mode='loss')``, e.g.
+            after switching the model to another training phase).
         skip: a reason this component cannot be exercised here; it is reported, not run.
     """
 

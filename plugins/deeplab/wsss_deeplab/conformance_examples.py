@@ -1,0 +1,74 @@
+"""The DeepLab plugin's answer to ``wsss_conformance_examples()``: how the conformance suite
+builds and exercises each component of :data:`~wsss_deeplab.plugin.COMPONENTS` (tiny
+configs, generated CPU inputs, no weights)."""
+from __future__ import annotations
+
+import torch
+
+from wsss_core.testing.conformance import ComponentExample
+from wsss_core.testing.conformance import inputs as gen_inputs
+
+#: DeepLabResNet with one block per stage and base width 4 (the plugin tests' tiny backbone)
+TINY_BACKBONE = dict(type='DeepLabResNet', depth='tiny')
+#: classes of the segmentors' outputs, background included
+SEG_CLASSES = 4
+
+
+def _images(gen):
+    return (gen_inputs.image_batch(gen, 2, (32, 32)),)
+
+
+def _uint8_batch(gen):
+    """What a data preprocessor gets: ``dict(data=dict(img=uint8 (B, 3, H, W)))``."""
+    return dict(data=dict(img=torch.randint(0, 256, (2, 3, 24, 32), generator=gen,
+                                            dtype=torch.uint8)))
+
+
+def _segmentation_batch(gen):
+    """A normalised image batch and a pseudo label map (0..K-1, a 255 ignore band)."""
+    img = gen_inputs.image_batch(gen, 2, (33, 33))
+    label = torch.randint(0, SEG_CLASSES, (2, 33, 33), generator=gen)
+    label[:, :3] = 255
+    return dict(img=img, pseudo_seg=label)
+
+
+def _train_loss(model, batch):
+    """What training calls: ``mode='loss'``, a dict of per-output losses."""
+    return model(**batch, mode='loss')
+
+
+def _model_examples():
+    return [
+        ComponentExample('DeepLabResNet', dict(depth='tiny'), kind='module', inputs=_images),
+        ComponentExample('DeepLabV2', dict(num_classes=SEG_CLASSES, backbone=dict(TINY_BACKBONE),
+                                           msc_scales=(0.5, 0.75)),
+                         kind='module', inputs=_segmentation_batch, built_with=_train_loss),
+        ComponentExample('DeepLabV3Plus',
+                         dict(num_classes=SEG_CLASSES, backbone=dict(TINY_BACKBONE),
+                              aspp_channels=8, low_level_channels=4, decoder_channels=8),
+                         kind='module', inputs=_segmentation_batch, built_with=_train_loss),
+        ComponentExample('CaffeNormalize', dict(), kind='module', inputs=_uint8_batch),
+    ]
+
+
+def _optimiser_cfg():
+    """A SGD over one parameter: what a parameter scheduler is built around."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    return dict(optimizer=optimizer, interval=10, power=0.9, begin=0, end=101, by_epoch=False)
+
+
+def examples():
+    return [
+        *_model_examples(),
+        ComponentExample('DeepLabOptimWrapperConstructor',
+                         dict(optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=2.5e-4,
+                                                                    momentum=0.9,
+                                                                    weight_decay=5e-4)))),
+        ComponentExample('SteppedPolyLR', _optimiser_cfg),
+        ComponentExample('RandomScaleChoice', dict(scales=(0.5, 0.75, 1.25))),
+        ComponentExample('PadToSize', dict(size=40)),
+        ComponentExample('TrainSegmentor',
+                         dict(name='deeplab', labels='labels',
+                              model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE)))),
+        ComponentExample('TestSegmentor', dict(name='test', checkpoint='deeplab')),
+    ]
