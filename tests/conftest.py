@@ -15,6 +15,12 @@ from wsss_core.testing import tiny_data_cfg as _tiny_data_cfg  # noqa: E402
 def pytest_configure(config):
     import torch
     torch.set_num_threads(1)
+    try:   # property-based tests: reproducible in CI, no example database written to the tree
+        from hypothesis import settings
+    except ImportError:   # the 'test' extra is not installed
+        return
+    settings.register_profile('wsss', derandomize=True, deadline=None, database=None)
+    settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'wsss'))
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -31,20 +31,21 @@ import io as _io
 import json
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..io import DataFileError, atomic_write, read_label_png
-from .voc_layout import check_image_id
+from .text_files import check_image_id, check_unique_ids, read_text_lines
 
 LabelDict = Dict[str, np.ndarray]
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 _IRN_KEY = re.compile(r'^\d{10}$')
 _PSA_ID = re.compile(r'^(\d{4})_(\d{6})$')
+_INT = re.compile(r'^-?[0-9]+$')   # ASCII digits only: str.isdigit() also admits '²', which int() refuses
 
 __all__ = [
     'LabelDict', 'ListEntry', 'load_cls_labels_npy', 'save_cls_labels_npy',
@@ -85,7 +86,13 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f'global {module}.{name} is not allowed in a label file')
+            raise pickle.UnpicklingError(
+                f'global {module}.{name} is not allowed in a label file: it may hold only '
+                'NumPy arrays, dtypes and scalars (unpickling anything else could run code).  '
+                'If you trust the file, convert it once in a Python session: labels = '
+                'np.load(path, allow_pickle=True).item(), then wsss_core.datasets.'
+                'label_formats.save_cls_labels_npy(new_path, {id: vector}) or '
+                'save_train_cls_txt')
         if module.startswith('numpy.core.'):   # files written by NumPy 1.x
             module = 'numpy._core.' + module[len('numpy.core.'):]
         return super().find_class(module, name)
@@ -126,6 +133,9 @@ def load_cls_labels_npy(path, num_classes: Optional[int] = None) -> LabelDict:
                             f'(psa/irn cls_labels.npy), found {type(obj).__name__}')
     out: LabelDict = {}
     for key, value in obj.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (str, int, np.integer)):
+            raise DataFileError(f'{path}: key {key!r} ({type(key).__name__}) is not an image id '
+                                '(psa: str, irn: integer)')
         img_id = irn_key_to_id(key)
         check_image_id(img_id, path)
         if img_id in out:
@@ -154,7 +164,10 @@ def save_cls_labels_npy(path, labels: Mapping[str, np.ndarray], key_style: str =
 
 
 def _check_vector(value, num_classes: Optional[int], where: str) -> np.ndarray:
-    vec = np.asarray(value, dtype=np.float32)
+    try:
+        vec = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataFileError(f'{where}: label vector is not numeric ({exc})') from None
     if vec.ndim != 1 or (num_classes is not None and vec.shape[0] != num_classes):
         want = f'({num_classes},)' if num_classes is not None else 'a 1-D vector'
         raise DataFileError(f'{where}: label vector has shape {vec.shape}, expected {want}')
@@ -176,14 +189,12 @@ def load_train_cls_txt(path, num_classes: int = 20) -> LabelDict:
     out: LabelDict = {}
     for entry in read_list_entries(path):
         if entry.class_ids is None:
-            raise DataFileError(f'{path}: entry {entry.img_id!r} is not an '
+            raise DataFileError(f'{path}:{entry.lineno}: entry {entry.img_id!r} is not an '
                                 "'<id> <c> [<c> ...]' line")
         bad = [c for c in entry.class_ids if not 0 <= c < num_classes]
         if bad:
-            raise DataFileError(f'{path}: image {entry.img_id}: class index(es) {bad} outside '
-                                f'0..{num_classes - 1}')
-        if entry.img_id in out:
-            raise DataFileError(f'{path}: image id {entry.img_id} appears twice')
+            raise DataFileError(f'{path}: image {entry.img_id} (line {entry.lineno}): class '
+                                f'index(es) {bad} outside 0..{num_classes - 1}')
         vec = np.zeros(num_classes, dtype=np.float32)
         vec[list(entry.class_ids)] = 1.0
         out[entry.img_id] = vec
@@ -238,7 +249,7 @@ def labels_from_masks(mask_dir, ids: Iterable[str], num_classes: int, suffix: st
                                 f'labels of {img_id})') from None
         stamp = [stat.st_mtime_ns, stat.st_size]
         hit = cache.get(img_id)
-        if hit is not None and hit[:2] == stamp:
+        if _valid_cache_entry(hit, stamp, num_classes):
             classes = hit[2]
         else:
             mask = read_label_png(mask_path, num_classes)
@@ -251,6 +262,16 @@ def labels_from_masks(mask_dir, ids: Iterable[str], num_classes: int, suffix: st
     if cache_file and changed:
         _write_mask_cache(cache_file, mask_dir, cache)
     return out
+
+
+def _valid_cache_entry(hit, stamp: list, num_classes: int) -> bool:
+    """A cache entry ``[mtime_ns, size, [class ids]]`` for this very mask file and class range.
+
+    Anything else (another version's layout, a hand-edited or damaged file) means: rescan.
+    """
+    return (isinstance(hit, list) and len(hit) == 3 and hit[:2] == stamp
+            and isinstance(hit[2], list)
+            and all(type(c) is int and 0 <= c < num_classes for c in hit[2]))
 
 
 def _mask_cache_file(cache_dir, mask_dir: Path, num_classes: int, suffix: str) -> Path:
@@ -305,11 +326,13 @@ def color_mask_to_index(rgb: np.ndarray, palette: Optional[np.ndarray] = None,
 # ----------------------------------------------------------------------------- image lists
 @dataclass(frozen=True)
 class ListEntry:
-    """One parsed list line: the id, the paths as written (two-column lists), OAA class ids."""
+    """One parsed list line: the id, the paths as written (two-column lists), OAA class ids,
+    and the line number (for messages; not part of equality)."""
     img_id: str
     image: Optional[str] = None
     mask: Optional[str] = None
     class_ids: Optional[Tuple[int, ...]] = None
+    lineno: int = field(default=0, compare=False)
 
 
 def _id_from_path_token(token: str, where) -> str:
@@ -331,7 +354,7 @@ def _id_from_path_token(token: str, where) -> str:
 
 
 def _is_int(token: str) -> bool:
-    return token.lstrip('-').isdigit()
+    return bool(_INT.match(token))
 
 
 def parse_list_line(line: str, where) -> Optional[ListEntry]:
@@ -364,23 +387,23 @@ def parse_list_line(line: str, where) -> Optional[ListEntry]:
 
 
 def read_list_entries(path) -> List[ListEntry]:
-    """Parse every line of an image list (forms may not mix within a file)."""
+    """Parse every line of an image list (forms may not mix within a file).
+
+    Lines are read by :func:`~.text_files.read_text_lines` (UTF-8 with or without BOM, LF or
+    CRLF, blank lines skipped).  An id listed twice is a :class:`DataFileError` naming the id
+    and both lines: a duplicate would silently weigh one image twice or, in a label file,
+    leave it unclear which labels hold.
+    """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding='utf-8').splitlines()
-    except FileNotFoundError:
-        raise DataFileError(f'image list not found: {path}') from None
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f'image list {path} is not UTF-8 text: {exc}') from exc
     entries, kinds = [], set()
-    for lineno, line in enumerate(lines, 1):
+    for lineno, line in read_text_lines(path, 'image list'):
         entry = parse_list_line(line, f'{path}:{lineno}')
-        if entry is None:
-            continue
+        entry = ListEntry(entry.img_id, entry.image, entry.mask, entry.class_ids, lineno)
         kinds.add('cls' if entry.class_ids is not None else 'paths' if entry.image else 'ids')
         if len(kinds) > 1:
             raise DataFileError(f'{path}:{lineno}: list mixes forms ({" and ".join(sorted(kinds))})')
         entries.append(entry)
+    check_unique_ids(((e.img_id, e.lineno) for e in entries), path)
     return entries
 
 

@@ -33,7 +33,7 @@ from .transforms import Compose
 from .class_names import VOC_CLASSES
 from ..visualization.palette import voc_palette
 from .label_formats import labels_from_masks, load_label_file, read_list
-from .voc_layout import SampleRecord, VOCLayoutDataset
+from .voc_layout import SampleRecord, VOCLayoutDataset, check_same_size
 
 VOC_SPLITS: Tuple[str, ...] = ('train', 'val', 'test', 'train_aug', 'trainval', 'trainval_aug')
 LABEL_SOURCES: Tuple[str, ...] = ('auto', 'masks', 'cls_labels_npy', 'train_cls_txt', 'none')
@@ -264,15 +264,9 @@ class ListedSegmentationDataset(VOCLayoutDataset):
         """The raw sample (before the pipeline), with ``pseudo_seg`` when configured."""
         sample = super().load_sample(index)
         rec = self.records[index]
-        size = sample['img'].shape[:2]
-        if 'saliency' in sample and sample['saliency'].shape != size:
-            raise DataFileError(f"{rec.saliency_path}: saliency size {sample['saliency'].shape} "
-                                f"differs from the image's {size}")
         if rec.pseudo_path is not None:
             pseudo = read_label_png(rec.pseudo_path, self.num_classes)
-            if pseudo.shape != size:
-                raise DataFileError(f'{rec.pseudo_path}: pseudo-label size {pseudo.shape} '
-                                    f"differs from the image's {size}")
+            check_same_size(pseudo, sample['img'].shape[:2], rec.pseudo_path, 'pseudo-label')
             sample['pseudo_seg'] = pseudo
         return sample
 

@@ -23,8 +23,13 @@ import numpy as np
 
 from ..io import DataFileError, read_gray_png, read_image, read_label_png
 from ..registry import DATASETS
+from .label_formats import load_train_cls_txt, read_list
 from .records import RecordsDataset
+from .text_files import check_image_id
 from .transforms import Compose
+
+__all__ = ['SampleRecord', 'VOCLayoutDataset', 'check_image_id', 'read_id_list', 'read_cls_list',
+           'check_same_size']
 
 
 @dataclass(frozen=True)
@@ -37,46 +42,34 @@ class SampleRecord:
     class_ids: tuple
 
 
-def check_image_id(img_id: str, list_file) -> None:
-    """Refuse list entries that are empty or point outside the data root."""
-    if not img_id or '/' in img_id or '\\' in img_id or img_id in ('.', '..') or '\x00' in img_id:
-        raise DataFileError(f"{list_file}: entry '{img_id}' is not a plain image id; entries "
-                            'with path separators or .. would point outside the data root')
-
-
 def read_id_list(list_file) -> List[str]:
-    """Read ids from a list file (first token of each non-empty line)."""
-    path = Path(list_file)
-    if not path.is_file():
-        raise DataFileError(f'image list not found: {path}')
-    try:
-        lines = path.read_text(encoding='utf-8').splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f'image list {path} is not UTF-8 text: {exc}') from exc
-    ids = [ln.split()[0] for ln in lines if ln.strip()]
-    for img_id in ids:
-        check_image_id(img_id, path)
-    return ids
+    """Image ids of a list file in any form :func:`~.label_formats.read_list` reads.
+
+    Plain ids, two-column deeplab/psa paths or OAA ``<id> <c> ...`` lines; UTF-8 (BOM
+    allowed), LF or CRLF, blank lines skipped; an id listed twice or one that would leave the
+    data root is a :class:`DataFileError` naming the file and line.
+    """
+    return read_list(list_file)
 
 
 def read_cls_list(list_file, num_classes: int) -> dict:
-    """Read OAA-style ``<id> <c> [<c> ...]`` lines (0-based foreground class ids)."""
-    out = {}
-    path = Path(list_file)
-    for lineno, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        check_image_id(parts[0], path)
-        try:
-            ids = tuple(sorted({int(c) for c in parts[1:]}))
-        except ValueError as exc:
-            raise DataFileError(f'{path}:{lineno}: class ids must be integers: {line!r}') from exc
-        bad = [c for c in ids if not 0 <= c < num_classes]
-        if bad:
-            raise DataFileError(f'{path}:{lineno}: class id(s) {bad} outside 0..{num_classes - 1}')
-        out[parts[0]] = ids
-    return out
+    """Read OAA-style ``<id> <c> [<c> ...]`` lines as ``{id: sorted 0-based class ids}``.
+
+    Same rules as :func:`~.label_formats.load_train_cls_txt` (classes in 0..C-1, each id
+    once, errors name the file and line).
+    """
+    labels = load_train_cls_txt(list_file, num_classes)
+    return {img_id: tuple(int(c) for c in np.flatnonzero(vec)) for img_id, vec in labels.items()}
+
+
+def check_same_size(arr: np.ndarray, size, path, what: str) -> None:
+    """Refuse a pixel map whose (H, W) differs from the image's, naming the file and both sizes.
+
+    Resizing it would silently shift every label; a map of another size means the wrong file.
+    """
+    if tuple(arr.shape[:2]) != tuple(size):
+        raise DataFileError(f"{path}: {what} size {tuple(arr.shape[:2])} (H, W) differs from "
+                            f"the image's {tuple(size)}")
 
 
 @DATASETS.register_module()
@@ -159,13 +152,14 @@ class VOCLayoutDataset(RecordsDataset):
         rec = self.records[index]
         sample = dict(img_id=rec.img_id, img=read_image(rec.img_path),
                       labels=self.labels_vector(rec.class_ids))
+        size = sample['img'].shape[:2]
         if self.load_gt and rec.seg_path is not None:
             gt = read_label_png(rec.seg_path, self.num_classes)
-            if gt.shape != sample['img'].shape[:2]:
-                raise DataFileError(f'{rec.seg_path}: mask size {gt.shape} differs from the '
-                                    f"image's {sample['img'].shape[:2]}")
+            check_same_size(gt, size, rec.seg_path, 'mask')
             sample['gt_seg'] = gt
         if rec.saliency_path is not None:
-            sample['saliency'] = read_gray_png(rec.saliency_path)
+            sal = read_gray_png(rec.saliency_path)
+            check_same_size(sal, size, rec.saliency_path, 'saliency')
+            sample['saliency'] = sal
         return sample
 

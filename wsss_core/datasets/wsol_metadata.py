@@ -41,6 +41,7 @@ import numpy as np
 from ..io import DataFileError, atomic_write, read_gray_png, read_image, save_gray_png
 from ..registry import DATASETS
 from .records import RecordsDataset
+from .text_files import check_unique_ids, read_text_lines
 from .transforms import Compose
 
 #: number of classes of the wsolevaluation data sets
@@ -80,21 +81,18 @@ def check_relative_path(value: str, where: str) -> None:
 
 
 def _lines(path: Path):
-    """(line number, text) of the non-empty lines of a UTF-8 text file."""
-    if not path.is_file():
-        raise DataFileError(f'metadata file not found: {path}')
-    try:
-        text = path.read_text(encoding='utf-8')
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f'{path} is not UTF-8 text: {exc}') from exc
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.rstrip('\r')
-        if line.strip():
-            yield lineno, line
+    """(line number, text without surrounding spaces) of the non-blank lines of a metadata file.
+
+    UTF-8 with or without BOM, LF or CRLF (:func:`~.text_files.read_text_lines`).
+    """
+    for lineno, line in read_text_lines(path, 'metadata file'):
+        yield lineno, line.strip()
 
 
 def _fields(path: Path, lineno: int, line: str, counts: Sequence[int], form: str) -> list:
-    parts = line.split(',')
+    """The comma-separated fields of a line (spaces around each removed), the first checked
+    as a relative path."""
+    parts = [p.strip() for p in line.split(',')]
     if len(parts) not in counts:
         raise DataFileError(f'{path}:{lineno}: expected "{form}", got {line!r}')
     check_relative_path(parts[0], f'{path}:{lineno}')
@@ -113,11 +111,13 @@ def _number(path: Path, lineno: int, text: str, kind=float):
 
 
 def read_image_ids(path: Path) -> List[str]:
+    """The ids of ``image_ids.txt``; an id listed twice is an error naming it and both lines."""
     ids = []
     for lineno, line in _lines(path):
         check_relative_path(line, f'{path}:{lineno}')
-        ids.append(line)
-    return ids
+        ids.append((line, lineno))
+    check_unique_ids(ids, path)
+    return [img_id for img_id, _ in ids]
 
 
 def read_class_labels(path: Path) -> Dict[str, int]:
@@ -140,6 +140,8 @@ def read_image_sizes(path: Path) -> Dict[str, Tuple[int, int]]:
         size = (_number(path, lineno, w.strip(), int), _number(path, lineno, h.strip(), int))
         if min(size) <= 0:
             raise DataFileError(f'{path}:{lineno}: image size must be positive, got {size}')
+        if sizes.get(img_id, size) != size:
+            raise DataFileError(f'{path}:{lineno}: image {img_id} has two sizes')
         sizes[img_id] = size
     return sizes
 

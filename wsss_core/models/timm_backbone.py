@@ -20,7 +20,15 @@ def load_state_dict_file(path) -> dict:
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path)
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # UnpicklingError for a file holding code, or a damaged file
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if 'GLOBAL' in ln), lines[0] if lines else '')
+        raise DataFileError(
+            f'cannot load weight file {path} with weights_only=True: {type(exc).__name__}: '
+            f'{why} (a weight file must hold tensors only; convert one you trust to a plain '
+            'state dict or .safetensors)') from exc
     for key in ('state_dict', 'model', 'module'):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

@@ -45,8 +45,10 @@ class SaliencyFromDisk(SaliencySource):
         self.resized = 0
 
     def path(self, img_id: str) -> Path:
-        if not img_id or '/' in img_id or '\\' in img_id or img_id in ('.', '..'):
-            raise DataFileError(f'saliency: {img_id!r} is not a plain image id')
+        if (not img_id or '/' in img_id or '\\' in img_id or '\x00' in img_id
+                or img_id in ('.', '..')):
+            raise DataFileError(f'saliency: {img_id!r} is not a plain image id (separators, '
+                                'NUL and .. would leave the saliency root)')
         return self.root / f'{img_id}{self.suffix}'
 
     def __call__(self, img_id: str, img: np.ndarray) -> np.ndarray:
