@@ -5,6 +5,7 @@
     wsss-run --check-plugin oaa               # the plugin conformance suite on one plugin
     wsss-run oaa::voc12_vgg16.py --work-dir runs/oaa --cfg-options data.data_root=/data/VOC2012
     wsss-run CONFIG --stages make_cams,refine  # redo two stages on the artifacts already there
+    wsss-run CONFIG --verify                   # check every finished stage's files, change nothing
     torchrun --nproc_per_node=2 -m wsss_core.cli CONFIG --launcher pytorch
 """
 from __future__ import annotations
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--device', help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('--list-plugins', action='store_true', help='list plugins and exit')
+    p.add_argument('--verify', action='store_true', help="only check the files of every "
+                   "finished stage against its manifest's checksums (exit 1 if any is bad)")
     p.add_argument('--check-plugin', metavar='NAME', action='append',
                    help='run the conformance suite on the installed plugin NAME (repeatable) '
                         'and exit: 0 when every check passes, 1 otherwise')
@@ -101,6 +104,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ConfigError, PluginSelectionError, FileNotFoundError) as exc:
         print(f'wsss-run: {exc}', file=sys.stderr)
         return 2
+    if args.verify:
+        return verify_main(cfg, _work_dir(args, cfg, spec))
     from . import compat
     from .pipeline.runner import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
@@ -129,6 +134,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         write_summary(work_dir, results)
     _write_report(work_dir)
     return 0
+
+
+def verify_main(cfg, work_dir) -> int:
+    """``--verify``: an OK / BAD line per stage of ``cfg`` (then each bad file); 1 if any."""
+    from .pipeline.checksums import verify_work_dir
+    lines, ok = verify_work_dir(work_dir, [s['name'] for s in cfg.get('stages') or []
+                                           if 'name' in s])
+    print('\n'.join([f'verify {work_dir}:'] + lines))
+    return 0 if ok else 1
 
 
 def _write_report(work_dir) -> None:

@@ -15,6 +15,7 @@ def register_core_components() -> None:
     from .evaluation.classification import MultiLabelMAP
     from .models import (cam_classifier, data_preprocessor, irn, resnet38,  # noqa: F401
                          small_resnet, timm_backbone, torchvision_resnet)
+    from .pipeline import exact_resume, loss_guard  # noqa: F401  (their hooks)
     from .pipeline import (evaluate_labels, evaluate_wsol, make_cams,  # noqa: F401
                            random_walk_labels, refine_labels, render_sheet, train_classifier,
                            train_irn)

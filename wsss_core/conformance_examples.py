@@ -141,6 +141,8 @@ def _stage_examples():
         ComponentExample('TrainIRN', dict(name='irn', labels='labels')),
         ComponentExample('RandomWalkLabels', dict(name='rw', cams='cams', irn='irn')),
         ComponentExample('EvaluateWSOL', dict(name='wsol', source='classify')),
+        ComponentExample('NonFiniteLossGuard', dict(stage='classify', mode='error')),
+        ComponentExample('RandomStateHook'),
         ComponentExample('MultiLabelMAP'),
         ComponentExample('WSOLMetric'),
     ]

@@ -18,6 +18,7 @@ COMPONENTS = {
                        'PAMRRefiner'],
     'SALIENCY_SOURCES': ['SaliencyFromDisk', 'SaliencyFromDataset', 'SpectralResidualSaliency',
                          'FineGrainedSaliency'],
+    'HOOKS': ['NonFiniteLossGuard', 'RandomStateHook'],
     'STAGES': ['TrainClassifier', 'MakeCAMs', 'RefineLabels', 'EvaluateLabels', 'RenderSheet',
                'TrainIRN', 'RandomWalkLabels', 'EvaluateWSOL'],
 }

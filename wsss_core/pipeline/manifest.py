@@ -2,8 +2,10 @@
 
 ``work_dir/<stage>/state.json`` is written when a stage starts (its config hash and
 status ``running``); ``work_dir/<stage>/manifest.json`` is written last, when the stage
-finished, with the hash, inputs, counts, metrics and artifacts.  A stage whose manifest
-hash matches is skipped; one whose state hash matches but has no manifest was interrupted.
+finished, with the hash, inputs, counts, metrics, artifacts and the size and SHA-256 of
+every file the stage wrote (``files``, see :mod:`~wsss_core.pipeline.checksums`).  A stage
+whose manifest hash matches is skipped (once its files verify); one whose state hash
+matches but has no manifest was interrupted.
 """
 from __future__ import annotations
 
@@ -52,5 +54,9 @@ def write_state(stage_dir, stage_name: str, hash_: str) -> None:
 
 
 def write_manifest(stage_dir, record: dict) -> None:
-    record = dict(record, status='complete', finished=time.time())
+    """Write the finished stage's manifest, with the checksums of the files under
+    ``stage_dir`` (computed here, over the whole dir: all shards' files once merged)."""
+    from .checksums import checksum_files
+    record = dict(record, files=checksum_files(stage_dir), status='complete',
+                  finished=time.time())
     write_json(Path(stage_dir) / MANIFEST, record)

@@ -4,7 +4,10 @@ Rules (for each stage, in config order):
 
 * its config hash covers its options, the data config and the hashes of the stages it reads,
   so changing a stage re-runs everything downstream of it;
-* finished with the same hash -> skipped (its manifest metrics still go into the summary);
+* finished with the same hash -> skipped (its manifest metrics still go into the summary),
+  once its files match the checksums in its manifest: a missing or changed file stops the
+  run with an error naming it (:mod:`~wsss_core.pipeline.checksums`); so do the files of
+  the stages a stage reads, checked before its own directory is prepared;
 * interrupted with the same hash -> offline stages resume (per-image artifacts are written
   atomically, so every file present is complete); training stages resume from their last
   checkpoint with ``--resume`` and otherwise start afresh;
@@ -38,6 +41,7 @@ from typing import List, Optional, Sequence
 
 from ..io import write_json
 from ..registry import STAGES, build
+from .checksums import verify_stage
 from .manifest import config_hash, read_manifest, read_state, write_manifest, write_state
 from .memory import PeakMemory
 from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
@@ -165,6 +169,7 @@ class Pipeline:
     def _decide_here(self, stage: Stage, ctx: StageContext, digest: str, redo: bool) -> str:
         manifest = read_manifest(ctx.stage_dir)
         if manifest is not None and manifest.get('config_hash') == digest and not redo:
+            verify_stage(ctx.stage_dir, manifest, stage.name)
             logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
             return 'skipped'
         if self.shard.independent and not is_sharded_stage(stage):
@@ -173,6 +178,8 @@ class Pipeline:
                 f'split into shards, but this process runs as {SHARD_ENV}='
                 f'{self.shard.index}/{self.shard.count}: run it first without {SHARD_ENV} '
                 '(e.g. `wsss-run CONFIG --stages ' + stage.name + '`)')
+        for dep in stage.inputs():   # inputs finished and intact before anything moves aside
+            ctx.manifest_of(dep)
         status = self._prepare_dir(stage, ctx, digest, force_fresh=redo and manifest is not None)
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         write_state(ctx.stage_dir, stage.name, digest)

@@ -45,11 +45,18 @@ class StageContext:
         return self.work_dir / name
 
     def manifest_of(self, name: str) -> dict:
-        """The manifest of a finished earlier stage, or a :class:`StageError` naming it."""
+        """The manifest of a finished earlier stage, or a :class:`StageError` naming it.
+
+        The stage's files are verified against the manifest's checksums first (once per
+        process, :func:`~wsss_core.pipeline.checksums.verify_stage`): a missing or changed
+        file raises :class:`~wsss_core.pipeline.checksums.CorruptArtifactError` naming it.
+        """
         manifest = read_manifest(self.stage_path(name))
         if manifest is None:
             raise StageError(f"stage '{name}' has not finished in {self.work_dir}: run it first "
                              f'(without --stages, or with --stages {name})')
+        from .checksums import verify_stage
+        verify_stage(self.stage_path(name), manifest, name)
         return manifest
 
     def labels_of(self, name: str, split: Optional[str], reader: str,
@@ -111,6 +118,10 @@ class TrainingStage(Stage):
     and the model and hook types are checked when the stage is built (before any work).
     """
 
+    #: DDP's ``find_unused_parameters`` for this stage's model (the stage option of that name
+    #: overrides it): True for a model that leaves parameters without gradient in some steps
+    find_unused_parameters: bool = False
+
     def is_training(self) -> bool:
         return True
 
@@ -137,13 +148,34 @@ class TrainingStage(Stage):
                                              self.options.get('amp_dtype'))
 
     def runner_cfg(self, ctx: StageContext) -> dict:
-        """The ``cfg`` handed to the mmengine Runner: the DDP wrapper in distributed runs
-        and, with the stage option ``compile`` (True or ``torch.compile`` options such as
-        ``dict(backend='inductor', mode='max-autotune')``), mmengine's compiled train step."""
+        """The ``cfg`` handed to the mmengine Runner.
+
+        * distributed runs: the DDP wrapper (:func:`~wsss_core.compat.model_wrapper_cfg`),
+          with ``find_unused_parameters`` from the stage option of that name (default: the
+          stage class's :attr:`find_unused_parameters`);
+        * ``sync_bn=True`` (stage option, off by default): in distributed runs on CUDA every
+          BatchNorm becomes ``torch.nn.SyncBatchNorm`` (mmengine's ``sync_bn='torch'``, before
+          DDP wraps the model), so the batch statistics cover the batches of all ranks.  torch
+          has no SyncBatchNorm forward on CPU: there the run keeps plain BatchNorm (each rank
+          normalises with its own batch) and says so in a warning;
+        * ``compile``: True or ``torch.compile`` options such as
+          ``dict(backend='inductor', mode='max-autotune')``: mmengine's compiled train step.
+
+        Each option is in the stage's options (and so in its config hash) only when set.
+        """
         from .. import compat
         cfg = {}
+        sync_bn = self._flag_option('sync_bn')
+        find_unused = self._flag_option('find_unused_parameters', self.find_unused_parameters)
         if ctx.launcher != 'none':
-            cfg['model_wrapper_cfg'] = compat.model_wrapper_cfg()
+            cfg['model_wrapper_cfg'] = compat.model_wrapper_cfg(find_unused)
+            if sync_bn and str(ctx.device).startswith('cuda'):
+                cfg['sync_bn'] = 'torch'
+            elif sync_bn:
+                ctx.logger.warning(
+                    f'[{self.name}] sync_bn=True: SyncBatchNorm needs a GPU (torch has no CPU '
+                    f'forward for it), this run uses {ctx.device!r}: training with plain '
+                    'BatchNorm, each rank normalising with the statistics of its own batch')
         compile_cfg = self.options.get('compile')
         if compile_cfg:
             if not isinstance(compile_cfg, (bool, dict)):
@@ -151,6 +183,39 @@ class TrainingStage(Stage):
                                  f'torch.compile options, got {compile_cfg!r}')
             cfg['compile'] = compile_cfg if isinstance(compile_cfg, dict) else True
         return cfg
+
+    def protected_runner_kwargs(self, ctx: StageContext, default_hooks: dict) -> dict:
+        """The Runner arguments that keep a training stage's work safe, shared by every
+        training stage: checkpoints written atomically, the non-finite loss guard (stage
+        option ``nonfinite_loss``), the random generators saved in checkpoints so that
+        ``--resume`` continues exactly, the seed per rank, and resume from the newest
+        complete checkpoint (``last_checkpoint`` repaired if a kill left it broken)."""
+        from .exact_resume import atomic_checkpoints, repair_last_checkpoint, with_random_state
+        from .loss_guard import with_loss_guard
+        hooks = dict(default_hooks)
+        if isinstance(hooks.get('checkpoint'), dict):
+            hooks['checkpoint'] = atomic_checkpoints(hooks['checkpoint'])
+        custom = with_loss_guard(self.name, self.options.get('custom_hooks'),
+                                 self.options.get('nonfinite_loss'))
+        return dict(default_hooks=hooks, custom_hooks=with_random_state(custom),
+                    randomness=self.runner_randomness(ctx),
+                    resume=ctx.resume and repair_last_checkpoint(ctx.stage_dir) is not None)
+
+    @staticmethod
+    def runner_randomness(ctx: StageContext) -> dict:
+        """The Runner's ``randomness``: the run's seed, offset by the rank in distributed runs
+        (``diff_rank_seed``) so that the ranks draw different augmentations; the model is
+        built before (:meth:`build_model`, same weights on every rank) and mmengine's sampler
+        shares rank 0's seed, so the ranks still split one shuffled order."""
+        return dict(seed=ctx.seed if ctx.seed is not None else 0,
+                    diff_rank_seed=ctx.launcher != 'none')
+
+    def _flag_option(self, key: str, default: bool = False) -> bool:
+        """The boolean stage option ``key`` (``default`` when unset); a StageError otherwise."""
+        value = self.options.get(key, default)
+        if not isinstance(value, bool):
+            raise StageError(f'[{self.name}] {key} must be True or False, got {value!r}')
+        return value
 
     @staticmethod
     def check_types(model: dict, custom_hooks=()) -> None:

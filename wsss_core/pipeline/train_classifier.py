@@ -106,13 +106,11 @@ class TrainClassifier(TrainingStage):
             train_dataloader=self._dataloader(train_set, o['batch_size'], True, o['sampler'],
                                               drop_last=bool(o.get('drop_last'))),
             train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
-            optim_wrapper=optim, param_scheduler=sched, default_hooks=hooks,
-            custom_hooks=[dict(h) for h in o['custom_hooks']] or None,
+            optim_wrapper=optim, param_scheduler=sched,
             launcher=ctx.launcher, default_scope='wsss_core',
-            randomness=dict(seed=ctx.seed if ctx.seed is not None else 0),
-            resume=ctx.resume and _has_checkpoint(ctx.stage_dir),
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
-            log_processor=dict(by_epoch=True), visualizer=default_visualizer())
+            log_processor=dict(by_epoch=True), visualizer=default_visualizer(),
+            **self.protected_runner_kwargs(ctx, hooks))
         runner_cfg = self.runner_cfg(ctx)
         if runner_cfg:
             kwargs['cfg'] = runner_cfg
@@ -189,10 +187,6 @@ def final_val_metrics(runner) -> dict:
     scalars = runner.message_hub.log_scalars
     return {k[4:]: scalars[k].current() for k in scalars if k.startswith('val/')
             and k not in ('val/time', 'val/data_time')}
-
-
-def _has_checkpoint(stage_dir: Path) -> bool:
-    return (Path(stage_dir) / 'last_checkpoint').is_file()
 
 
 def load_trained_model(ctx: StageContext, source: str, device: str = 'cpu'):
