@@ -108,6 +108,12 @@ class DeviceAwareDDP(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
 
-def model_wrapper_cfg() -> dict:
-    """The ``model_wrapper_cfg`` to hand to the Runner in distributed runs."""
-    return dict(type='DeviceAwareDDP', broadcast_buffers=False)
+def model_wrapper_cfg(find_unused_parameters: bool = False) -> dict:
+    """The ``model_wrapper_cfg`` to hand to the Runner in distributed runs.
+
+    ``find_unused_parameters``: DDP walks each step's graph for parameters that got no
+    gradient (needed by a model that runs only part of itself in some steps, e.g. GETAM's
+    classification phase, which leaves the decoder out; it costs a graph traversal per step).
+    """
+    return dict(type='DeviceAwareDDP', broadcast_buffers=False,
+                find_unused_parameters=bool(find_unused_parameters))

@@ -18,7 +18,8 @@ work_dir = 'work_dirs/getam_coco14_vitb_hybrid'
 data = dict(_delete_=True, type='COCO2014', data_root='data/coco2014', saliency_dir='saliency')
 
 stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', train_split='train', max_epochs=5,
-         log_interval=500, model=dict(num_classes=80, joint=dict(cut_threshold=0.95))),
+    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True, train_split='train',
+         max_epochs=5, log_interval=500,
+         model=dict(num_classes=80, joint=dict(cut_threshold=0.95))),
     {{_base_.test}},
 ]

@@ -5,7 +5,7 @@ _base_ = ['./voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_voc12_deit_distilled'
 
 stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12',
+    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
          model=dict(backbone=dict(model_name='deit_distilled'))),
     {{_base_.test}},
 ]

@@ -63,7 +63,13 @@ class TrainGETAM(TrainClassifier):
         recipe: start from a named recipe's options (:mod:`wsss_getam.recipes`: ``'voc12'``).
         Other options: as :class:`~wsss_core.pipeline.train_classifier.TrainClassifier`
         (``max_epochs`` 20, ``batch_size`` 4, ``val_split`` None by default here).
+
+    Under DDP the classification phase leaves the decoder and the segmentation head without
+    gradient, so DDP looks for unused parameters (the reference's
+    ``find_unused_parameters=True``; the stage option of that name overrides it).
     """
+
+    find_unused_parameters = True
 
     def __init__(self, name: str, recipe: Optional[str] = None, **options):
         self._setup(name, **with_recipe(TRAIN_RECIPES, recipe, options, name, 'GETAM'))
