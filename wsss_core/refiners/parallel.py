@@ -8,21 +8,30 @@ the pool initializer, after the worker's thread counts are limited), and items t
 chunks.  ``fn`` may return results or write its own output per item and return a small
 record (e.g. the image id), which keeps memory flat on big data sets.
 
+:class:`StreamingMap` is the same machinery for items that become ready one at a time:
+the caller hands an item to :meth:`~StreamingMap.submit` (e.g. an image whose network
+scores were just written) and goes on working (inferring the next image) while the workers
+run ``fn`` on it.  At most ``max_pending`` items are in flight (submit waits for the oldest when the
+window is full), so memory stays bounded; :meth:`~StreamingMap.results` returns the
+results in submission order, and an error in ``fn`` is re-raised here as
+:class:`ItemError` naming the item.
+
 :class:`RefineChainJob` is such an ``fn`` for the RefineLabels stage: one image's sample ->
 refiner chain -> checked, atomically written label PNG.
 """
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import os
 import pickle
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
-__all__ = ['imap_images', 'map_images', 'RefineChainJob']
+__all__ = ['imap_images', 'map_images', 'StreamingMap', 'ItemError', 'RefineChainJob']
 
 _THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
                 'NUMEXPR_NUM_THREADS')
@@ -103,11 +112,16 @@ def _inline(fn, items, bar_args: dict) -> Iterator:
         bar.close()
 
 
+def _pool(ctx, payload: bytes, n_proc: int, threads: int):
+    """A pool whose workers hold the unpickled ``fn`` (see :func:`_init_worker`)."""
+    return ctx.Pool(n_proc, initializer=_init_worker, initargs=(payload, threads))
+
+
 def _pooled(ctx, payload: bytes, items, n_proc: int, chunk: int, threads: int,
             bar_args: dict) -> Iterator:
     bar = tqdm(**bar_args)
     try:
-        with ctx.Pool(n_proc, initializer=_init_worker, initargs=(payload, threads)) as pool:
+        with _pool(ctx, payload, n_proc, threads) as pool:
             for result in pool.imap(_run_item, items, chunksize=chunk):
                 yield result
                 bar.update()
@@ -119,6 +133,118 @@ def map_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
                desc: Optional[str] = None, progress: bool = True, **kwargs) -> List:
     """``list(imap_images(...))``: the results of ``fn`` over ``items``, in order."""
     return list(imap_images(fn, items, workers=workers, desc=desc, progress=progress, **kwargs))
+
+
+class ItemError(RuntimeError):
+    """``fn`` failed on one item of a :class:`StreamingMap`; the message names the item and
+    the original exception (with the worker's traceback) is the ``__cause__``."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
+class StreamingMap:
+    """Run ``fn`` on items submitted one at a time, in worker processes, while the caller
+    goes on working; results in submission order.
+
+    ``workers = 0`` runs ``fn`` inline at :meth:`submit` (nothing overlaps); ``workers = n
+    >= 1`` starts a spawn pool of ``n`` processes at construction (unlike
+    :func:`imap_images`, one worker is a real process: it overlaps with the caller).  The
+    workers are set up as :func:`imap_images`'s (``fn`` unpickled once per worker, thread
+    counts limited).
+
+    Args:
+        fn: picklable callable (see the module docstring).
+        workers: processes (0: inline).
+        max_pending: items in flight at most (default ``2 * workers``: one running and one
+            queued per worker); :meth:`submit` waits for the oldest when the window is full.
+        desc / progress / total: the progress bar (advanced as results come back).
+        threads_per_worker, start_method: as :func:`imap_images`.
+
+    Use it as a context manager: leaving the block on an exception stops the workers.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int = 0,
+                 max_pending: Optional[int] = None, desc: Optional[str] = None,
+                 progress: bool = True, total: Optional[int] = None,
+                 threads_per_worker: int = 1, start_method: str = 'spawn'):
+        workers = int(workers)
+        if workers < 0:
+            raise ValueError(f'workers must be >= 0, got {workers}')
+        self.max_pending = int(max_pending) if max_pending is not None else max(1, 2 * workers)
+        if self.max_pending < 1:
+            raise ValueError(f'max_pending must be >= 1, got {max_pending}')
+        self.fn, self.workers, self.desc = fn, workers, desc
+        self._results: List[Any] = []
+        self._pending: Deque[Tuple[int, str, Any]] = collections.deque()
+        self._pool = None
+        if workers:
+            ctx = multiprocessing.get_context(start_method)
+            self._pool = _pool(ctx, _pickled(fn), workers, int(threads_per_worker))
+        self._bar = tqdm(total=total, desc=desc, unit='img', disable=not progress)
+
+    def __enter__(self) -> 'StreamingMap':
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(terminate=exc_type is not None)
+
+    @property
+    def in_flight(self) -> int:
+        """Items submitted to the workers whose results were not collected yet."""
+        return len(self._pending)
+
+    def submit(self, item, name: Optional[str] = None) -> None:
+        """Hand ``item`` (called ``name`` in errors; default ``repr(item)``) to ``fn``; waits
+        while ``max_pending`` items are in flight; raises :class:`ItemError` for an earlier
+        item that failed."""
+        name = repr(item) if name is None else str(name)
+        slot = len(self._results)
+        self._results.append(None)
+        if self._pool is None:
+            self._results[slot] = self._checked(name, self.fn, item)
+            self._bar.update()
+            return
+        self._collect_ready()
+        while len(self._pending) >= self.max_pending:
+            self._collect_oldest()
+        self._pending.append((slot, name, self._pool.apply_async(_run_item, (item,))))
+
+    def results(self) -> List[Any]:
+        """Wait for every submitted item; ``fn``'s results in submission order."""
+        while self._pending:
+            self._collect_oldest()
+        return list(self._results)
+
+    def close(self, terminate: bool = False) -> None:
+        """Stop the workers (``terminate``: without waiting for items in flight)."""
+        if self._pool is not None:
+            if terminate:
+                self._pool.terminate()
+            else:
+                self._pool.close()
+            self._pool.join()
+            self._pool = None
+        self._bar.close()
+
+    # ------------------------------------------------------------------ internals
+    def _checked(self, name: str, get: Callable, *args):
+        try:
+            return get(*args)
+        except Exception as exc:
+            raise ItemError(f"{self.desc or 'StreamingMap'}: {name} failed: "
+                            f'{type(exc).__name__}: {exc}', name) from exc
+
+    def _collect_oldest(self) -> None:
+        slot, name, result = self._pending.popleft()
+        self._results[slot] = self._checked(name, result.get)
+        self._bar.update()
+
+    def _collect_ready(self) -> None:
+        """Take the finished results off the front of the window, without waiting."""
+        while self._pending and self._pending[0][2].ready():
+            self._collect_oldest()
 
 
 class RefineChainJob:

@@ -17,6 +17,19 @@ Two passes (spec ``oaa_nsrom_deeplab.md`` §4.6-4.7, §1.3):
    'mean_subtracted_bgr'``); ``predictions/<id>.png`` holds the final labels (palettised:
    0 background, 1..C).  ``workers`` spreads this pass over processes.
 
+**Pipelined** (``crf_workers = n >= 1``): the two passes interleave.  Each image's
+post-processing job is handed to ``n`` worker processes
+(:class:`~wsss_core.refiners.parallel.StreamingMap`) as soon as its scores are stored, so
+the CRF of image k runs on the CPU while the network infers image k+1 (on the GPU, or on
+the main process's CPU threads).  At most ``2 n`` jobs wait or run at a time, so memory
+stays bounded; the files written, the resume rules and the results are those of the two
+passes, and a job that fails is re-raised here naming its image.  ``crf_workers = 0``
+(default) runs the two passes one after the other, as before.
+
+``channels_last=True`` runs the network with NHWC weights and inputs
+(:mod:`wsss_core.pipeline.memory_format`); the scores equal the default's up to float
+rounding.
+
 With ground truth, ``miou.json`` holds the confusion-matrix summary (mIoU over classes
 present, per-class IoU, accuracies) of the raw and of the CRF predictions; a split without
 masks (VOC ``test``) is exported without metrics.  Interrupted runs resume: stored scores
@@ -40,11 +53,12 @@ from tqdm import tqdm
 from wsss_core.datasets import build_dataset
 from wsss_core.evaluation.confusion import ConfusionMatrix
 from wsss_core.io import write_json
+from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.sharding import current_shard
 from wsss_core.pipeline.stage import Stage, StageContext, StageError
 from wsss_core.pipeline.train_classifier import load_trained_model
 from wsss_core.refiners.dense_crf import crf_params
-from wsss_core.refiners.parallel import map_images
+from wsss_core.refiners.parallel import StreamingMap, map_images
 from wsss_core.registry import STAGES
 
 from ..models.msc import rescale_input
@@ -107,6 +121,10 @@ class TestSegmentor(Stage):
         crf: None, True, or ``dict(type='DenseCRF', preset='deeplab', image='raw_rgb',
             **overrides)`` (see :func:`normalize_crf_cfg`).
         workers: processes for the post-processing pass (not hashed: same results).
+        crf_workers: with n >= 1, post-process each image in one of n worker processes
+            while the network infers the next (pipelined; ``workers`` then only serves
+            :meth:`merge_shards`); 0 (default): the two passes in turn.  Not hashed.
+        channels_last: run the network in channels-last layout (hashed only when True).
         max_samples: only the first N images.
         recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`).
     """
@@ -121,30 +139,41 @@ class TestSegmentor(Stage):
     def _setup(self, name: str, checkpoint: str, split: str = 'val',
                  scales: Sequence[float] = (1.0,), flip: bool = False,
                  crf: Union[None, bool, dict] = None, workers: int = 0,
-                 max_samples: Optional[int] = None):
+                 crf_workers: int = 0, max_samples: Optional[int] = None,
+                 channels_last: bool = False):
         scales = [float(s) for s in scales]
         if 1.0 not in scales:
             raise StageError(f'[{name}] scales must contain 1.0 (the grid the scores are '
                              f'stored on), got {scales}')
         super().__init__(name, checkpoint=checkpoint, split=split, scales=scales,
                          flip=bool(flip), crf=normalize_crf_cfg(crf), max_samples=max_samples)
-        if int(workers) < 0:
-            raise StageError(f'[{name}] workers must be >= 0, got {workers}')
-        self.workers = int(workers)
+        for key, value in (('workers', workers), ('crf_workers', crf_workers)):
+            if int(value) < 0:
+                raise StageError(f'[{name}] {key} must be >= 0, got {value}')
+        if check_channels_last(name, channels_last):  # only when set: older hashes hold
+            self.options['channels_last'] = True
+        self.workers, self.crf_workers = int(workers), int(crf_workers)
 
     # ------------------------------------------------------------------ pass 1
     def _scores(self, ctx: StageContext, model, dataset, indices, logits_dir: Path) -> int:
-        todo = [i for i in indices
-                if not (logits_dir / f'{dataset.records[i].img_id}.npz').is_file()]
+        todo = [i for i in indices if not self._has_scores(dataset, i, logits_dir)]
         bar = tqdm(todo, desc=f'[{self.name}] scores', unit='img', disable=not ctx.progress)
         for index in bar:
-            sample = dataset.load_sample(index)
-            img = torch.from_numpy(np.ascontiguousarray(sample['img'].transpose(2, 0, 1)))[None]
-            img = model.data_preprocessor(dict(img=img.to(ctx.device)))['img']
-            logits = tta_logits(model, img, self.options['scales'], self.options['flip'])
-            save_logits(logits_dir / f"{sample['img_id']}.npz", logits[0].float().cpu().numpy(),
-                        sample['img'].shape[:2])
+            self._infer(ctx, model, dataset, index, logits_dir)
         return len(todo)
+
+    @staticmethod
+    def _has_scores(dataset, index: int, logits_dir: Path) -> bool:
+        return (logits_dir / f'{dataset.records[index].img_id}.npz').is_file()
+
+    def _infer(self, ctx: StageContext, model, dataset, index: int, logits_dir: Path) -> None:
+        """Pass 1 for one image: TTA scores -> ``logits/<id>.npz``."""
+        sample = dataset.load_sample(index)
+        img = torch.from_numpy(np.ascontiguousarray(sample['img'].transpose(2, 0, 1)))[None]
+        img = model.data_preprocessor(dict(img=img.to(ctx.device)))['img']
+        logits = tta_logits(model, img, self.options['scales'], self.options['flip'])
+        save_logits(logits_dir / f"{sample['img_id']}.npz", logits[0].float().cpu().numpy(),
+                    sample['img'].shape[:2])
 
     # ------------------------------------------------------------------ pass 2
     def _crf_params(self):
@@ -154,15 +183,35 @@ class TestSegmentor(Stage):
         overrides = {k: v for k, v in crf.items() if k not in ('preset', 'image')}
         return crf_params(crf['preset'], **overrides)
 
-    def _labels(self, ctx: StageContext, dataset, indices, num_labels: int) -> list:
-        """``(img_id, conf_raw, conf_crf)`` of ``indices``; PNGs written (or read back)."""
+    def _postprocess_job(self, ctx: StageContext, dataset, num_labels: int):
+        """The picklable per-image job of pass 2 (:class:`PostprocessJob`)."""
         crf = self.options['crf']
         stage_dir = Path(ctx.stage_dir)
-        job = PostprocessJob(dataset, stage_dir / 'logits', stage_dir / 'predictions',
-                             stage_dir / 'predictions_raw' if crf else None, num_labels,
-                             self._crf_params(), crf['image'] if crf else 'raw_rgb')
+        return PostprocessJob(dataset, stage_dir / 'logits', stage_dir / 'predictions',
+                              stage_dir / 'predictions_raw' if crf else None, num_labels,
+                              self._crf_params(), crf['image'] if crf else 'raw_rgb')
+
+    def _labels(self, ctx: StageContext, dataset, indices, num_labels: int) -> list:
+        """``(img_id, conf_raw, conf_crf)`` of ``indices``; PNGs written (or read back)."""
+        job = self._postprocess_job(ctx, dataset, num_labels)
         return map_images(job, list(indices), workers=self.workers,
                           desc=f'[{self.name}] labels', progress=ctx.progress)
+
+    # ------------------------------------------------------------------ pipelined
+    def _pipelined(self, ctx: StageContext, model, dataset, indices, num_labels: int):
+        """Both passes interleaved: ``(images inferred, results of pass 2)``; each image's
+        job goes to the ``crf_workers`` processes once its scores are stored."""
+        logits_dir = Path(ctx.stage_dir) / 'logits'
+        job = self._postprocess_job(ctx, dataset, num_labels)
+        computed = 0
+        with StreamingMap(job, workers=self.crf_workers, desc=f'[{self.name}] predict',
+                          progress=ctx.progress, total=len(indices)) as stream:
+            for index in indices:
+                if not self._has_scores(dataset, index, logits_dir):
+                    self._infer(ctx, model, dataset, index, logits_dir)
+                    computed += 1
+                stream.submit(index, name=f'image {dataset.records[index].img_id}')
+            return computed, stream.results()
 
     def _dataset(self, ctx: StageContext):
         o = self.options
@@ -171,6 +220,8 @@ class TestSegmentor(Stage):
     def run(self, ctx: StageContext) -> dict:
         o = self.options
         model, manifest = load_trained_model(ctx, o['checkpoint'], ctx.device)
+        if o.get('channels_last'):
+            model = to_channels_last(model, self.name)
         art = manifest['artifacts']
         dataset = self._dataset(ctx)
         num_labels = int(art.get('num_classes', dataset.num_classes)) + 1
@@ -180,8 +231,11 @@ class TestSegmentor(Stage):
                              'classes + background')
         which = current_shard()
         mine = which.take(range(len(dataset)))
-        computed = self._scores(ctx, model, dataset, mine, Path(ctx.stage_dir) / 'logits')
-        results = self._labels(ctx, dataset, mine, num_labels)
+        if self.crf_workers:
+            computed, results = self._pipelined(ctx, model, dataset, mine, num_labels)
+        else:
+            computed = self._scores(ctx, model, dataset, mine, Path(ctx.stage_dir) / 'logits')
+            results = self._labels(ctx, dataset, mine, num_labels)
         # with shards, miou.json waits for merge_shards (all images); each shard's own
         # metrics only cover its share
         metrics, artifacts = self._evaluated(ctx, dataset, results, num_labels,

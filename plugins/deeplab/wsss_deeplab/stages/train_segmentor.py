@@ -35,6 +35,7 @@ import torch
 from wsss_core import compat
 from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
+from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.mixed_precision import AmpSetting, check_amp
 from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
 from wsss_core.registry import STAGES
@@ -97,6 +98,8 @@ class TrainSegmentor(TrainingStage):
         amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
             :mod:`wsss_core.pipeline.mixed_precision`.
         compile: ``torch.compile`` the train step (True or a dict of its options).
+        channels_last: train with NHWC weights and input batches
+            (:mod:`wsss_core.pipeline.memory_format`); in the options only when True.
         recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`:
             ``'voc12_deeplabv2_r101'``, ``'synthetic'``); the config's options override it.
     """
@@ -121,7 +124,9 @@ class TrainSegmentor(TrainingStage):
                  custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
                  data: Optional[dict] = None, max_samples: Optional[int] = None,
                  amp: AmpSetting = False, amp_dtype: Optional[str] = None,
-                 compile=False):
+                 compile=False, channels_last: bool = False, sync_bn: Optional[bool] = None,
+                 find_unused_parameters: Optional[bool] = None,
+                 nonfinite_loss: Optional[str] = None):
         if int(max_iters) < 1 or int(batch_size) < 1 or int(iter_size) < 1:
             raise StageError(f'[{name}] max_iters, batch_size and iter_size must be >= 1')
         super().__init__(name, model=dict(model), labels=labels, train_split=train_split,
@@ -141,6 +146,12 @@ class TrainSegmentor(TrainingStage):
             self.options.update(amp=amp, amp_dtype=amp_dtype)
         if compile:
             self.options['compile'] = compile
+        if check_channels_last(name, channels_last):
+            self.options['channels_last'] = True
+        for key, value in dict(sync_bn=sync_bn, find_unused_parameters=find_unused_parameters,
+                               nonfinite_loss=nonfinite_loss).items():
+            if value is not None:   # the training-stage options, hashed only when set
+                self.options[key] = value
         self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ data
@@ -191,13 +202,11 @@ class TrainSegmentor(TrainingStage):
                                   sampler=dict(type='InfiniteSampler', shuffle=True),
                                   collate_fn=dict(type='default_collate')),
             train_cfg=dict(by_epoch=False, max_iters=batches, val_interval=batches + 1),
-            optim_wrapper=optim, param_scheduler=sched, default_hooks=hooks,
-            custom_hooks=[dict(h) for h in o['custom_hooks']] or None,
+            optim_wrapper=optim, param_scheduler=sched,
             launcher=ctx.launcher, default_scope='wsss_core',
-            randomness=dict(seed=ctx.seed if ctx.seed is not None else 0),
-            resume=ctx.resume and (Path(ctx.stage_dir) / 'last_checkpoint').is_file(),
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
-            log_processor=dict(by_epoch=False), visualizer=default_visualizer())
+            log_processor=dict(by_epoch=False), visualizer=default_visualizer(),
+            **self.protected_runner_kwargs(ctx, hooks))
         runner_cfg = self.runner_cfg(ctx)
         if runner_cfg:
             kwargs['cfg'] = runner_cfg
@@ -208,6 +217,8 @@ class TrainSegmentor(TrainingStage):
         train_set = self.build_train_set(ctx)
         model_cfg = self.model_cfg(train_set.num_classes)
         model = self.build_model(ctx, model_cfg)
+        if self.options.get('channels_last'):
+            model = to_channels_last(model, self.name)
         runner = self._runner(ctx, model, train_set)
         with compat.allow_mmengine_checkpoints():
             runner.train()
