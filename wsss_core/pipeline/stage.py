@@ -132,12 +132,24 @@ class TrainingStage(Stage):
 
     def build_model(self, ctx: StageContext, model_cfg: dict):
         """Build the model with every RNG seeded from the run's seed first, so that the
-        initial weights (not only the data order) are the same for the same seed."""
+        initial weights (not only the data order) are the same for the same seed.
+
+        With the stage option ``compile``, the model's ``forward`` (the loss computation in
+        training) is wrapped in ``torch.compile``; the optimiser step and the hooks stay eager
+        (compiling mmengine's whole ``train_step`` breaks the graph at the backward and the
+        optimiser step: measured twice as slow on CPU, bench/compile_step.py)."""
         from mmengine.runner import set_random_seed
 
         from ..registry import MODELS, build
         set_random_seed(ctx.seed if ctx.seed is not None else 0)
-        return build(model_cfg, MODELS)
+        model = build(model_cfg, MODELS)
+        options = self.compile_options()
+        if options is not None:
+            import torch
+            model.forward = torch.compile(model.forward, **options)
+            ctx.logger.info(f'[{self.name}] model forward compiled (torch.compile {options}); '
+                            'the first iterations are slow')
+        return model
 
     def optim_wrapper_for_device(self, ctx: StageContext, optim_wrapper: dict) -> dict:
         """The ``optim_wrapper`` config with the stage's ``amp`` option applied on this run's
@@ -158,10 +170,8 @@ class TrainingStage(Stage):
           DDP wraps the model), so the batch statistics cover the batches of all ranks.  torch
           has no SyncBatchNorm forward on CPU: there the run keeps plain BatchNorm (each rank
           normalises with its own batch) and says so in a warning;
-        * ``compile``: True or ``torch.compile`` options such as
-          ``dict(backend='inductor', mode='max-autotune')``: mmengine's compiled train step.
-
         Each option is in the stage's options (and so in its config hash) only when set.
+        (``compile`` is applied to the model in :meth:`build_model`.)
         """
         from .. import compat
         cfg = {}
@@ -176,13 +186,18 @@ class TrainingStage(Stage):
                     f'[{self.name}] sync_bn=True: SyncBatchNorm needs a GPU (torch has no CPU '
                     f'forward for it), this run uses {ctx.device!r}: training with plain '
                     'BatchNorm, each rank normalising with the statistics of its own batch')
-        compile_cfg = self.options.get('compile')
-        if compile_cfg:
-            if not isinstance(compile_cfg, (bool, dict)):
-                raise StageError(f'[{self.name}] compile must be True or a dict of '
-                                 f'torch.compile options, got {compile_cfg!r}')
-            cfg['compile'] = compile_cfg if isinstance(compile_cfg, dict) else True
         return cfg
+
+    def compile_options(self) -> Optional[dict]:
+        """The stage option ``compile`` as ``torch.compile`` keyword arguments (None: off):
+        True -> ``{}``, or a dict such as ``dict(backend='inductor', mode='max-autotune')``."""
+        compile_cfg = self.options.get('compile')
+        if not compile_cfg:
+            return None
+        if not isinstance(compile_cfg, (bool, dict)):
+            raise StageError(f'[{self.name}] compile must be True or a dict of '
+                             f'torch.compile options, got {compile_cfg!r}')
+        return dict(compile_cfg) if isinstance(compile_cfg, dict) else {}
 
     def protected_runner_kwargs(self, ctx: StageContext, default_hooks: dict) -> dict:
         """The Runner arguments that keep a training stage's work safe, shared by every

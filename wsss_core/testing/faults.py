@@ -161,16 +161,11 @@ class _Injector:
         return run_epoch_with_faults
 
 
-class _DieAfterFlush:
-    """A file whose ``flush`` (atomic_write's, after the data) is followed by a SIGKILL."""
+class _FileProxy:
+    """Wraps an open file: everything goes to it but what a subclass overrides."""
 
     def __init__(self, fh):
         self._fh = fh
-
-    def flush(self):
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        _die()
 
     def __enter__(self):
         return self
@@ -180,6 +175,15 @@ class _DieAfterFlush:
 
     def __getattr__(self, name):
         return getattr(self._fh, name)
+
+
+class _DieAfterFlush(_FileProxy):
+    """A file whose ``flush`` (atomic_write's, after the data) is followed by a SIGKILL."""
+
+    def flush(self):
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        _die()
 
 
 def install(point: Optional[KillPoint] = None, trace: Optional[str] = None, setattr=setattr):
@@ -301,25 +305,13 @@ def disk_full(folder, nth: int, setattr=None) -> Iterator[dict]:
         io._open_temp = real
 
 
-class _FullDiskFile:
+class _FullDiskFile(_FileProxy):
     """Writes the first half of the first chunk it gets, then ENOSPC on every write."""
-
-    def __init__(self, fh):
-        self._fh = fh
 
     def write(self, data):
         self._fh.write(data[:len(data) // 2])
         self._fh.flush()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return self._fh.__exit__(*exc)
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
 
 
 # ----------------------------------------------------------------------------- inspection
