@@ -200,6 +200,25 @@ def test_a_plain_rerun_stops_at_the_damaged_finished_stage_and_the_cli_exits_1(w
     assert cli(cfg_path, '--work-dir', str(work_dir), '--verify') == 0
 
 
+def test_a_damaged_manifest_is_never_taken_for_an_unfinished_stage(work, capsys):
+    """A truncated manifest.json (with a changed CAM beside it) stops the run naming it
+    instead of resuming the stage over the changed file and recording it as good; --verify
+    says BAD; redoing the stage as the message says repairs the run."""
+    from wsss_core.pipeline.manifest import DamagedManifestError
+    cfg, cfg_path, work_dir = work
+    flip_byte(first_file(work_dir / 'cams' / 'cams', '.npz'))
+    manifest = work_dir / 'cams' / 'manifest.json'
+    manifest.write_bytes(manifest.read_bytes()[:40])
+    with pytest.raises(DamagedManifestError, match=r"cams.manifest\.json.*--stages cams"):
+        run(cfg, work_dir)
+    assert cli(cfg_path, '--work-dir', str(work_dir), '--verify') == 1
+    assert "cams: BAD, " in capsys.readouterr().out
+    res = run(cfg, work_dir, only=['cams'])
+    assert res['cams'].status == 'ran'
+    assert (work_dir / '.superseded' / 'cams').is_dir()      # the old files kept aside
+    assert cli(cfg_path, '--work-dir', str(work_dir), '--verify') == 0
+
+
 # ----------------------------------------------------------------------------- old manifests
 def test_manifest_without_checksums_still_loads_and_is_logged_once(work, caplog, capsys):
     cfg, cfg_path, work_dir = work

@@ -264,6 +264,20 @@ def test_first_difference_sees_tensors_arrays_and_nesting():
     assert "['y'][0]" in first_difference(a, dict(x=torch.zeros(2), y=[np.zeros(3), 1]))
     assert first_difference(torch.tensor([float('nan')]), torch.tensor([float('nan')])) == ''
 
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Box:            # its == compares arrays and raises
+        value: np.ndarray
+
+    class Plain:          # no == of its own: compared by its attributes
+        def __init__(self, value):
+            self.value = value
+    assert first_difference(Box(np.zeros(3)), Box(np.zeros(3))) == ''
+    assert 'arrays differ' in first_difference(Box(np.zeros(3)), Box(np.ones(3)))
+    assert first_difference(Plain(1), Plain(1)) == ''
+    assert 'vars' in first_difference(Plain(1), Plain(2))
+
 
 def test_pytest_option_adds_one_item_per_case(tmp_path):
     """``pytest --wsss-plugin core`` collects the core's cases as items (a few run here)."""

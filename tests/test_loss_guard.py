@@ -172,3 +172,40 @@ def test_every_training_runner_gets_the_guard_and_the_default_keeps_the_config_h
     assert 'nonfinite_loss' not in TrainClassifier('c', model=model).options
     assert TrainClassifier('c', model=model, nonfinite_loss='warn').options[
         'nonfinite_loss'] == 'warn'
+
+
+@pytest.mark.parametrize('nan_at, steps', [(None, [2, 4, 6]), (2, [2, 4, 6]), (5, [2, 4, 6]),
+                                           ((3, 4), [2, 6])])
+def test_held_back_batches_keep_the_accumulation_windows(nan_at, steps):
+    """Gradient accumulation over 2 batches, 6 batches: the optimiser steps after batches 2,
+    4 and 6 whichever batch is held back (a window of only held-back batches takes no step),
+    and no accumulated gradient is left unapplied at the end."""
+    bad = {nan_at} if isinstance(nan_at, int) else set(nan_at or ())
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 1, bias=False)
+    wrapper = OptimWrapper(torch.optim.SGD(net.parameters(), lr=1.0), accumulative_counts=2)
+    wrapper.initialize_count_status(net, 0, 6)
+    guard = NonFiniteLossGuard('demo', mode='warn')
+    wrapper.update_params = guard._guarded(wrapper.update_params)
+    seen, batch = [], 0
+    real_step = wrapper.step
+    wrapper.step = lambda **kw: (seen.append(batch), real_step(**kw))
+    for batch in range(1, 7):
+        loss = net(torch.ones(1, 2)).sum()
+        wrapper.update_params(loss * float('nan') if batch in bad else loss)
+    assert seen == steps
+    assert net.weight.grad is None or not net.weight.grad.abs().sum()
+
+
+@pytest.mark.parametrize('option', [dict(nonfinite_loss='skip'), dict(sync_bn='yes'),
+                                    dict(find_unused_parameters=1), dict(compile='fast')])
+def test_bad_training_options_are_refused_when_the_stage_is_built(option):
+    """Before any earlier stage of the pipeline runs, not when this one starts."""
+    from wsss_core.pipeline.stage import StageError
+    from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+    model = dict(type='CAMClassifier', backbone=dict(type='SmallResNet'))
+    key = next(iter(option))
+    with pytest.raises(StageError, match=key):
+        TrainClassifier('c', model=model, **option)
+    with pytest.raises(StageError, match=key):
+        TrainSegmentor('seg', model=dict(type='DeepLabV2'), labels=None, **option)

@@ -216,11 +216,16 @@ def verify_stage(stage_dir, manifest: dict, name: Optional[str] = None) -> None:
 def verify_work_dir(work_dir, names: Iterable[str]) -> Tuple[List[str], bool]:
     """Check every finished stage of ``names`` in ``work_dir`` (uncached): the report lines
     (one per stage, then each bad file) and whether all finished stages are intact."""
-    from .manifest import read_manifest
+    from .manifest import DamagedManifestError, read_manifest
     lines, ok = [], True
     for name in names:
         stage_dir = Path(work_dir) / name
-        manifest = read_manifest(stage_dir)
+        try:
+            manifest = read_manifest(stage_dir)
+        except DamagedManifestError as exc:
+            ok = False
+            lines.append(f'{name}: BAD, {exc}')
+            continue
         if manifest is None:
             lines.append(f'{name}: not finished (nothing to verify)')
             continue

@@ -125,9 +125,13 @@ class NonFiniteLossGuard(Hook):
                 wrapper._wsss_loss_guard = self
 
     def _guarded(self, update_params):
+        wrapper = getattr(update_params, '__self__', None)
+
         def update_params_if_finite(loss, *args, **kwargs):
             if not self._all_finite(loss):
                 self.held_back += 1
+                if wrapper is not None:
+                    _count_in_accumulation_window(wrapper)
                 return None
             return update_params(loss, *args, **kwargs)
         return update_params_if_finite
@@ -178,6 +182,22 @@ class NonFiniteLossGuard(Hook):
                 'from the last checkpoint), or let the stage skip such batches (its option '
                 "nonfinite_loss='warn', or the custom hook dict(type='NonFiniteLossGuard', "
                 "mode='warn')).")
+
+
+def _count_in_accumulation_window(wrapper) -> None:
+    """Count a held-back batch in the wrapper's gradient-accumulation window (mmengine counts
+    a batch in ``backward``, which did not run) and, when the window ends with it, apply what
+    the window's other batches accumulated: the update boundaries (and so the schedule) stay
+    where they would have been, and no accumulated gradient is left behind.  A window whose
+    batches were all held back has no gradient and takes no step."""
+    if getattr(wrapper, '_accumulative_counts', 1) <= 1:
+        return
+    wrapper._inner_count += 1
+    if wrapper.should_update():
+        params = [p for group in wrapper.optimizer.param_groups for p in group['params']]
+        if any(p.grad is not None for p in params):
+            wrapper.step()
+        wrapper.zero_grad()
 
 
 def _optim_wrappers(optim_wrapper) -> list:

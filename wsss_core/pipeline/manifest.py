@@ -27,14 +27,31 @@ def config_hash(*parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+class DamagedManifestError(RuntimeError):
+    """A stage's ``manifest.json`` exists but cannot be read: the stage's files can no longer
+    be trusted (a manifest is written atomically, so this is damage, not an interrupted run)."""
+
+
 def read_manifest(stage_dir) -> Optional[dict]:
+    """The manifest of a finished stage; None when the stage has not finished (no manifest,
+    or not ``complete``).  A manifest that exists but cannot be read raises
+    :class:`DamagedManifestError` naming it: treating it as "not finished" would resume the
+    stage over files nothing vouches for and record them as good."""
     path = Path(stage_dir) / MANIFEST
     if not path.is_file():
         return None
     try:
         data = read_json(path)
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as exc:
+        data, why = None, f'{type(exc).__name__}: {exc}'
+    else:
+        why = f'it holds a {type(data).__name__}, not a record'
+    if not isinstance(data, dict):
+        name = Path(stage_dir).name
+        raise DamagedManifestError(
+            f'{path}: the manifest of stage {name!r} is damaged ({why}); its files cannot be '
+            f'trusted: redo the stage with `wsss-run CONFIG --stages {name}` (the old files '
+            'are moved to .superseded/)')
     return data if data.get('status') == 'complete' else None
 
 

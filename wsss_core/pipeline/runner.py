@@ -42,7 +42,8 @@ from typing import List, Optional, Sequence
 from ..io import write_json
 from ..registry import STAGES, build
 from .checksums import verify_stage
-from .manifest import config_hash, read_manifest, read_state, write_manifest, write_state
+from .manifest import (DamagedManifestError, config_hash, read_manifest, read_state,
+                       write_manifest, write_state)
 from .memory import PeakMemory
 from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
                        read_shard_records, shard_lock, shard_record_path, sum_counts)
@@ -155,7 +156,7 @@ class Pipeline:
             if is_main_process():
                 try:
                     outcome = ('ok', self._decide_here(stage, ctx, digest, redo))
-                except StageError as exc:
+                except (StageError, DamagedManifestError) as exc:
                     outcome = ('error', str(exc))
             kind, value = _broadcast(outcome)
             if kind == 'error':
@@ -167,7 +168,12 @@ class Pipeline:
         return self._decide_here(stage, ctx, digest, redo)
 
     def _decide_here(self, stage: Stage, ctx: StageContext, digest: str, redo: bool) -> str:
-        manifest = read_manifest(ctx.stage_dir)
+        try:
+            manifest, damaged = read_manifest(ctx.stage_dir), False
+        except DamagedManifestError:
+            if not redo:   # never resume over files a damaged manifest no longer vouches for
+                raise
+            manifest, damaged = None, True
         if manifest is not None and manifest.get('config_hash') == digest and not redo:
             verify_stage(ctx.stage_dir, manifest, stage.name)
             logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
@@ -180,7 +186,8 @@ class Pipeline:
                 '(e.g. `wsss-run CONFIG --stages ' + stage.name + '`)')
         for dep in stage.inputs():   # inputs finished and intact before anything moves aside
             ctx.manifest_of(dep)
-        status = self._prepare_dir(stage, ctx, digest, force_fresh=redo and manifest is not None)
+        status = self._prepare_dir(stage, ctx, digest,
+                                   force_fresh=redo and (manifest is not None or damaged))
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         write_state(ctx.stage_dir, stage.name, digest)
         return status
@@ -216,6 +223,7 @@ class Pipeline:
             records = _all_gather(record)
             if main:
                 record = self._merged(stage, ctx, records)
+        _barrier()   # every rank's files are written before the manifest hashes them
         if main:
             write_manifest(ctx.stage_dir, record)
         _barrier()

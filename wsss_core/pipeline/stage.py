@@ -125,6 +125,17 @@ class TrainingStage(Stage):
     def is_training(self) -> bool:
         return True
 
+    def check_training_options(self) -> None:
+        """Refuse a bad ``sync_bn``, ``find_unused_parameters``, ``nonfinite_loss`` or
+        ``compile`` when the stage is built, before any earlier stage runs."""
+        from .loss_guard import MODES
+        self._flag_option('sync_bn')
+        self._flag_option('find_unused_parameters', self.find_unused_parameters)
+        mode = self.options.get('nonfinite_loss')
+        if mode is not None and mode not in MODES:
+            raise StageError(f'[{self.name}] nonfinite_loss must be one of {MODES}, got {mode!r}')
+        self.compile_options()
+
     def hash_payload(self, ctx: StageContext) -> Dict[str, Any]:
         payload = super().hash_payload(ctx)
         payload['seed'] = ctx.seed

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from mmengine.dist import is_main_process
 
 from .. import compat
 from ..datasets import build_dataset
@@ -62,6 +63,7 @@ class TrainClassifier(TrainingStage):
                          default_hooks=default_hooks, sampler=sampler, data=data,
                          log_interval=log_interval, **options)
         check_amp(name, self.options.get('amp', False), self.options.get('amp_dtype'))
+        self.check_training_options()
         self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ building
@@ -157,9 +159,9 @@ class TrainClassifier(TrainingStage):
         if val_set is not None and not metrics:  # resumed after the last epoch had finished
             metrics = dict(runner.val())
         net = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        weights = Path(ctx.stage_dir) / 'model.pth'
-        with atomic_write(weights) as fh:
-            torch.save(net.state_dict(), fh)
+        if is_main_process():   # one writer: the ranks' BN statistics may differ
+            with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
+                torch.save(net.state_dict(), fh)
         return dict(metrics={k: float(v) for k, v in metrics.items()},
                     counts=dict(train_images=len(train_set),
                                 val_images=len(val_set) if val_set is not None else 0),

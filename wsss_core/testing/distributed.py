@@ -129,9 +129,10 @@ class RecordRanks(Hook):
 
     def after_train(self, runner) -> None:
         self.record['end_digest'] = parameter_digest(self._module(runner))
-        out = Path(runner.work_dir) / RECORD_DIR
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save(self.record, out / f"rank{self.record['rank']}.pt")
+        from ..io import atomic_write
+        path = Path(runner.work_dir) / RECORD_DIR / f"rank{self.record['rank']}.pt"
+        with atomic_write(path) as fh:
+            torch.save(self.record, fh)
 
 
 def read_rank_records(stage_dir, world: int = 2) -> List[dict]:

@@ -137,10 +137,15 @@ def first_difference(a, b, where: str = 'output') -> str:
             if diff:
                 return diff
         return ''
+    if type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, '__dict__'):
+        return first_difference(vars(a), vars(b), f'{where}.vars')  # no == of their own
     try:
-        return '' if a == b else f'{where}: {a!r} vs {b!r}'
-    except Exception:  # noqa: BLE001 - objects without a usable ==
-        return ''
+        equal = a == b
+        return '' if bool(equal) else f'{where}: {a!r} vs {b!r}'
+    except Exception:  # noqa: BLE001 - an == that raises (e.g. on arrays inside)
+        if type(a) is type(b) and hasattr(a, '__dict__'):
+            return first_difference(vars(a), vars(b), f'{where}.vars')
+        return f'{where}: cannot compare two {type(a).__name__} objects'
 
 
 # ----------------------------------------------------------------------------- kinds

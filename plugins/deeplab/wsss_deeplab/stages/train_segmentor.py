@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from mmengine.dist import is_main_process
 
 from wsss_core import compat
 from wsss_core.datasets import build_dataset
@@ -152,6 +153,7 @@ class TrainSegmentor(TrainingStage):
                                nonfinite_loss=nonfinite_loss).items():
             if value is not None:   # the training-stage options, hashed only when set
                 self.options[key] = value
+        self.check_training_options()
         self.check_types(model, custom_hooks)
 
     # ------------------------------------------------------------------ data
@@ -223,8 +225,9 @@ class TrainSegmentor(TrainingStage):
         with compat.allow_mmengine_checkpoints():
             runner.train()
         net = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
-            torch.save(net.state_dict(), fh)
+        if is_main_process():   # one writer: the ranks' BN statistics may differ
+            with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
+                torch.save(net.state_dict(), fh)
         metrics = {}
         scalars = runner.message_hub.log_scalars
         if 'train/loss' in scalars:
