@@ -19,8 +19,22 @@ leaves out, both fixed here for the core's training stages:
    (loading them draws random numbers), so the states go back right before the first new
    batch.  Exact for data loaded in the training process (``num_workers=0``, every core
    stage's default); worker processes seed their own generators and start over on resume.
-   Under torch.distributed every rank gets the main process's states (the same as its own
-   when the ranks share the seed, mmengine's default, and draw alike).
+
+   Under torch.distributed every rank has generators of its own (the core's training stages
+   seed rank ``r`` with ``seed + r``, so the ranks draw different augmentations), but
+   mmengine saves checkpoints on rank 0 only (``Runner.save_checkpoint`` is
+   ``master_only``).  So the hook gathers the states of all ranks at the moment a checkpoint
+   is about to be saved: it runs right before mmengine's CheckpointHook (priority
+   :data:`PRIORITY`) in ``after_train_iter`` / ``after_train_epoch`` / ``after_val_epoch``,
+   asks that hook whether it saves now (mmengine's own predicates) and only then calls
+   ``all_gather_object`` on every rank.  The checkpoint holds
+
+       {'world_size': N, 'ranks': {0: states of rank 0, ..., N-1: states of rank N-1}}
+
+   and on resume rank ``r`` restores ``ranks[r]``.  With another world size (or a checkpoint
+   saved without a gather, which holds rank 0's states only) every rank restores rank 0's
+   and a warning says the resume is not exact; a checkpoint from before per-rank states (the
+   states themselves under the key) gives every rank those, as it always did.
 2. **Atomic checkpoint files.**  mmengine writes ``epoch_N.pth`` / ``iter_N.pth`` in place, so
    a run killed while saving leaves a truncated checkpoint.  :func:`atomic_checkpoints`
    points the CheckpointHook at :class:`AtomicLocalBackend`, which writes through
@@ -37,18 +51,21 @@ import re
 from pathlib import Path
 from typing import Optional, Sequence
 
+from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 
 from ..io import atomic_write
 from ..registry import HOOKS
 
 __all__ = ['RandomStateHook', 'AtomicLocalBackend', 'ATOMIC_BACKEND', 'CHECKPOINT_KEY',
-           'capture_random_state', 'restore_random_state', 'with_random_state',
+           'PRIORITY', 'capture_random_state', 'restore_random_state', 'with_random_state',
            'atomic_checkpoints', 'repair_last_checkpoint']
 
 CHECKPOINT_KEY = 'wsss_random_state'
 ATOMIC_BACKEND = 'wsss_atomic_local'
+#: right before mmengine's CheckpointHook (VERY_LOW = 90), after every other default hook
+PRIORITY = 89
 
 
 # ----------------------------------------------------------------------------- generators
@@ -94,24 +111,59 @@ def _python_state_from_plain(state) -> tuple:
 # ----------------------------------------------------------------------------- the hook
 @HOOKS.register_module()
 class RandomStateHook(Hook):
-    """Random generator states into each checkpoint; back out of it when training resumes.
+    """Every rank's random generator states into each checkpoint; each rank's own back out
+    of it when training resumes.
 
     See the module docstring for what is exact.  A checkpoint without the states (written
     before this hook existed) resumes as before, from re-seeded generators.
     """
 
-    priority = 'VERY_LOW'
+    priority = PRIORITY
 
     def __init__(self):
-        self._pending: Optional[dict] = None
+        self._gathered: Optional[dict] = None   # the states of all ranks for the next save
+
+    # ------------------------------------------------------------------ saving
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if any(_saves_after_train_iter(h, runner) for h in _checkpoint_hooks(runner)):
+            self._gather()
+
+    def after_train_epoch(self, runner) -> None:
+        if any(_saves_after_train_epoch(h, runner) for h in _checkpoint_hooks(runner)):
+            self._gather()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        # a best checkpoint: whether it is saved depends on the score, so gather whenever
+        # one may be (every rank gets the same metrics)
+        if metrics and any(h.save_best for h in _checkpoint_hooks(runner)):
+            self._gather()
+
+    def before_train_epoch(self, runner) -> None:
+        self._gathered = None       # gathered for a save that did not come
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._gathered = None
+
+    def _gather(self) -> None:
+        """The states of every rank, now (a collective call: every rank makes it)."""
+        states = all_gather_object(capture_random_state())
+        self._gathered = dict(world_size=len(states), ranks=dict(enumerate(states)))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = capture_random_state()
+        """(Rank 0 only.)  The states gathered right before this save; without a gather (a
+        save no CheckpointHook predicate announced) this rank's own states only."""
+        stored, self._gathered = self._gathered, None
+        if stored is None:
+            rank, world = get_dist_info()
+            stored = dict(world_size=world, ranks={rank: capture_random_state()})
+        checkpoint[CHECKPOINT_KEY] = stored
 
+    # ------------------------------------------------------------------ resuming
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get(CHECKPOINT_KEY)
-        if state is None:
+        stored = checkpoint.get(CHECKPOINT_KEY)
+        if stored is None:
             return
+        state = _states_of_this_rank(stored, runner)
         loop = runner.train_loop
         done = int((checkpoint.get('meta') or {}).get('iter', 0))
         if hasattr(loop, 'dataloader_iterator') and done > 0:
@@ -120,6 +172,50 @@ class RandomStateHook(Hook):
                                                            state)
         else:
             restore_random_state(state)
+
+
+def _checkpoint_hooks(runner) -> list:
+    return [h for h in runner.hooks if isinstance(h, CheckpointHook)]
+
+
+def _saves_after_train_iter(hook: CheckpointHook, runner) -> bool:
+    """Whether ``hook.after_train_iter`` saves now (mmengine 0.10.7's condition): by
+    iteration, every ``interval`` iterations from ``save_begin``, or the last iteration."""
+    return not hook.by_epoch and (
+        hook.every_n_train_iters(runner, hook.interval, getattr(hook, 'save_begin', 0))
+        or (hook.save_last and hook.is_last_train_iter(runner)))
+
+
+def _saves_after_train_epoch(hook: CheckpointHook, runner) -> bool:
+    """Whether ``hook.after_train_epoch`` saves now: by epoch, every ``interval`` epochs from
+    ``save_begin``, or the last epoch."""
+    return hook.by_epoch and (
+        hook.every_n_epochs(runner, hook.interval, getattr(hook, 'save_begin', 0))
+        or (hook.save_last and hook.is_last_train_epoch(runner)))
+
+
+def _states_of_this_rank(stored: dict, runner) -> dict:
+    """This rank's states in a checkpoint's :data:`CHECKPOINT_KEY` entry.
+
+    ``ranks[rank]`` when the checkpoint was saved by a run of this world size; rank 0's
+    otherwise (with a warning); the entry itself when it predates per-rank states.
+    """
+    if 'ranks' not in stored:
+        return stored
+    rank, world = get_dist_info()
+    saved_world, ranks = int(stored['world_size']), stored['ranks']
+    if saved_world == world and rank in ranks:
+        return ranks[rank]
+    if saved_world != world:
+        why = (f'the checkpoint was saved by {saved_world} ranks, this run has {world} '
+               f'rank{"s" if world != 1 else ""}')
+    else:
+        why = f'the checkpoint holds no states of rank {rank} (saved without a gather)'
+    runner.logger.warning(
+        f'RandomStateHook: {why}; rank {rank} resumes from the random generator states of '
+        'rank 0, so its augmentations after the resume differ from an uninterrupted run\'s '
+        '(resume with the original number of ranks for an exact continuation)')
+    return ranks[0]
 
 
 class _RestoreBeforeBatch:

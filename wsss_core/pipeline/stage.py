@@ -232,7 +232,9 @@ class TrainingStage(Stage):
         """The Runner's ``randomness``: the run's seed, offset by the rank in distributed runs
         (``diff_rank_seed``) so that the ranks draw different augmentations; the model is
         built before (:meth:`build_model`, same weights on every rank) and mmengine's sampler
-        shares rank 0's seed, so the ranks still split one shuffled order."""
+        shares rank 0's seed, so the ranks still split one shuffled order.  Checkpoints hold
+        every rank's generator states, so on ``--resume`` each rank continues its own draws
+        (:class:`~wsss_core.pipeline.exact_resume.RandomStateHook`)."""
         return dict(seed=ctx.seed if ctx.seed is not None else 0,
                     diff_rank_seed=ctx.launcher != 'none')
 
