@@ -16,6 +16,12 @@ window is full), so memory stays bounded; :meth:`~StreamingMap.results` returns 
 results in submission order, and an error in ``fn`` is re-raised here as
 :class:`ItemError` naming the item.
 
+A worker process that dies (killed by the out-of-memory killer during a CRF, a crash in C
+code) does not hang the caller: the pool is a :class:`~concurrent.futures.ProcessPoolExecutor`,
+which fails every unfinished item when a worker dies, and each worker marks in shared memory
+which item it starts, so the error (:class:`ItemError`) names the item the dead worker was
+running; the remaining workers are stopped.
+
 :class:`RefineChainJob` is such an ``fn`` for the RefineLabels stage: one image's sample ->
 refiner chain -> checked, atomically written label PNG.
 """
@@ -25,7 +31,11 @@ import collections
 import multiprocessing
 import os
 import pickle
+import reprlib
+import signal
 import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -36,13 +46,15 @@ __all__ = ['imap_images', 'map_images', 'StreamingMap', 'ItemError', 'RefineChai
 _THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
                 'NUMEXPR_NUM_THREADS')
 _worker_fn: Optional[Callable] = None
+_started = None   # in a worker: the shared array of the pids that started each item
 
 
-def _init_worker(payload: bytes, threads: int) -> None:
+def _init_worker(payload: bytes, threads: int, started=None) -> None:
     """Limit threads (before fn's imports run), then unpickle ``fn`` into this worker."""
-    global _worker_fn
+    global _worker_fn, _started
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+    _started = started
     _worker_fn = pickle.loads(payload)
     if 'cv2' in sys.modules:
         sys.modules['cv2'].setNumThreads(threads)
@@ -50,8 +62,16 @@ def _init_worker(payload: bytes, threads: int) -> None:
         sys.modules['torch'].set_num_threads(threads)
 
 
-def _run_item(item):
-    return _worker_fn(item)
+def _run_items(first: int, items: list) -> list:
+    """In a worker: ``fn`` over a chunk of items numbered ``first, first + 1, ...``; at the
+    item's number (modulo the array length) write this process's pid while ``fn`` runs on
+    it, and minus the pid once it returned."""
+    pid, results = os.getpid(), []
+    for seq, item in enumerate(items, first):
+        _started[seq % len(_started)] = pid
+        results.append(_worker_fn(item))
+        _started[seq % len(_started)] = -pid
+    return results
 
 
 def _pickled(fn: Callable) -> bytes:
@@ -69,6 +89,111 @@ def _chunksize(n_items: int, workers: int) -> int:
     return max(1, min(16, n_items // (4 * workers)))
 
 
+class ItemError(RuntimeError):
+    """``fn`` failed on one item (its worker raised, or its worker process died); the
+    message names the item and the original exception (with the worker's traceback, or the
+    :class:`~concurrent.futures.process.BrokenProcessPool`) is the ``__cause__``."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
+def _exit_reason(code: Optional[int]) -> str:
+    """How a worker process ended, from its exit code (negative: the signal that ended it)."""
+    if code is None:
+        return 'died'
+    if code >= 0:
+        return f'exited with code {code}'
+    try:
+        sig = signal.Signals(-code).name
+    except ValueError:
+        sig = f'signal {-code}'
+    hint = (' (e.g. by the out-of-memory killer: use fewer workers or smaller inputs)'
+            if -code == signal.SIGKILL else '')
+    return f'was killed by {sig}{hint}'
+
+
+class _WorkerPool:
+    """``n_proc`` worker processes holding ``fn`` (see :func:`_init_worker`), over a
+    :class:`~concurrent.futures.ProcessPoolExecutor`, that mark the item each one starts.
+
+    The caller numbers the items (``seq``); at most ``slots`` consecutive numbers may be
+    unfinished at once (the marks are kept modulo ``slots``).  When a worker dies the
+    executor fails every unfinished item with ``BrokenProcessPool`` and terminates the other
+    workers; :meth:`died_on` then tells which item the dead worker was running.
+    """
+
+    def __init__(self, ctx, payload: bytes, n_proc: int, threads: int, slots: int):
+        # item seq % slots: 0 not started, pid running in that worker, -pid done there
+        self._started = ctx.RawArray('i', max(1, slots))
+        self._executor = ProcessPoolExecutor(n_proc, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(payload, threads, self._started))
+
+    def submit(self, first: int, items: list) -> Future:
+        """Run ``fn`` on ``items`` (numbered from ``first``); the future gives their results."""
+        for seq in range(first, first + len(items)):
+            self._started[seq % len(self._started)] = 0
+        return self._executor.submit(_run_items, first, items)
+
+    def shutdown(self, terminate: bool = False) -> None:
+        """Wait for the items in flight (``terminate``: stop the workers now), end the pool."""
+        if terminate:
+            for proc in self._processes():
+                proc.terminate()
+        self._executor.shutdown(wait=True, cancel_futures=terminate)
+
+    def died_on(self, futures: Dict[int, Future]) -> Dict[int, Optional[int]]:
+        """After a worker died: shut the pool down and return ``{seq: exit code}`` of the
+        unfinished items (``futures``: seq -> its future) whose worker died on its own
+        while running them.
+
+        The workers the executor terminated afterwards (SIGTERM) are left out; where no exit
+        code tells them apart, every item that was running is returned.
+        """
+        procs = self._processes()
+        self._executor.shutdown(wait=True)
+        codes = {proc.pid: proc.exitcode for proc in procs}
+        running = {}
+        for seq, future in futures.items():
+            pid = self._started[seq % len(self._started)]
+            if pid > 0 and future.done() and isinstance(future.exception(), BrokenProcessPool):
+                running[seq] = pid
+        died = {seq: codes[pid] for seq, pid in running.items()
+                if codes.get(pid) not in (None, -signal.SIGTERM)}
+        return died or {seq: codes.get(pid) for seq, pid in running.items()}
+
+    def _processes(self) -> list:
+        """The worker processes (from the executor's table; empty where it has none)."""
+        return list((getattr(self._executor, '_processes', None) or {}).values())
+
+
+def _death_error(label: str, died: Dict[int, Optional[int]], name_of: Callable[[int], str],
+                 oldest: int) -> ItemError:
+    """The :class:`ItemError` for a dead worker: it names the item the worker was running
+    (``died``, from :meth:`_WorkerPool.died_on`), or the oldest unfinished item when the
+    worker died outside any item (e.g. in the pool initializer)."""
+    if not died:
+        name = name_of(oldest)
+        msg = (f'{label}: {name} failed: a worker process died before it finished, outside '
+               f'any item (e.g. while starting up: see the log above); the pool was stopped')
+        return ItemError(msg, name)
+    first, *others = sorted(died)
+    name = name_of(first)
+    msg = f'{label}: {name} failed: its worker process {_exit_reason(died[first])}'
+    if others:
+        msg += '; also unfinished on a dead worker: ' + ', '.join(
+            f'{name_of(seq)} (worker {_exit_reason(died[seq])})' for seq in others)
+    return ItemError(msg + '; the pool was stopped', name)
+
+
+def _item_name(fn: Callable, item) -> str:
+    """How errors name ``item``: ``fn.item_name(item)`` where ``fn`` has it, else its repr."""
+    if callable(getattr(fn, 'item_name', None)):
+        return str(fn.item_name(item))
+    return f'item {reprlib.repr(item)}'
+
+
 def imap_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
                 desc: Optional[str] = None, progress: bool = True,
                 chunksize: Optional[int] = None, threads_per_worker: int = 1,
@@ -84,7 +209,9 @@ def imap_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
         threads_per_worker: OMP/MKL/OpenCV/torch threads in each worker.
         start_method: multiprocessing start method ('spawn', 'forkserver' or 'fork').
 
-    An exception raised by ``fn`` in a worker is re-raised here and stops the pool.
+    An exception raised by ``fn`` in a worker is re-raised here and stops the pool.  A
+    worker process that dies raises :class:`ItemError` naming the item it was running
+    (``fn.item_name(item)`` where ``fn`` has that method) and stops the pool.
     """
     items = list(items)
     workers = int(workers)
@@ -99,7 +226,9 @@ def imap_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
         raise ValueError(f'chunksize must be >= 1, got {chunksize}')
     payload = _pickled(fn)
     ctx = multiprocessing.get_context(start_method)
-    return _pooled(ctx, payload, items, n_proc, chunk, int(threads_per_worker), bar)
+    label = desc or 'map_images'
+    return _pooled(ctx, payload, items, n_proc, chunk, int(threads_per_worker), bar,
+                   label, lambda seq: _item_name(fn, items[seq]))
 
 
 def _inline(fn, items, bar_args: dict) -> Iterator:
@@ -112,21 +241,33 @@ def _inline(fn, items, bar_args: dict) -> Iterator:
         bar.close()
 
 
-def _pool(ctx, payload: bytes, n_proc: int, threads: int):
-    """A pool whose workers hold the unpickled ``fn`` (see :func:`_init_worker`)."""
-    return ctx.Pool(n_proc, initializer=_init_worker, initargs=(payload, threads))
-
-
 def _pooled(ctx, payload: bytes, items, n_proc: int, chunk: int, threads: int,
-            bar_args: dict) -> Iterator:
+            bar_args: dict, label: str, name_of: Callable[[int], str]) -> Iterator:
     bar = tqdm(**bar_args)
+    pool = _WorkerPool(ctx, payload, n_proc, threads, slots=len(items))
+    chunks: Dict[int, Future] = {}   # first item number -> the future of its chunk
+    finished = False
     try:
-        with _pool(ctx, payload, n_proc, threads) as pool:
-            for result in pool.imap(_run_item, items, chunksize=chunk):
-                yield result
-                bar.update()
+        try:
+            for first in range(0, len(items), chunk):
+                chunks[first] = pool.submit(first, items[first:first + chunk])
+            for future in chunks.values():
+                for result in future.result():
+                    yield result
+                    bar.update()
+        except BrokenProcessPool as exc:
+            futures = {seq: future for first, future in chunks.items()
+                       for seq in range(first, min(first + chunk, len(items)))}
+            oldest = min((s for s, f in futures.items() if not _succeeded(f)), default=0)
+            raise _death_error(label, pool.died_on(futures), name_of, oldest) from exc
+        finished = True
     finally:
+        pool.shutdown(terminate=not finished)
         bar.close()
+
+
+def _succeeded(future: Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def map_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
@@ -135,24 +276,16 @@ def map_images(fn: Callable[[Any], Any], items: Sequence, workers: int = 0,
     return list(imap_images(fn, items, workers=workers, desc=desc, progress=progress, **kwargs))
 
 
-class ItemError(RuntimeError):
-    """``fn`` failed on one item of a :class:`StreamingMap`; the message names the item and
-    the original exception (with the worker's traceback) is the ``__cause__``."""
-
-    def __init__(self, message: str, name: str):
-        super().__init__(message)
-        self.name = name
-
-
 class StreamingMap:
     """Run ``fn`` on items submitted one at a time, in worker processes, while the caller
     goes on working; results in submission order.
 
     ``workers = 0`` runs ``fn`` inline at :meth:`submit` (nothing overlaps); ``workers = n
-    >= 1`` starts a spawn pool of ``n`` processes at construction (unlike
-    :func:`imap_images`, one worker is a real process: it overlaps with the caller).  The
-    workers are set up as :func:`imap_images`'s (``fn`` unpickled once per worker, thread
-    counts limited).
+    >= 1`` starts a spawn pool of ``n`` processes (unlike :func:`imap_images`, one worker
+    is a real process: it overlaps with the caller); the processes start with the first
+    items.  The workers are set up as :func:`imap_images`'s (``fn`` unpickled once per
+    worker, thread counts limited).  A worker process that dies raises :class:`ItemError`
+    naming the item it was running, and stops the pool.
 
     Args:
         fn: picklable callable (see the module docstring).
@@ -177,11 +310,13 @@ class StreamingMap:
             raise ValueError(f'max_pending must be >= 1, got {max_pending}')
         self.fn, self.workers, self.desc = fn, workers, desc
         self._results: List[Any] = []
-        self._pending: Deque[Tuple[int, str, Any]] = collections.deque()
-        self._pool = None
+        self._pending: Deque[Tuple[int, str, Future]] = collections.deque()
+        self._pool: Optional[_WorkerPool] = None
         if workers:
             ctx = multiprocessing.get_context(start_method)
-            self._pool = _pool(ctx, _pickled(fn), workers, int(threads_per_worker))
+            # the pending items have consecutive numbers: max_pending slots tell them apart
+            self._pool = _WorkerPool(ctx, _pickled(fn), workers, int(threads_per_worker),
+                                     slots=self.max_pending)
         self._bar = tqdm(total=total, desc=desc, unit='img', disable=not progress)
 
     def __enter__(self) -> 'StreamingMap':
@@ -209,7 +344,14 @@ class StreamingMap:
         self._collect_ready()
         while len(self._pending) >= self.max_pending:
             self._collect_oldest()
-        self._pending.append((slot, name, self._pool.apply_async(_run_item, (item,))))
+        try:
+            future = self._pool.submit(slot, [item])
+        except BrokenProcessPool as exc:   # a worker died since the last collect
+            future = Future()
+            future.set_exception(exc)
+            self._pending.append((slot, name, future))
+            self._worker_died(exc)
+        self._pending.append((slot, name, future))
 
     def results(self) -> List[Any]:
         """Wait for every submitted item; ``fn``'s results in submission order."""
@@ -220,12 +362,8 @@ class StreamingMap:
     def close(self, terminate: bool = False) -> None:
         """Stop the workers (``terminate``: without waiting for items in flight)."""
         if self._pool is not None:
-            if terminate:
-                self._pool.terminate()
-            else:
-                self._pool.close()
-            self._pool.join()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pool.shutdown(terminate)
         self._bar.close()
 
     # ------------------------------------------------------------------ internals
@@ -237,14 +375,26 @@ class StreamingMap:
                             f'{type(exc).__name__}: {exc}', name) from exc
 
     def _collect_oldest(self) -> None:
-        slot, name, result = self._pending.popleft()
-        self._results[slot] = self._checked(name, result.get)
+        slot, name, future = self._pending[0]
+        if isinstance(future.exception(), BrokenProcessPool):   # waits for the item
+            self._worker_died(future.exception())
+        self._pending.popleft()
+        self._results[slot] = self._checked(name, future.result)[0]
         self._bar.update()
 
     def _collect_ready(self) -> None:
         """Take the finished results off the front of the window, without waiting."""
-        while self._pending and self._pending[0][2].ready():
+        while self._pending and self._pending[0][2].done():
             self._collect_oldest()
+
+    def _worker_died(self, exc: BrokenProcessPool):
+        """A worker process died: stop the pool, raise :class:`ItemError` naming its item."""
+        pool, self._pool = self._pool, None
+        names = {slot: name for slot, name, _ in self._pending}
+        futures = {slot: future for slot, _, future in self._pending}
+        oldest = min((s for s, f in futures.items() if not _succeeded(f)), default=0)
+        died = pool.died_on(futures)
+        raise _death_error(self.desc or 'StreamingMap', died, names.get, oldest) from exc
 
 
 class RefineChainJob:
@@ -272,6 +422,10 @@ class RefineChainJob:
         self.out_dir = Path(out_dir)
         self.extra_cam_dirs = {k: Path(v) for k, v in (extra_cam_dirs or {}).items()}
         self.needs = frozenset(k for r in self.refiners for k in getattr(r, 'needs', ()))
+
+    def item_name(self, index: int) -> str:
+        """How errors (e.g. a dead worker's) name dataset item ``index``."""
+        return f'image {self.dataset.records[index].img_id}'
 
     def sample(self, index: int) -> dict:
         """The refiners' input for dataset item ``index``."""

@@ -98,6 +98,10 @@ class PostprocessJob:
         if crf is not None and self.raw_dir is None:
             raise ValueError('with a CRF the raw predictions need their own folder (raw_dir)')
 
+    def item_name(self, index: int) -> str:
+        """How worker errors (e.g. a killed CRF worker) name dataset item ``index``."""
+        return f'image {self.dataset.records[index].img_id}'
+
     def _predict(self, sample: dict):
         logits = load_logits(self.logits_dir / f"{sample['img_id']}.npz")
         probs = upsampled_probs(logits, sample['img'].shape[:2])

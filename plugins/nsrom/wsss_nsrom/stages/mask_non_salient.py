@@ -95,6 +95,10 @@ class MaskJob:
     dilation: int
     min_fg_ratio: float
 
+    def item_name(self, index: int) -> str:
+        """How worker errors (e.g. a killed worker) name item ``index``."""
+        return f'image {self.items[index][0]}'
+
     def __call__(self, index: int):
         img_id, sal_path, n_classes = self.items[index]
         path = self.out_dir / f'{img_id}.png'
