@@ -13,15 +13,22 @@ def tiny_data_cfg() -> dict:
     return dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False)
 
 
+def tiny_classify_stage(name: str = 'classify', **options) -> dict:
+    """A TrainClassifier stage on a tiny SmallResNet CAMClassifier (1 epoch, batch 8);
+    ``options`` override or add stage options (e.g. ``val_split=None``)."""
+    stage = dict(type='TrainClassifier', name=name, max_epochs=1, batch_size=8, log_interval=1,
+                 model=dict(type='CAMClassifier',
+                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16))))
+    stage.update(options)
+    return stage
+
+
 def tiny_pipeline_cfg(data_cfg: dict, epochs: int = 1) -> dict:
     """classify -> cams -> labels -> eval with a tiny SmallResNet."""
     return dict(
         seed=0, data=data_cfg,
         stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=epochs, batch_size=8,
-                 log_interval=1,
-                 model=dict(type='CAMClassifier',
-                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)))),
+            tiny_classify_stage(max_epochs=epochs),
             dict(type='MakeCAMs', name='cams', source='classify', split='train',
                  scales=(1.0, 0.5), flip=True, batch_size=4),
             dict(type='RefineLabels', name='labels', cams='cams'),

@@ -8,7 +8,7 @@ collected in one pytest session with the core's (whose tests import their own
 """
 from __future__ import annotations
 
-from wsss_core.testing import isolate_test_process
+from wsss_core.testing import isolate_test_process, tiny_classify_stage, tiny_data_cfg
 
 isolate_test_process('wsss_deeplab_tests_')  # before torch is imported
 
@@ -70,12 +70,9 @@ def tiny_segmentation_pipeline(segmentor: dict, test: dict) -> dict:
     a tiny DeepLabV2; ``segmentor`` / ``test`` are the two stages' own options."""
     return dict(
         seed=0,
-        data=dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False),
+        data=tiny_data_cfg(),
         stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,
-                 val_split=None, log_interval=1,
-                 model=dict(type='CAMClassifier',
-                            backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)))),
+            tiny_classify_stage(val_split=None),
             dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False),
             dict(type='RefineLabels', name='labels', cams='cams'),
             dict(type='TrainSegmentor', name='deeplab', labels='labels',

@@ -11,6 +11,7 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
+from wsss_core.testing import tiny_classify_stage
 from wsss_nsrom.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
 
 
@@ -132,9 +133,8 @@ def pipeline_cfg() -> dict:
         seed=0,
         data=dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False),
         stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,
-                 val_split=None, log_interval=1,
-                 model=dict(type='CAMClassifier', backbone=dict(SMALL))),
+            tiny_classify_stage(val_split=None, model=dict(type='CAMClassifier',
+                                                           backbone=dict(SMALL))),
             dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False),
             dict(type='RefineLabels', name='labels', cams='cams',
                  extra_cams=dict(plain_cams='cams'),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from wsss_core.testing import tiny_classify_stage
 from wsss_nsrom.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
 
 # Each crafted CAM spans exactly [0, 1], so after the min-max re-normalisation its values
@@ -153,14 +154,11 @@ def test_refiner_errors_say_what_to_configure(registered):
 
 # ----------------------------------------------------------------------------- in a chain
 def chain_cfg() -> dict:
-    small = dict(type='SmallResNet', widths=(8, 8, 16, 16))
     return dict(
         seed=0,
         data=dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR), progress=False),
         stages=[
-            dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,
-                 val_split=None, log_interval=1,
-                 model=dict(type='CAMClassifier', backbone=small)),
+            tiny_classify_stage(val_split=None),
             # the "plain" CAMs (POM) and the CAMs the proxy labels are made from (step A)
             dict(type='MakeCAMs', name='plain', source='classify', scales=(1.0,), flip=False),
             dict(type='MakeCAMs', name='main', source='classify', scales=(1.0, 0.5), flip=True),
