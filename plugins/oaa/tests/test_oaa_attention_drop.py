@@ -137,3 +137,45 @@ def test_oaa_classifier_zeroes_the_dropped_input_pixels(registered):  # noqa: F8
     assert torch.equal(dropped[1], data['img'][1]) and torch.equal(dropped[0, :, 24:],
                                                                    data['img'][0, :, 24:])
 
+
+
+# ---------------------------------------------------------------- reference rounding (8 bit)
+# A 1 x 2 map [154, 151] resized to 1 x 4 with half-pixel centres has the weights
+# (1, 0), (.75, .25), (.25, .75), (0, 1): the columns are 154, 153.25, 151.75, 151.
+# Column 1 at 153.25: the float path drops it (153.25 / 255 = 0.60098 > 0.6); OpenCV's uint8
+# resize rounds it to 153, and 153 / 255 = 0.6 is not > 0.6, so the reference keeps it.
+EDGE = np.array([[154, 151]], dtype=np.uint8)
+
+
+def test_float_resize_drops_a_pixel_interpolating_to_153_25():
+    assert drop_region([EDGE], (1, 4), 0.6).tolist() == [[True, True, False, False]]
+
+
+def test_reference_rounding_keeps_the_pixel_that_rounds_to_153():
+    region = drop_region([EDGE], (1, 4), 0.6, reference_rounding=True)
+    assert region.tolist() == [[True, False, False, False]]
+    # [154, 153] -> 154, 153.75 (-> 154, dropped), 153.25 (-> 153, kept), 153 (kept)
+    above = np.array([[154, 153]], dtype=np.uint8)
+    assert drop_region([above], (1, 4), 0.6, reference_rounding=True).tolist() == \
+        [[True, True, False, False]]
+    assert drop_region([above], (1, 4), 0.6).tolist() == [[True, True, True, False]]
+    # exactly 153 everywhere: 153 / 255 = 0.6 is never > 0.6
+    flat = np.full((2, 2), 153, dtype=np.uint8)
+    assert not drop_region([flat], (4, 4), 0.6, reference_rounding=True).any()
+    with pytest.raises(TypeError, match='uint8'):
+        drop_region([EDGE.astype(np.float32)], (1, 4), 0.6, reference_rounding=True)
+
+
+def test_hook_with_a_quantised_store_resizes_as_the_reference():
+    from wsss_oaa.accumulation import OAAAccumulationHook
+    hook = OAAAccumulationHook(drop=dict(prob=1.0, threshold=0.6), quantize=True)
+    runner = fake_runner(3)
+    hook.store.current[('a', 0)] = EDGE
+    batch = train_step(hook, runner, 1, ['a'], [[1.0, 0.0]], torch.zeros(1, 2, 1, 2),
+                       [[1.0, 0.0]], size=(1, 4))
+    assert batch['drop_mask'][0, 0].tolist() == [[1.0, 0.0, 0.0, 0.0]]
+    float_hook = OAAAccumulationHook(drop=dict(prob=1.0, threshold=0.6))
+    float_hook.store.current[('a', 0)] = EDGE
+    batch = train_step(float_hook, fake_runner(3), 1, ['a'], [[1.0, 0.0]],
+                       torch.zeros(1, 2, 1, 2), [[1.0, 0.0]], size=(1, 4))
+    assert batch['drop_mask'][0, 0].tolist() == [[1.0, 1.0, 0.0, 0.0]]

@@ -51,7 +51,8 @@ class OAAAccumulationHook(Hook):
         start_epoch: first epoch (0-based) that writes; the reference skips epoch 0.
         filter: ``'topk'`` (OAA) or None (every ground-truth class is accepted).
         fill_last_epoch: in the last epoch write the map of a key that has none yet.
-        quantize: keep 8-bit values as the reference's PNG files do.
+        quantize: keep 8-bit values as the reference's PNG files do; the attention drop then
+            also resizes the 8-bit maps as the reference does (OpenCV on uint8).
         score_filter: also skip a class whose sigmoid score is below this (NSROM: 0.1).
         drop: attention drop, ``dict(prob=0.5, threshold=0.6)`` (or True for these), None off.
     """
@@ -124,7 +125,8 @@ class OAAAccumulationHook(Hook):
         size = tuple(img.shape[-2:]) if isinstance(img, torch.Tensor) else tuple(img[0].shape[-2:])
         data_batch['drop_mask'] = batch_drop_mask(
             data_batch['img_id'], data_batch['labels'], self.store.current_map, size,
-            epoch=runner.epoch, seed=runner.seed or 0, **self.drop)
+            epoch=runner.epoch, seed=runner.seed or 0, reference_rounding=self.quantize,
+            **self.drop)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         epoch = runner.epoch
