@@ -1,4 +1,4 @@
-"""OAA's proxy-label rule (spec §2.9) on crafted maps, pixel by pixel, and its refiner."""
+"""OAA's proxy-label rule (the reference's gen_gt) on crafted maps, pixel by pixel, and its refiner."""
 from __future__ import annotations
 
 import numpy as np
@@ -93,6 +93,26 @@ def test_ties_go_to_the_lower_class_id():
     label = oaa_proxy_label(sal, np.stack([cam, cam]), [4, 2])
     # p0: everything 0 -> bg -> S=255 guards -> 255; p1, p2: tie between classes 2 and 4 -> 3
     assert label[0].tolist() == [255, 3, 255]   # p2: both 1.0 > 0.9 -> conflict
+
+
+def test_saliency_plus_attention_255_ties_are_resolved_in_float32_as_the_reference():
+    """S + 255 A = 255 makes the background and class scores equal in exact arithmetic.
+    The reference stores them in float32: 1 - 65/255 becomes the float32 nearest below
+    190/255, so the class wins; at S = 64 the two round to the same float32 and the argmax
+    picks the background (then 255: S = 64 >= 32).  A float64 stack gives 1 - S/255 >
+    (255 - S) / (255 + 1e-8) and the background at both pixels."""
+    from wsss_oaa.proxy_labels import oaa_proxy_label
+    f32 = np.float32
+    bg65, att65 = f32(1) - f32(65) / f32(255), f32(190 / (255 + 1e-8))
+    bg64, att64 = f32(1) - f32(64) / f32(255), f32(191 / (255 + 1e-8))
+    assert att65 > bg65 and att64 == bg64                              # the crafted edges
+    assert 1 - 65 / 255 > 190 / (255 + 1e-8)                           # float64: background
+    # pixels: S=65/A=190 (the edge), S=64/A=191 (a float32 tie), then the map's min
+    # (S=0: background) and max (S=255, A=1: the class alone)
+    sal = np.array([[65, 64, 0, 255]], np.uint8)
+    att = np.array([[[190, 191, 0, 255]]], np.uint8)
+    label = oaa_proxy_label(sal, att, [6])
+    assert label.tolist() == [[7, 255, 0, 7]]
 
 
 def test_rule_checks_shapes():

@@ -1,4 +1,4 @@
-"""OAA's proxy segmentation labels: attention maps + saliency (spec §2.9, ``gen_gt.py``).
+"""OAA's proxy segmentation labels: attention maps + saliency (the reference's ``gen_gt.py``).
 
 With S the saliency (0..255) and A_c the attention map of each image-level class c,
 min-max re-normalised to [0, 1], per pixel:
@@ -14,7 +14,15 @@ min-max re-normalised to [0, 1], per pixel:
 
 Constants of the reference: fg_thr 0.3, conflict 0.9, bg_thr 32, att_thr 0.8, min 1 %.
 Ties in the argmax go to the lower channel (background, then lower class ids), as NumPy's.
-The same rule is NSROM's background-extraction step (spec §3.6).
+The same rule is NSROM's background-extraction step.
+
+Arithmetic, as the reference's ``gen_gt`` does it (it decides ties): the score stack is
+float32.  ``score_0`` is computed in float32 from the float32 saliency; each ``A_c`` is
+min-max normalised in float64 (``att_thr`` is applied to that float64 value) and then
+stored as float32; ``fg_thr`` and ``conflict`` are compared in float32.  Where
+``S + 255 A_c = 255`` the two scores are equal in exact arithmetic; in float32 the class
+wins for most such pixels (e.g. S = 65, A = 190 / 255), so they become the class, while a
+float64 stack would give the background (and then 255 by the guard).
 """
 from __future__ import annotations
 
@@ -59,14 +67,16 @@ def oaa_proxy_label(saliency_u8: np.ndarray, cams: np.ndarray, class_ids: Sequen
         raise ValueError(f'class ids {ids.tolist()} repeat a class')
     order = np.argsort(ids, kind='stable')  # channel order = class order (argmax ties)
     ids = ids[order]
-    score = np.empty((ids.size + 1,) + sal.shape, dtype=np.float64)
-    score[0] = 1.0 - sal / 255.0
-    guard = sal.astype(np.float64)
+    score = np.empty((ids.size + 1,) + sal.shape, dtype=np.float32)
+    sal32 = sal.astype(np.float32)
+    score[0] = np.float32(1.0) - sal32 / np.float32(255.0)
+    guard = sal32.astype(np.float64)
     for k, idx in enumerate(order, start=1):
-        score[k] = minmax(cams[idx])
-        guard = np.maximum(guard, 255.0 * (score[k] > att_thr))
-    score[score < fg_thr] = 0.0
-    n_hot = (score > conflict).sum(axis=0)
+        att = minmax(cams[idx])                      # float64, as the reference's
+        score[k] = att                               # stored as float32
+        guard = np.maximum(guard, 255.0 * (att > att_thr))
+    score[score < np.float32(fg_thr)] = 0.0
+    n_hot = (score > np.float32(conflict)).sum(axis=0)
     values = np.concatenate([[0], ids + 1]).astype(np.uint8)
     label = values[score.argmax(axis=0)]
     label[n_hot > 1] = IGNORE_INDEX
