@@ -56,7 +56,7 @@ def test_threshold_option_moves_positions_between_sets():
     assert loss.item() == pytest.approx(pos + neg, rel=1e-6)
 
 
-@pytest.mark.parametrize('form', ['pytorch', 'caffe'])
+@pytest.mark.parametrize('form', ['pytorch', 'caffe', 'nsrom'])
 def test_empty_positive_set_leaves_only_the_negative_term(form):
     from wsss_oaa.integral_attention import integral_attention_loss
     x, t = tensors(t=[[0.0, 0.0], [0.0, 0.0]])
@@ -66,7 +66,7 @@ def test_empty_positive_set_leaves_only_the_negative_term(form):
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize('form', ['pytorch', 'caffe'])
+@pytest.mark.parametrize('form', ['pytorch', 'caffe', 'nsrom'])
 def test_empty_negative_set_leaves_only_the_positive_term(form):
     from wsss_oaa.integral_attention import integral_attention_loss
     x, t = tensors(t=[[1.0, 0.5], [0.25, 0.1]])
@@ -87,6 +87,46 @@ def test_forms_differ_only_in_the_negative_cap_for_large_scores():
     assert pytorch.item() == pytest.approx(pos + (-math.log(1e-8) + math.log(2.0)) / 2,
                                            rel=1e-5)
     assert caffe.item() == pytest.approx(pos + (50.0 + math.log(2.0)) / 2, rel=1e-6)
+
+
+def nsrom_negative(x: float) -> float:
+    """NSROM's per-pixel negative term, -log(exp(-max(x, 0)) + 1e-8) + log(1 + exp(-|x|))."""
+    return -math.log(math.exp(-max(x, 0.0)) + 1e-8) + math.log(1.0 + math.exp(-abs(x)))
+
+
+def test_nsrom_form_by_hand_near_its_saturation():
+    from wsss_oaa.integral_attention import integral_attention_loss
+    # negatives x = 15 and x = 40 (t == 0), positives x = 2 (t = .8) and x = -1 (t = .0005)
+    x = torch.tensor([[[[15.0, 40.0], [2.0, -1.0]]]], requires_grad=True)
+    t = torch.tensor([[[[0.0, 0.0], [0.8, 0.0005]]]])
+    at15 = -math.log(math.exp(-15.0) + 1e-8) + math.log1p(math.exp(-15.0))
+    at40 = -math.log(math.exp(-40.0) + 1e-8) + math.log1p(math.exp(-40.0))
+    assert at15 == pytest.approx(14.96783, abs=1e-5) and softplus(15.0) - at15 > 0.03
+    assert at40 == pytest.approx(18.420681, abs=1e-6)                  # -log(1e-8): saturated
+    pos = (0.8 * softplus(-2.0) + 0.0005 * softplus(1.0)) / 2
+    loss = integral_attention_loss(x, t, form='nsrom')
+    assert loss.item() == pytest.approx(pos + (at15 + at40) / 2, rel=1e-6)
+    loss.backward()
+    # d/dx of the negative term: e^-x / (e^-x + 1e-8) - e^-x / (1 + e^-x), over |N| = 2
+    grad15 = (math.exp(-15) / (math.exp(-15) + 1e-8) - math.exp(-15) / (1 + math.exp(-15))) / 2
+    grad40 = (math.exp(-40) / (math.exp(-40) + 1e-8)) / 2
+    assert grad15 == pytest.approx(0.48417, abs=1e-5) and grad40 < 1e-9
+    assert x.grad[0, 0, 0, 0].item() == pytest.approx(grad15, rel=1e-4)
+    assert abs(x.grad[0, 0, 0, 1].item() - grad40) < 1e-9
+    # the caffe form (softplus) is not saturated: gradient sigma(x) / 2 = 0.5 at x = 40
+    x2 = x.detach().clone().requires_grad_(True)
+    integral_attention_loss(x2, t, form='caffe').backward()
+    assert x2.grad[0, 0, 0, 1].item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_nsrom_form_matches_the_rule_for_negative_and_small_scores():
+    from wsss_oaa.integral_attention import integral_attention_loss
+    xs = [-30.0, -3.0, -0.5, 0.0, 0.5, 3.0]
+    x = torch.tensor([[xs]])
+    t = torch.zeros_like(x)
+    expected = sum(nsrom_negative(v) for v in xs) / len(xs)
+    assert integral_attention_loss(x, t, form='nsrom').item() == pytest.approx(expected,
+                                                                               rel=1e-6)
 
 
 def test_loss_checks_its_arguments_and_keeps_the_graph():

@@ -1,4 +1,4 @@
-"""The integral attention model, OAA+ (Jiang et al., ICCV 2019, §3.3; spec §2.7-2.8).
+"""The integral attention model, OAA+ (Jiang et al., ICCV 2019, §3.3).
 
 The accumulated attention maps of the OAA classifier become per-pixel soft targets of a
 second network with the same backbone and head but no pooling.  With x the raw (B, C, h, w)
@@ -26,7 +26,7 @@ from wsss_core.registry import MODELS
 
 from .models.oaa_classifier import OAAClassifier
 
-LOSS_FORMS = ('pytorch', 'caffe')
+LOSS_FORMS = ('pytorch', 'caffe', 'nsrom')
 
 
 # ----------------------------------------------------------------------------- loss
@@ -39,14 +39,25 @@ def integral_attention_loss(x: torch.Tensor, t: torch.Tensor, form: str = 'pytor
         P = {t > threshold},  N = {t <= threshold}
         L = mean_P[ -t log sigma(x) ] + mean_N[ -log(1 - sigma(x) + 1e-8) ]
 
-    ``form='caffe'`` (the original ``SigmoidSplitpnProbLossLayer``; also NSROM's)::
+    ``form='caffe'`` (the original ``SigmoidSplitpnProbLossLayer``)::
 
         P = {t > 0},  N = {t == 0}
         L = mean_P[ t softplus(-x) ] + mean_N[ softplus(x) ]
 
     where softplus(x) = log(1 + e^x) = -log(1 - sigma(x)) and softplus(-x) = -log sigma(x),
-    evaluated in their overflow-safe forms.  ``threshold`` is used by the 'pytorch' form only.
-    In both forms the positive term is computed as ``-t * logsigmoid(x)`` (equal to
+    evaluated in their overflow-safe forms.
+
+    ``form='nsrom'`` (NSROM's released loss; the sets of 'caffe')::
+
+        P = {t > 0},  N = {t == 0}
+        L = mean_P[ -t log sigma(x) ]
+          + mean_N[ -log(exp(-max(x, 0)) + 1e-8) + log(1 + exp(-|x|)) ]
+
+    The negative term is softplus(x) = max(x, 0) + log(1 + e^-|x|) with ``1e-8`` added
+    inside the first logarithm: it saturates at -log(1e-8) = 18.42 with a vanishing gradient
+    e^-x / (e^-x + 1e-8) for large x (about 0.03 below softplus at x = 15, gradient 0.968).
+
+    ``threshold`` is used by the 'pytorch' form only.  In every form the positive term is computed as ``-t * logsigmoid(x)`` (equal to
     ``-t log sigma(x)`` wherever that is finite); the 'pytorch' negative term keeps the
     reference's ``+ 1e-8`` (which bounds it by -log(1e-8) = 18.42).  The means run over all
     positions of the batch together; a term whose set is empty is left out.
@@ -64,6 +75,10 @@ def integral_attention_loss(x: torch.Tensor, t: torch.Tensor, form: str = 'pytor
         pos = t > threshold
         neg = ~pos
         neg_loss = -torch.log(1.0 - torch.sigmoid(x) + 1e-8)
+    elif form == 'nsrom':
+        pos, neg = t > 0, t == 0
+        neg_loss = (-torch.log(torch.exp(-x.clamp(min=0.0)) + 1e-8)
+                    + torch.log1p(torch.exp(-x.abs())))
     else:
         pos, neg = t > 0, t == 0
         neg_loss = F.softplus(x)
@@ -88,8 +103,8 @@ class IntegralAttentionModel(OAAClassifier):
     the raw output, the integral attention map before ReLU and normalisation.
 
     Args:
-        loss_form: 'pytorch' (OAA-PyTorch) or 'caffe' (original / NSROM), see
-            :func:`integral_attention_loss`.
+        loss_form: 'pytorch' (OAA-PyTorch), 'caffe' (the original Caffe layer) or 'nsrom'
+            (NSROM's released form), see :func:`integral_attention_loss`.
         threshold: positive-target threshold of the 'pytorch' form (1e-3).
         loss_weight: multiplies the loss.  The reference does **not** divide the IAM loss
             by its ``iter_size`` 5 (it does for the classifier), so each update sums five

@@ -40,7 +40,7 @@ eval_nsrom_accumulated = dict(type='EvaluateLabels', name='eval_nsrom_accumulate
                               cams='nsrom_accumulated', threshold=0.25)
 # OA-CAM: the integral model with the GloRe head, OAA's loss in its stable-softplus form
 nsrom_oacam = dict(type='TrainIntegralAttention', name='nsrom_oacam', targets='nsrom_classify',
-                   model=dict(type='OACAMModel', loss_form='caffe', **nsrom_model),
+                   model=dict(type='OACAMModel', loss_form='nsrom', **nsrom_model),
                    max_epochs=12, batch_size=64)
 nsrom_oacams = dict(type='MakeCAMs', name='nsrom_oacams', source='nsrom_oacam', split='train',
                     scales=(1.0,), flip=False)

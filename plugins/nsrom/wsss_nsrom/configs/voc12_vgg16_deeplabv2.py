@@ -47,7 +47,7 @@ stages = [
          **classifier_training),
     dict(type='MakeCAMs', name='cams', source='classify', **inference),
     dict(type='TrainIntegralAttention', name='oacam', targets='classify',
-         model=dict(type='OACAMModel', backbone=vgg16, loss_form='caffe'),
+         model=dict(type='OACAMModel', backbone=vgg16, loss_form='nsrom'),
          pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels', 'attention'))],
          **classifier_training),
     dict(type='MakeCAMs', name='oacams', source='oacam', **inference),

@@ -1,4 +1,4 @@
-"""NSROM's networks: OAA's classifier and integral model with a GloRe head (spec §3.2-3.5).
+"""NSROM's networks: OAA's classifier and integral model with a GloRe head.
 
 Both put a :class:`~.glore.GloReUnit` between the 3x3 convs and the 1x1 classifier, but
 the two reference files differ in where the ReLUs sit and in the init:
@@ -16,10 +16,14 @@ the two reference files differ in where the ReLUs sit and in the init:
       A = conv1x1( GloRe( ReLU(conv3x3(ReLU(conv3x3(ReLU(conv3x3(f)))))) ) )
 
   PyTorch's default init everywhere (the reference never calls its init), trained on the
-  accumulated maps with the integral attention loss in its Caffe form (P = {t > 0},
-  N = {t == 0})::
+  accumulated maps with NSROM's form of the integral attention loss (P = {t > 0},
+  N = {t == 0}; ``loss_form='nsrom'``, see
+  :func:`~wsss_oaa.integral_attention.integral_attention_loss`)::
 
-      L = mean_P[ t softplus(-x) ] + mean_N[ softplus(x) ]
+      L = mean_P[ -t log sigma(x) ]
+        + mean_N[ -log(exp(-max(x, 0)) + 1e-8) + log(1 + exp(-|x|)) ]
+
+  The ``1e-8`` makes the negative term saturate at 18.42 for large x: it is not softplus.
 
 Both work with any registered backbone and keep the behaviour of
 :class:`~wsss_oaa.models.oaa_classifier.OAAClassifier` (``last_step``, ``drop_mask``,
@@ -146,7 +150,8 @@ class OACAMModel(IntegralAttentionModel):
     """NSROM's integral model producing the OA-CAM (:data:`OACAM_HEAD`), spec §3.4.
 
     ``forward(img, labels, mode='loss', attention=...)`` returns ``{'loss_iam'}`` as
-    :class:`IntegralAttentionModel`, with ``loss_form='caffe'`` by default.
+    :class:`IntegralAttentionModel`, with ``loss_form='nsrom'`` (NSROM's released loss) by
+    default.
 
     Args:
         loss_form / threshold / loss_weight: as :class:`IntegralAttentionModel`
@@ -156,7 +161,7 @@ class OACAMModel(IntegralAttentionModel):
         backbone, num_classes, data_preprocessor, channels_last: as :class:`OAAClassifier`.
     """
 
-    def __init__(self, backbone: dict, num_classes: int, loss_form: str = 'caffe',
+    def __init__(self, backbone: dict, num_classes: int, loss_form: str = 'nsrom',
                  threshold: float = 1e-3, loss_weight: float = 1.0, head_channels: int = 512,
                  head_convs: int = 3, num_nodes: int = 64, init: str = 'default',
                  data_preprocessor: Optional[dict] = None, channels_last: bool = False,
