@@ -11,12 +11,31 @@ from ..io import DataFileError
 from ..registry import MODELS
 
 
-def load_state_dict_file(path) -> dict:
-    """Load a local weight file (``.pth``/``.bin`` with ``weights_only=True``, or ``.safetensors``)."""
+def missing_weight_file_error(path, option: str) -> DataFileError:
+    """The error for a weight file that is not there, naming the option and where it looked.
+
+    A relative path is resolved against the working directory (no config says which that
+    is), so the message gives the absolute path and, for a relative one, the directory.
+    """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataFileError(f'weight file not found: {path} (nothing is downloaded at run time: '
-                            'put the file there or set checkpoint=None)')
+    where = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isabs(os.path.expanduser(path)):
+        where += f' (relative to the working directory {os.getcwd()})'
+    return DataFileError(f'weight file not found: {option}={path!r}, looked at {where}. Nothing '
+                         f'is downloaded at run time: put the file there, give {option}= an '
+                         f'existing file, or set {option}=None')
+
+
+def load_state_dict_file(path, option: str = 'checkpoint') -> dict:
+    """Load a local weight file (``.pth``/``.bin`` with ``weights_only=True``, or ``.safetensors``).
+
+    ``option`` is the name of the argument the path came from (``checkpoint``, ``pretrained``,
+    ``init_checkpoint``): a missing file is an error naming it and the absolute path.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(os.path.expanduser(path)):
+        raise missing_weight_file_error(path, option)
+    path = os.path.expanduser(path)
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path)

@@ -31,14 +31,16 @@ def strip_prefixes(state: dict, own: dict) -> dict:
     return out
 
 
-def load_matching_weights(module: nn.Module, path, what: str, expected: str) -> List[str]:
+def load_matching_weights(module: nn.Module, path, what: str, expected: str,
+                          option: str = 'pretrained') -> List[str]:
     """Load the weights of ``path`` that ``module`` has; return the module keys the file lacks.
 
     ``what`` names the model in messages (``'ResNet38'``), ``expected`` describes the key
-    names it wants (``'psa names such as conv1a.weight'``).
+    names it wants (``'psa names such as conv1a.weight'``), ``option`` the argument that gave
+    ``path`` (named when the file is missing).
     """
     path = os.fspath(path)
-    state = load_state_dict_file(path)
+    state = load_state_dict_file(path, option)
     if not isinstance(state, dict):
         raise DataFileError(f'{path}: not a state dict ({type(state).__name__})')
     own = module.state_dict()

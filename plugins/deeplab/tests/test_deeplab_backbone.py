@@ -143,14 +143,20 @@ def test_converted_deeplab_pytorch_checkpoint_loads_backbone_and_head(tmp_path, 
     assert other.init_report['head'].startswith('skipped')
 
 
-def test_missing_weight_file_names_the_file(tmp_path, registered):
+def test_missing_weight_file_names_the_file(tmp_path, monkeypatch, registered):
     from wsss_core.io import DataFileError
     from wsss_deeplab.models.resnet_deeplab import DeepLabResNet
     missing = tmp_path / 'nowhere' / 'resnet101.pth'
-    with pytest.raises(DataFileError, match='resnet101.pth'):
+    with pytest.raises(DataFileError, match='resnet101.pth') as err:
         DeepLabResNet(depth='tiny', pretrained=str(missing))
-    with pytest.raises(DataFileError, match='coco.pth'):
-        tiny_v2(init_checkpoint=str(tmp_path / 'coco.pth'))
+    assert 'set pretrained=None' in str(err.value) and 'checkpoint' not in str(err.value)
+    # the option the config used, and the absolute path of a relative one
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError) as err:
+        tiny_v2(init_checkpoint='coco.pth')
+    assert "init_checkpoint='coco.pth'" in str(err.value)
+    assert f"looked at {tmp_path / 'coco.pth'}" in str(err.value)
+    assert 'set init_checkpoint=None' in str(err.value)
 
 
 def test_unrelated_weight_file_is_refused(tmp_path, registered):

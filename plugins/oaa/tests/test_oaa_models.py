@@ -56,7 +56,7 @@ def test_imagenet_weights_load_from_a_torchvision_style_file(registered, tmp_pat
 
 def test_missing_or_foreign_weight_file_is_an_error_naming_it(registered, tmp_path):
     from wsss_core.io import DataFileError
-    with pytest.raises(DataFileError, match='nothing.pth'):
+    with pytest.raises(DataFileError, match=r"pretrained='.*nothing\.pth'.*pretrained=None"):
         _build(dict(type='VGG16OAA', pretrained=str(tmp_path / 'nothing.pth')))
     other = tmp_path / 'resnet.pth'
     torch.save({'conv1.weight': torch.zeros(64, 3, 7, 7)}, other)

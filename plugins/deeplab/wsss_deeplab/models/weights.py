@@ -44,9 +44,12 @@ _RE_BLOCK = re.compile(r'^layer([2-5])\.block(\d+)\.(reduce|conv3x3|increase|sho
 _RE_ASPP = re.compile(r'^aspp\.(?:stages\.)?c(\d+)\.(weight|bias)$')
 
 
-def read_weight_file(path) -> Dict[str, torch.Tensor]:
-    """A local state dict (``weights_only=True``; ``state_dict``/``model`` wrappers unwrapped)."""
-    return load_state_dict_file(os.fspath(Path(path).expanduser()))
+def read_weight_file(path, option: str = 'pretrained') -> Dict[str, torch.Tensor]:
+    """A local state dict (``weights_only=True``; ``state_dict``/``model`` wrappers unwrapped).
+
+    ``option`` is the argument that gave ``path``, named when the file is missing.
+    """
+    return load_state_dict_file(path, option)
 
 
 def _strip(key: str) -> str:
@@ -159,7 +162,7 @@ def load_backbone_weights(backbone: nn.Module, pretrained: Optional[str] = None,
     if pretrained and timm_weights:
         raise ValueError('give pretrained (a local file) or timm_weights (a timm name), not both')
     if pretrained:
-        state, source = read_weight_file(pretrained), os.fspath(pretrained)
+        state, source = read_weight_file(pretrained, 'pretrained'), os.fspath(pretrained)
     else:
         state, source = timm_cached_state(timm_weights), f'timm:{timm_weights}'
     if is_deeplab_pytorch_layout(state):
@@ -183,7 +186,7 @@ def load_segmentor_weights(model: nn.Module, path, load_head: bool = True) -> di
     head) or a state dict of our own segmentor (``backbone.*``, ``decode_head.*``).
     """
     source = os.fspath(path)
-    state = read_weight_file(path)
+    state = read_weight_file(path, 'init_checkpoint')
     if is_deeplab_pytorch_layout(state):
         backbone_state, head_state, unknown = convert_deeplab_pytorch_keys(state)
     else:

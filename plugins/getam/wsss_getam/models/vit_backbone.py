@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from wsss_core.io import DataFileError
-from wsss_core.models.timm_backbone import load_state_dict_file
+from wsss_core.models.timm_backbone import load_state_dict_file, missing_weight_file_error
 from wsss_core.registry import MODELS
 
 __all__ = ['BACKBONES', 'TINY_BACKBONES', 'GETAMViT', 'resize_grid_pos_embed']
@@ -246,7 +246,7 @@ class GETAMViT(nn.Module):
         path = os.fspath(path)
         if path.endswith('.npz'):
             if not os.path.isfile(path):
-                raise DataFileError(f'weight file not found: {path}')
+                raise missing_weight_file_error(path, 'checkpoint')
             self.vit.load_pretrained(path)
             return []
         from timm.models.vision_transformer import checkpoint_filter_fn

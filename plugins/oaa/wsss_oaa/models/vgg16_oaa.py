@@ -69,7 +69,7 @@ class VGG16OAA(nn.Module):
 
     def load_imagenet(self, path) -> None:
         """Load ``features.*`` from a local VGG16 state dict (strict on the conv weights)."""
-        state = load_state_dict_file(path)
+        state = load_state_dict_file(path, 'pretrained')
         ours = self.state_dict()
         found = {k: v for k, v in state.items() if k in ours}
         missing = sorted(set(ours) - set(found))
