@@ -131,7 +131,8 @@ def test_overrides_change_only_what_is_named_and_unknown_names_fail():
     assert refiner.params == CRFParams(2, 3, 67, 3, 4, 3)
 
 
-def test_overrides_reach_pydensecrf(monkeypatch):
+def fake_pydensecrf(monkeypatch) -> dict:
+    """Replace pydensecrf by a recorder; returns the dict it records the calls in."""
     calls = {}
 
     class FakeCRF:
@@ -155,10 +156,54 @@ def test_overrides_reach_pydensecrf(monkeypatch):
         DenseCRF2D = FakeCRF
 
     monkeypatch.setattr('wsss_core.refiners.dense_crf.import_densecrf', lambda: FakeModule)
+    return calls
+
+
+def test_overrides_reach_pydensecrf(monkeypatch):
+    calls = fake_pydensecrf(monkeypatch)
     img, truth = two_regions()
     dense_crf(img, noisy_probs(truth), **crf_params('psa', bilat_srgb=7, iterations=4).kernels())
     assert calls == dict(size=(W, H, 2), unary=(2, H * W), gauss=dict(sxy=3.0, compat=3.0),
                          bilat=dict(sxy=80.0, srgb=7.0, compat=10.0), t=4)
+
+
+def test_psa_scale_factor_divides_both_spatial_sdevs(monkeypatch):
+    # psa's crf_inference(img, probs, t, scale_factor): Gaussian sxy 3 / sf, bilateral
+    # sxy 80 / sf, srgb 13 unchanged
+    assert CRF_PRESETS['psa'].scale_factor == 1.0 == CRF_PRESETS['edam'].scale_factor
+    assert 'scale_factor' not in crf_params('psa').kernels()       # factor 1: as before
+    calls = fake_pydensecrf(monkeypatch)
+    img, truth = two_regions()
+    dense_crf(img, noisy_probs(truth), **crf_params('psa', scale_factor=2).kernels())
+    assert calls['gauss'] == dict(sxy=1.5, compat=3.0)
+    assert calls['bilat'] == dict(sxy=40.0, srgb=13.0, compat=10.0)
+    dense_crf_labels(img, truth, 2, **vars(crf_params('irn', scale_factor=4)))
+    assert calls['gauss']['sxy'] == 0.75 and calls['bilat']['sxy'] == 12.5
+    with pytest.raises(ValueError, match='scale_factor'):
+        crf_params('psa', scale_factor=0)
+
+
+def test_refiner_at_scale_factor_2_equals_the_psa_kernels_halved_by_hand():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    img[:, W // 2:] //= 4                                   # a colour edge, texture both sides
+    cams = rng.random((2, H, W)).astype(np.float32)
+    sample = dict(img_id='x', img=img, cams=cams, class_ids=np.array([1, 4]))
+    scaled = DenseCRF(preset='psa', scale_factor=2, keep_probs=True).refine(dict(sample))
+    by_hand = dense_crf(img, cam_probs(cams), gauss_sxy=1.5, gauss_compat=3, bilat_sxy=40,
+                        bilat_srgb=13, bilat_compat=10, iterations=10)
+    assert np.array_equal(scaled['crf_probs'], by_hand)
+    unscaled = DenseCRF(preset='psa', keep_probs=True).refine(dict(sample))
+    assert not np.allclose(unscaled['crf_probs'], by_hand, atol=1e-3)
+
+
+def test_refiner_names_the_image_whose_cams_hold_nan():
+    img, truth = two_regions()
+    cams = np.ones((1, H, W), np.float32)
+    cams[0, 3, 4] = np.nan
+    sample = dict(img_id='2007_000042', img=img, cams=cams, class_ids=np.array([0]))
+    with pytest.raises(ValueError, match=r'DenseCRF on image 2007_000042: .*NaN or inf'):
+        DenseCRF(preset='psa', bg='constant').refine(sample)
 
 
 # ----------------------------------------------------------------------------- missing library

@@ -85,6 +85,7 @@ def test_cli_exits_1_with_the_message(tmp_path, tiny_data_cfg, capsys):
     config.write_text('\n'.join(f'{k} = {v!r}' for k, v in classify_cfg(tiny_data_cfg).items()))
     assert main([str(config), '--work-dir', str(tmp_path / 'work'), '--no-progress']) == 1
     err = capsys.readouterr().err
+    assert "wsss-run: stage 'classify' failed: " in err           # the stage is named
     assert 'non-finite loss (loss = nan, loss_cls = nan) at iteration 3' in err
     assert ', '.join(_LossTurnsBadClassifier.calls[2]) in err
 

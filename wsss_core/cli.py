@@ -113,6 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     compat.init_distributed(args.launcher)
     work_dir = _work_dir(args, cfg, spec)
     only = [s.strip() for s in args.stages.split(',') if s.strip()] if args.stages else None
+    pipeline = None
     try:
         work_dir.mkdir(parents=True, exist_ok=True)
         with work_dir_lock(work_dir):
@@ -122,8 +123,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 progress=not args.no_progress)
             results = pipeline.run()
     except (UnknownComponentError, ValueError, KeyError, OSError, RuntimeError) as exc:
-        logging.getLogger('wsss').error(f'{type(exc).__name__}: {exc}')
-        print(f'wsss-run: {exc}', file=sys.stderr)
+        stage = getattr(pipeline, 'current_stage', None)
+        where = f"stage '{stage}' failed: " if stage else ''
+        logging.getLogger('wsss').error(f'{where}{type(exc).__name__}: {exc}')
+        print(f'wsss-run: {where}{exc}', file=sys.stderr)
         return 1
     print(format_summary(results, work_dir))
     if getattr(pipeline, 'shard', None) is not None and pipeline.shard.independent:

@@ -79,6 +79,8 @@ class Pipeline:
         self.launcher = launcher
         self.device = device or _default_device()
         self.progress = progress
+        #: the stage running now (None between stages): names the stage in a failure
+        self.current_stage: Optional[str] = None
         self.stages = self._build_stages(cfg.get('stages') or [])
         names = [s.name for s in self.stages]
         self.only = None if not only else list(only)
@@ -212,8 +214,10 @@ class Pipeline:
         where = f' (shard {self.shard.index}/{self.shard.count})' if sharded else ''
         logger.info(f'[{stage.name}] {type(stage).__name__} starts{where}')
         start = time.time()
+        self.current_stage = stage.name
         with PeakMemory() as peak:
             record = stage.run(ctx) or {}
+        self.current_stage = None
         record = dict(record, stage=stage.name, type=type(stage).__name__, config_hash=digest,
                       inputs=upstream, duration_s=round(time.time() - start, 3),
                       peak_memory_mb=peak.record())

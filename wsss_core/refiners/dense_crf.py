@@ -19,7 +19,12 @@ mean-field steps give the marginals ``Q (L, H, W)``.  Two unaries:
 :data:`CRF_PRESETS` holds the published settings (G = Gaussian (sxy, compat), B = bilateral
 (sxy, srgb, compat), t = iterations): psa G(3,3) B(80,13,10) t10; deeplab G(1,3) B(67,3,4) t10;
 GETAM G(3,3) B(83,5,4) t20; irn label CRF gt_prob 0.7 G(3,3) B(50,5,10) t10; EDAM is psa's
-kernels with t3.  The refiner :class:`DenseCRF` builds the unary from a sample's CAMs
+kernels with t3.
+
+``scale_factor`` (psa's ``crf_inference(..., scale_factor)``, kept by the psa and edam
+presets) is for inputs downscaled by that factor: both spatial standard deviations are
+divided by it, ``gauss_sxy / s`` and ``bilat_sxy / s`` (``bilat_srgb`` is a colour distance
+and stays).  It defaults to 1, where nothing changes.  The refiner :class:`DenseCRF` builds the unary from a sample's CAMs
 (background ``(1 - max_k M_k)^alpha`` or a constant) or from its current label.
 
 pydensecrf is imported lazily (:func:`import_densecrf`); without it the error says to
@@ -60,6 +65,7 @@ class CRFParams:
     """Kernel parameters of one dense-CRF setting (see the module docstring).
 
     ``gt_prob`` is only used by the label unary; ``None`` means the preset does not define it.
+    ``scale_factor`` divides both spatial standard deviations (see the module docstring).
     """
 
     gauss_sxy: float
@@ -69,6 +75,11 @@ class CRFParams:
     bilat_compat: float
     iterations: int
     gt_prob: Optional[float] = None
+    scale_factor: float = 1.0
+
+    def __post_init__(self):
+        if not float(self.scale_factor) > 0:
+            raise ValueError(f'dense CRF: scale_factor must be > 0, got {self.scale_factor}')
 
     def replace(self, **overrides) -> 'CRFParams':
         """A copy with some fields changed; an unknown name is a TypeError naming the fields."""
@@ -79,16 +90,24 @@ class CRFParams:
         return dataclasses.replace(self, **overrides)
 
     def kernels(self) -> dict:
-        """The keyword arguments of :func:`dense_crf` (everything but ``gt_prob``)."""
+        """The keyword arguments of :func:`dense_crf` (everything but ``gt_prob``;
+        ``scale_factor`` only where it is not 1)."""
         out = dataclasses.asdict(self)
         out.pop('gt_prob')
+        if float(out['scale_factor']) == 1.0:
+            out.pop('scale_factor')
         return out
+
+    def label_kernels(self) -> dict:
+        """The keyword arguments of :func:`dense_crf_labels`: :meth:`kernels` and ``gt_prob``."""
+        return dict(self.kernels(), gt_prob=self.gt_prob)
 
 
 CRF_PRESETS = {
-    # psa tool/imutils.crf_inference (scale_factor 1): unary from [bg, CAMs].
+    # psa tool/imutils.crf_inference: unary from [bg, CAMs]; sxy 3 / scale_factor and
+    # 80 / scale_factor.
     'psa': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=80, bilat_srgb=13, bilat_compat=10,
-                     iterations=10),
+                     iterations=10, scale_factor=1.0),
     # deeplab-pytorch libs/utils/crf.py: POS_XY_STD 1, POS_W 3, BI_XY_STD 67, BI_RGB_STD 3, BI_W 4.
     'deeplab': CRFParams(gauss_sxy=1, gauss_compat=3, bilat_sxy=67, bilat_srgb=3, bilat_compat=4,
                          iterations=10),
@@ -98,9 +117,10 @@ CRF_PRESETS = {
     # irn crf_inference_label for the IR labels: unary from labels, zero_unsure False.
     'irn': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=50, bilat_srgb=5, bilat_compat=10,
                      iterations=10, gt_prob=0.7),
-    # EDAM infer_cls.py: psa's kernels, 3 mean-field iterations (background power 1).
+    # EDAM infer_cls.py: psa's kernels (and scale factor), 3 mean-field iterations
+    # (background power 1).
     'edam': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=80, bilat_srgb=13, bilat_compat=10,
-                      iterations=3),
+                      iterations=3, scale_factor=1.0),
 }
 
 
@@ -163,8 +183,12 @@ def _check_img(img: np.ndarray, shape) -> np.ndarray:
 
 def _infer(img: np.ndarray, unary: np.ndarray, gauss_sxy: float, gauss_compat: float,
            bilat_sxy: float, bilat_srgb: float, bilat_compat: float,
-           iterations: int) -> np.ndarray:
-    """Mean-field inference; returns the marginals ``Q`` as float32 ``(L, H, W)``."""
+           iterations: int, scale_factor: float = 1.0) -> np.ndarray:
+    """Mean-field inference; returns the marginals ``Q`` as float32 ``(L, H, W)``.
+    Both spatial standard deviations are divided by ``scale_factor`` (psa's)."""
+    if not float(scale_factor) > 0:
+        raise ValueError(f'dense CRF: scale_factor must be > 0, got {scale_factor}')
+    gauss_sxy, bilat_sxy = gauss_sxy / scale_factor, bilat_sxy / scale_factor
     dcrf = import_densecrf()
     h, w = img.shape[:2]
     n_labels = unary.shape[0]
@@ -179,12 +203,14 @@ def _infer(img: np.ndarray, unary: np.ndarray, gauss_sxy: float, gauss_compat: f
 
 def dense_crf(img: np.ndarray, probs: np.ndarray, gauss_sxy: float = 3, gauss_compat: float = 3,
               bilat_sxy: float = 80, bilat_srgb: float = 13, bilat_compat: float = 10,
-              iterations: int = 10, clip: float = 1e-5) -> np.ndarray:
+              iterations: int = 10, clip: float = 1e-5, scale_factor: float = 1.0) -> np.ndarray:
     """Dense CRF with the unary ``-log(clip(probs, clip, 1))``; defaults are psa's.
 
     Args:
         img: uint8 ``(H, W, 3)`` (RGB or BGR: the bilateral kernel only uses colour distances).
         probs: ``(L, H, W)`` scores in [0, 1], not necessarily normalised over labels.
+        scale_factor: psa's: ``gauss_sxy`` and ``bilat_sxy`` are divided by it (for an
+            input downscaled by that factor).
 
     Returns:
         The marginals ``Q``, float32 ``(L, H, W)``, summing to 1 over labels.
@@ -196,13 +222,13 @@ def dense_crf(img: np.ndarray, probs: np.ndarray, gauss_sxy: float = 3, gauss_co
     if probs.shape[0] == 1:
         return np.ones_like(probs)
     return _infer(img, probs_unary(probs, clip), gauss_sxy, gauss_compat, bilat_sxy,
-                  bilat_srgb, bilat_compat, iterations)
+                  bilat_srgb, bilat_compat, iterations, scale_factor)
 
 
 def dense_crf_labels(img: np.ndarray, label: np.ndarray, n_labels: int, gt_prob: float = 0.7,
                      gauss_sxy: float = 3, gauss_compat: float = 3, bilat_sxy: float = 50,
                      bilat_srgb: float = 5, bilat_compat: float = 10, iterations: int = 10,
-                     zero_unsure: bool = False) -> np.ndarray:
+                     zero_unsure: bool = False, scale_factor: float = 1.0) -> np.ndarray:
     """Dense CRF with the label unary of :func:`labels_unary`; defaults are irn's.
 
     ``label`` is ``(H, W)`` with values in ``0..n_labels-1`` (``0..n_labels`` and 0 = unsure
@@ -215,7 +241,7 @@ def dense_crf_labels(img: np.ndarray, label: np.ndarray, n_labels: int, gt_prob:
     img = _check_img(img, label.shape)
     unary = labels_unary(label, n_labels, gt_prob, zero_unsure)
     return _infer(img, unary, gauss_sxy, gauss_compat, bilat_sxy, bilat_srgb, bilat_compat,
-                  iterations)
+                  iterations, scale_factor)
 
 
 # ----------------------------------------------------------------------------- CAMs -> probs
@@ -266,7 +292,8 @@ class DenseCRF(LabelRefiner):
         bg, bg_power, bg_score: background channel for the probs unary (see :func:`cam_probs`).
         ignore: 'keep' or 'fill' (labels unary only).
         keep_probs: keep the marginals as ``sample['crf_probs']`` (probs unary only).
-        **overrides: any :class:`CRFParams` field, e.g. ``iterations=5``.
+        **overrides: any :class:`CRFParams` field, e.g. ``iterations=5`` or
+            ``scale_factor=2`` (psa's, for inputs downscaled by 2).
     """
 
     needs = ('img',)
@@ -316,7 +343,11 @@ class DenseCRF(LabelRefiner):
         if class_ids.size == 0:
             return np.ones((1,) + img.shape[:2], dtype=np.float32), values
         probs = cam_probs(cams, self.bg, self.bg_power, self.bg_score)
-        return dense_crf(img, probs, **self.params.kernels()), values
+        try:
+            return dense_crf(img, probs, **self.params.kernels()), values
+        except ValueError as exc:
+            raise ValueError(f"DenseCRF on image {sample.get('img_id')}: {exc} (its CAMs "
+                             'hold NaN or inf: check the stage that made them)') from exc
 
     def _from_label(self, sample: dict) -> np.ndarray:
         label = sample.get('label')
@@ -335,7 +366,7 @@ class DenseCRF(LabelRefiner):
             index = np.zeros(label.shape, dtype=np.int64)
             index[~ignored] = np.searchsorted(values, label[~ignored]) + 1
             q = dense_crf_labels(sample['img'], index, values.size, zero_unsure=True,
-                                 **dataclasses.asdict(self.params))
+                                 **self.params.label_kernels())
             out = values[q.argmax(0)].astype(np.uint8)
         if self.ignore == 'keep':
             out[ignored] = IGNORE_INDEX

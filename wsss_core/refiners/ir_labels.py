@@ -16,7 +16,6 @@ preset (G(3, 3), B(50, 5, 10), 10 iterations).  ``crf=False`` skips it (``c_t = 
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
 import numpy as np
@@ -70,7 +69,7 @@ class IRLabels(LabelRefiner):
         index = threshold_index(cams, threshold)
         if not self.crf:
             return index
-        q = dense_crf_labels(img, index, cams.shape[0] + 1, **dataclasses.asdict(self.params))
+        q = dense_crf_labels(img, index, cams.shape[0] + 1, **self.params.label_kernels())
         return q.argmax(0)
 
     def refine(self, sample: dict) -> dict:

@@ -101,3 +101,15 @@ def test_test_stage_needs_scale_one():
     from wsss_deeplab.stages.test_segmentor import TestSegmentor
     with pytest.raises(StageError, match='1.0'):
         TestSegmentor('t', checkpoint='c', scales=(0.5, 0.75))
+
+
+def test_postprocess_crf_names_the_image_whose_scores_hold_nan(tmp_path):
+    from wsss_core.refiners.dense_crf import crf_params
+    from wsss_deeplab.stages.postprocess import PostprocessJob, save_logits
+    logits = np.zeros((3, 2, 2), np.float32)
+    logits[1, 0, 0] = np.nan
+    save_logits(tmp_path / 'logits' / 'y.npz', logits, (10, 12))
+    job = PostprocessJob(NoGTDataset(), tmp_path / 'logits', tmp_path / 'pred',
+                         tmp_path / 'raw', 3, crf_params('deeplab'))
+    with pytest.raises(ValueError, match=r'CRF of image y: .*NaN or inf'):
+        job(1)

@@ -108,7 +108,12 @@ class PostprocessJob:
         raw = probs.argmax(0).astype(np.uint8)
         refined = None
         if self.crf is not None:
-            q = dense_crf(crf_image(sample['img'], self.crf_mode), probs, **self.crf.kernels())
+            try:
+                q = dense_crf(crf_image(sample['img'], self.crf_mode), probs,
+                              **self.crf.kernels())
+            except ValueError as exc:
+                raise ValueError(f"CRF of image {sample['img_id']}: {exc} (its segmenter "
+                                 'scores hold NaN or inf)') from exc
             refined = q.argmax(0).astype(np.uint8)
         return raw, refined
 
