@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -136,3 +137,33 @@ def test_pipeline_trains_on_the_wsol_layout_then_evaluates(tmp_path, wsol_root):
     wsol = {r.name: r for r in results}['wsol'].manifest
     assert 'cls/mAP' in {r.name: r for r in results}['classify'].manifest['metrics']
     assert {'MaxBoxAccV2', 'GT-known Loc', 'Top-1 Loc', 'PxAP'} <= set(wsol['metrics'])
+
+    # the end-of-run table shows the stage's own headline metrics (percentages), in order
+    from wsss_core.pipeline.summary import format_summary, summary_rows
+    rows = [r for r in summary_rows(results) if r[0] == 'wsol']
+    labels = [label for _, _, label, _ in rows]
+    assert labels[:2] == ['MaxBoxAccV2 (%)', 'MaxBoxAcc (%)']
+    assert {'GT-known Loc (%)', 'Top-1 Loc (%)', 'Top-5 Loc (%)', 'PxAP (%)'} <= set(labels)
+    for _, status, label, value in rows:
+        assert status == 'ran' and value == wsol['metrics'][label[:-len(' (%)')]]
+    table = format_summary(results, tmp_path)
+    assert re.search(rf"\nwsol +Top-1 Loc \(%\) +{wsol['metrics']['Top-1 Loc']:6.4f}  ran\n", table)
+    # the classifier keeps the usual metric set
+    assert any(r[0] == 'classify' and r[2] == 'classification mAP' for r in summary_rows(results))
+
+
+def test_summary_reads_each_stage_headline_metrics():
+    from types import SimpleNamespace
+
+    from wsss_core.pipeline.stage import Stage
+    from wsss_core.pipeline.summary import summary_rows
+
+    class Custom(Stage):
+        headline_metrics = ('b', ('a', 'metric A'), 'missing')
+
+    metrics = dict(a=0.25, b=0.5, miou=0.75)
+    res = [SimpleNamespace(name=s.name, status='ran', stage=s, manifest=dict(metrics=metrics))
+           for s in (Custom('x'), Stage('y'))]
+    rows = summary_rows(res)
+    assert [(r[0], r[2], r[3]) for r in rows[:2]] == [('x', 'b', 0.5), ('x', 'metric A', 0.25)]
+    assert [r[0] for r in rows] == ['x', 'x', 'y'] and rows[2][3] == 0.75

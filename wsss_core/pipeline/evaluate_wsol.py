@@ -53,6 +53,10 @@ class EvaluateWSOL(Stage):
     """
 
     input_keys = ('source',)
+    #: the end-of-run table's rows (percentages; a mode without a key leaves its row out)
+    headline_metrics = tuple((key, f'{key} (%)') for key in (
+        'MaxBoxAccV2', 'MaxBoxAcc', 'GT-known Loc', 'Top-1 Loc', 'Top-5 Loc', 'Top-1 Cls',
+        'PxAP'))
 
     def __init__(self, name: str, source: str, split: str = 'test',
                  generator: Optional[dict] = None, mode: str = 'standard',

@@ -82,6 +82,12 @@ class Stage:
     #: stage option keys that name earlier stages this stage reads
     input_keys: tuple = ()
 
+    #: the metrics shown in the end-of-run table (:mod:`~wsss_core.pipeline.summary`), in
+    #: order: keys of the ``metrics`` the stage returns, each a key or a ``(key, label)``
+    #: pair; keys the stage did not write are left out.  A stage with other metrics (e.g.
+    #: WSOL's box accuracies) declares its own.
+    headline_metrics: tuple = ('miou', 'oracle_miou', 'precision', 'recall', 'cls/mAP')
+
     def __init__(self, name: str, **options):
         if not name or '/' in name or name.startswith('.'):
             raise StageError(f'invalid stage name {name!r}: use a plain directory name')

@@ -15,12 +15,20 @@ _LABELS = {
 }
 
 
+def headline_metrics(stage) -> List[tuple]:
+    """``(key, label)`` for each of the stage's ``headline_metrics`` (see
+    :attr:`~wsss_core.pipeline.stage.Stage.headline_metrics`); a bare key takes its label
+    from ``_LABELS`` (or is its own label)."""
+    entries = getattr(stage, 'headline_metrics', tuple(_LABELS))
+    return [(e, _LABELS.get(e, e)) if isinstance(e, str) else tuple(e) for e in entries]
+
+
 def summary_rows(results) -> List[tuple]:
     """(stage, status, metric label, value) for every headline metric of every stage."""
     rows = []
     for res in results:
         metrics = (res.manifest or {}).get('metrics') or {}
-        for key, label in _LABELS.items():
+        for key, label in headline_metrics(res.stage):
             if isinstance(metrics.get(key), (int, float)):
                 extra = ''
                 if key == 'miou' and 'threshold' in metrics:
