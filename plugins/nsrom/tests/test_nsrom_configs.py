@@ -49,7 +49,7 @@ def test_voc_config_is_the_reference_recipe(registered):
     assert cls.param_scheduler[0].milestones == [5, 10]
     assert cls.pipeline[0] == dict(type='Resize', size=(256, 256), interpolation='bilinear')
     hook, = cls.custom_hooks
-    assert hook.score_filter == 0.1 and hook.filter is None
+    assert hook.score_filter == 0.1 and hook.filter is None and hook.quantize is True
     assert s['oacam'].model.type == 'OACAMModel' and s['oacam'].model.loss_form == 'nsrom'
     assert s['labels'].extra_cams == dict(plain_cams='cams')
     assert [r['type'] for r in s['labels'].refiners] == ['OAAProxyLabels',

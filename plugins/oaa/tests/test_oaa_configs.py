@@ -48,6 +48,7 @@ def test_voc_classifier_is_the_reference_recipe(registered):
     assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == (.3, .3, .3, .1)
     hook, = cls.custom_hooks
     assert hook.type == 'OAAAccumulationHook' and hook.start_epoch == 1 and hook.filter == 'topk'
+    assert hook.quantize is True           # the reference's 8-bit maps
     assert stages['labels'].refiners == [dict(type='OAAProxyLabels')]
     deeplab = stages['deeplab']
     assert deeplab.labels == 'labels' and deeplab.recipe == 'voc12_deeplabv2_r101'
@@ -58,6 +59,7 @@ def test_drop_and_iam_configs_change_only_their_part(registered):
     base, iam, drop = (load(n) for n in VOC_CONFIGS)
     b, d, i = by_name(base), by_name(drop), by_name(iam)
     assert d['classify'].custom_hooks[0].drop == dict(prob=0.5, threshold=0.6)
+    assert d['classify'].custom_hooks[0].quantize is True   # drop resized on uint8 maps
     assert {k: v for k, v in d['classify'].items() if k != 'custom_hooks'} == \
         {k: v for k, v in b['classify'].items() if k != 'custom_hooks'}
     for name in ('accumulated', 'labels', 'deeplab', 'test'):

@@ -2,8 +2,8 @@
 # (specs/oaa_nsrom_deeplab.md section 3), two DeepLab rounds in one config:
 #   NSROM classifier: VGG16 (OAA's) with the GloRe unit in the head, 256x256 warp + colour
 #   jitter, batch 5, SGD nesterov 1e-3 x1/x2/x10/x20, x0.1 at epochs 5 and 10, 15 epochs,
-#   accumulation skipping classes with sigmoid score < 0.1
-#   -> plain CAMs -> OA-CAM integral model (GloRe head, stable-softplus loss)
+#   accumulation skipping classes with sigmoid score < 0.1, 8-bit maps (quantize=True)
+#   -> plain CAMs -> OA-CAM integral model (GloRe head, NSROM's saturating IAM loss)
 #   -> initial pseudo labels: OAA background extraction on the OA-CAMs + potential object
 #      mining with the plain CAMs
 #   -> DeepLab v2 ResNet-101 round 1 -> CRF predictions on train_aug
@@ -43,7 +43,7 @@ stages = [
          model=dict(type='NSROMClassifier', backbone=vgg16),
          pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels'))],
          custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter=None,
-                            score_filter=0.1)],
+                            score_filter=0.1, quantize=True)],
          **classifier_training),
     dict(type='MakeCAMs', name='cams', source='classify', **inference),
     dict(type='TrainIntegralAttention', name='oacam', targets='classify',

@@ -13,6 +13,7 @@
 # saliency maps under <data_root>/saliency_aug/, torchvision's ImageNet VGG16
 # (weights/vgg16-397923af.pth) and deeplab-pytorch's COCO-initialised ResNet-101
 # (weights/deeplabv1_resnet101-coco.pth).
+# The reference's arithmetic: 8-bit attention maps (quantize=True), as its PNG files.
 # Differences from the reference, on purpose: accumulation is keyed by image id, so the
 # classifier's data are shuffled (the reference must not shuffle); the store lives in memory
 # and in the checkpoints instead of PNGs rewritten at every step.
@@ -44,9 +45,10 @@ classify = dict(type='TrainClassifier', name='classify', train_split='train_aug'
                 model=dict(type='OAAClassifier', backbone=vgg16), pipeline=oaa_pipeline,
                 max_epochs=15, batch_size=1, num_workers=4, optim_wrapper=oaa_optim,
                 param_scheduler=oaa_schedule, log_interval=500,
-                custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk')])
+                custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk',
+                                   quantize=True)])
 export_accumulated = dict(type='ExportAttention', name='accumulated', source='classify',
-                          split='train_aug')
+                          split='train_aug', quantize=True)
 eval_accumulated = dict(type='EvaluateLabels', name='eval_accumulated', cams='accumulated',
                         threshold=0.25)
 deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels',
