@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -46,6 +47,11 @@ def test_two_phase_training_then_multi_size_test(tmp_path, registered):
     joint = [line for line in iters if 'loss_seg' in line and 'loss_sal' in line
              and 'loss_dcrf' in line]
     assert len(cls_only) == math.ceil(0.5 * 8) + 1 and len(joint) == 8 - len(cls_only)
+    # the logged lr is the one iteration t trained with (not t - 1's):
+    # 0.04 (1 - t / 8)^0.9, a tenth of it from the switch (t = 5) on
+    logged = [float(re.search(r'\blr: (\S+)', line).group(1)) for line in iters]
+    want = [0.04 * (1 - t / 8) ** 0.9 * (0.1 if t >= 5 else 1.0) for t in range(8)]
+    assert logged == pytest.approx(want, rel=1e-3)
     metrics = res['test'].manifest['metrics']
     assert 0.0 <= metrics['miou_crf'] <= 1.0
 

@@ -29,9 +29,14 @@ def getam_lr_factor(t: int, total: int, power: float, joint: bool, seg_lr_scale:
 
 @HOOKS.register_module()
 class GETAMScheduleHook(Hook):
-    """Set the model's phase and the poly lr before every training iteration."""
+    """Set the model's phase and the poly lr before every training iteration.
 
-    priority = 'ABOVE_NORMAL'
+    It runs before mmengine's ``RuntimeInfoHook`` (VERY_HIGH), which records the optimiser's
+    lr for the log in its own ``before_train_iter``: so the logged lr is iteration t's,
+    not the one left over from t - 1.
+    """
+
+    priority = 'HIGHEST'
 
     def __init__(self, cls_fraction: float = 0.5, seg_lr_scale: float = 0.1,
                  power: float = 0.9):
