@@ -20,7 +20,7 @@ step() {
 }
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 step "${PIP[@]}" --upgrade pip
-step "${PIP[@]}" -c constraints.txt -e '.[test,gradcam]'
+step "${PIP[@]}" -c constraints.txt -e '.[test,gradcam,prepare]'
 # grad-cam declares a second OpenCV wheel; we keep one (opencv-contrib-python-headless).
 step "${PIP[@]}" -c constraints.txt --no-deps grad-cam
 # the plugins that live in this repository
