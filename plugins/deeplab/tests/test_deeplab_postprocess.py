@@ -113,3 +113,24 @@ def test_postprocess_crf_names_the_image_whose_scores_hold_nan(tmp_path):
                          tmp_path / 'raw', 3, crf_params('deeplab'))
     with pytest.raises(ValueError, match=r'CRF of image y: .*NaN or inf'):
         job(1)
+
+
+def test_large_finite_scores_are_stored_without_overflow(tmp_path):
+    from wsss_core.io import read_label_png
+    from wsss_deeplab.stages.postprocess import PostprocessJob, load_logits, save_logits
+    # 7e4 is finite in float32 but beyond float16's largest value (65504)
+    logits = np.zeros((3, 2, 2), np.float32)
+    logits[1] = -70000.0
+    logits[2, 0, 0] = 70000.0
+    save_logits(tmp_path / 'logits' / 'y.npz', logits, (10, 12))
+    np.testing.assert_array_equal(load_logits(tmp_path / 'logits' / 'y.npz'), logits)
+    # softmax of (0, -7e4, 7e4) picks class 2 at the top-left cell, of (0, -7e4, 0) class 0
+    # (the first of the tied) elsewhere
+    job = PostprocessJob(NoGTDataset(), tmp_path / 'logits', tmp_path / 'pred', None, 3)
+    assert job(1) == ('y', None, None)
+    pred = read_label_png(tmp_path / 'pred' / 'y.png')
+    assert pred[0, 0] == 2 and pred[-1, -1] == 0
+    # scores within float16's range keep the half-size storage
+    save_logits(tmp_path / 'small.npz', logits / 10, (10, 12))
+    with np.load(tmp_path / 'small.npz') as data:
+        assert data['logits'].dtype == np.float16

@@ -38,13 +38,26 @@ __all__ = ['CRF_IMAGES', 'save_logits', 'load_logits', 'upsampled_probs', 'crf_i
 CRF_IMAGES = ('raw_rgb', 'mean_subtracted_bgr')
 
 
+#: float16's largest finite value: a score of larger magnitude would be stored as inf
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def storage_dtype(logits: np.ndarray):
+    """float16 when every score's magnitude is below :data:`FLOAT16_MAX` (half the disk),
+    else float32, so that a large but finite score is never stored as inf (scores that are
+    already NaN or inf are kept as they are, for the CRF's check to name)."""
+    fits = logits.size == 0 or bool(np.abs(logits).max() < FLOAT16_MAX)
+    return np.float16 if fits else np.float32
+
+
 def save_logits(path, logits: np.ndarray, image_size) -> None:
-    """Store scores (K, h, w) as float16 with the image size, atomically."""
+    """Store scores (K, h, w) with the image size, atomically, in :func:`storage_dtype`."""
     import io
 
     from wsss_core.io import atomic_write
+    logits = np.asarray(logits, dtype=np.float32)
     buf = io.BytesIO()
-    np.savez_compressed(buf, logits=np.asarray(logits, dtype=np.float16),
+    np.savez_compressed(buf, logits=logits.astype(storage_dtype(logits)),
                         image_size=np.asarray(image_size, dtype=np.int64))
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())

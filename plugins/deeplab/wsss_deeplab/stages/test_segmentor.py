@@ -10,7 +10,8 @@ Two passes (spec ``oaa_nsrom_deeplab.md`` §4.6-4.7, §1.3):
 
    (``F_f``: horizontal flip or identity; the reference uses scale 1.0 only, no flip, with
    the network's own MSC max fusion inside ``net``).  Stored as ``logits/<id>.npz``
-   (float16), the reference's ``.npy`` logits, reusable by later stages (e.g. NSROM).
+   (float16, or float32 for an image whose scores exceed float16's range), the reference's
+   ``.npy`` logits, reusable by later stages (e.g. NSROM).
 2. **labels** -- :class:`~.postprocess.PostprocessJob`: upsample, softmax, argmax
    (``predictions_raw/`` when a CRF runs) and, with ``crf``, the core's dense CRF (preset
    ``'deeplab'``) on the raw RGB image (or the reference's quirk, ``image=
