@@ -13,9 +13,12 @@ def load(name):
 
 
 VOC = ['voc12_vitb_hybrid.py', 'voc12_vitb.py', 'voc12_deit.py', 'voc12_deit_distilled.py']
+#: the configs named after the paper's settings; each has a ``<name>_fixed.py`` variant
+PAPER = [*VOC, 'coco14_vitb_hybrid.py']
+FIXED = [name.replace('.py', '_fixed.py') for name in PAPER]
 
 
-@pytest.mark.parametrize('name', ['synthetic.py', 'coco14_vitb_hybrid.py', *VOC])
+@pytest.mark.parametrize('name', ['synthetic.py', *PAPER, *FIXED])
 def test_config_builds_its_stages(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     stages = Pipeline(load(name), tmp_path).stages
@@ -31,12 +34,14 @@ def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered, tmp
         sgd = train['optim_wrapper']['optimizer']
         assert (train['max_epochs'], train['batch_size'], train['crop'], sgd['lr']) == \
             (20, 4, 256, 0.04)
-        assert (sgd['type'], sgd['momentum'], sgd['weight_decay']) == ('SGD', 0.0, 5e-4)
+        # the released code's optimiser: weight decay in the momentum slot
+        assert (sgd['type'], sgd['momentum'], sgd['weight_decay']) == ('SGD', 5e-4, 0.0)
         assert train['train_split'] == 'train_aug' and tuple(train['long_side']) == (230, 292)
         hook = train['custom_hooks'][0]
         assert (hook['type'], hook['cls_fraction'], hook['seg_lr_scale'], hook['power']) == \
             ('GETAMScheduleHook', 0.5, 0.1, 0.9)
-        assert train['reference_optimizer'] is False
+        assert train['reference_optimizer'] is True
+        assert train['model']['joint']['saliency_loss'] == dict(mode='reference')
         assert tuple(train['model']['test_sizes']) == (256, 320, 480)
         assert test['crf']['preset'] == 'getam'
         seen.add(BACKBONES[train['model']['backbone']['model_name']]['model_name'])
@@ -47,6 +52,38 @@ def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered, tmp
     with pytest.raises(KeyError, match='unknown GETAM recipe'):
         from wsss_getam.stages.train_getam import TrainGETAM
         TrainGETAM('g', recipe='voc07')
+
+
+def without_reference_switches(options: dict) -> dict:
+    """A TrainGETAM stage's options minus what the reference switches decide."""
+    out = {k: v for k, v in options.items() if k not in ('reference_optimizer', 'optim_wrapper')}
+    model = dict(out['model'])
+    model['joint'] = {k: v for k, v in model['joint'].items() if k != 'saliency_loss'}
+    return dict(out, model=model)
+
+
+@pytest.mark.parametrize('paper, fixed', list(zip(PAPER, FIXED)))
+def test_paper_configs_run_the_released_arithmetic_and_fixed_variants_the_intended(
+        paper, fixed, registered, tmp_path):
+    from wsss_core.pipeline import Pipeline
+    ref_cfg, fixed_cfg = load(paper), load(fixed)
+    ref = [s.options for s in Pipeline(ref_cfg, tmp_path / 'ref').stages]
+    cor = [s.options for s in Pipeline(fixed_cfg, tmp_path / 'fixed').stages]
+    # the paper's config: momentum = the weight decay value 5e-4, no weight decay; aliased target
+    sgd = ref[0]['optim_wrapper']['optimizer']
+    assert ref[0]['reference_optimizer'] is True
+    assert (sgd['momentum'], sgd['weight_decay']) == (5e-4, 0.0)
+    assert ref[0]['model']['joint']['saliency_loss'] == dict(mode='reference')
+    # the variant: SGD with weight decay and no momentum; target 1 - saliency
+    sgd = cor[0]['optim_wrapper']['optimizer']
+    assert cor[0]['reference_optimizer'] is False
+    assert (sgd['momentum'], sgd['weight_decay']) == (0.0, 5e-4)
+    assert cor[0]['model']['joint']['saliency_loss'] == dict(mode='intended')
+    assert sgd['lr'] == ref[0]['optim_wrapper']['optimizer']['lr']
+    # nothing else differs, but the work dir
+    assert without_reference_switches(cor[0]) == without_reference_switches(ref[0])
+    assert cor[1:] == ref[1:]
+    assert fixed_cfg.work_dir == ref_cfg.work_dir + '_fixed'
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):

@@ -6,7 +6,8 @@
 # Choices the reference does not document, made here: 5 epochs of batch 4
 # ((82081 // 4) * 5 = 102,600 iterations, about twice the VOC run's), the reference's
 # unreleased COCO helper's 95th-percentile label completion (cut_threshold=0.95; VOC 0.9),
-# the VOC test sizes and CRF.
+# the VOC test sizes and CRF.  As the VOC config (the recipe), it runs the released optimiser
+# and saliency-loss target; the corrected run is getam::coco14_vitb_hybrid_fixed.py.
 #
 #   wsss-run getam::coco14_vitb_hybrid.py --cfg-options data.data_root=/data/coco2014
 #

@@ -10,11 +10,11 @@
 #   (sxy 3 compat 3; bilateral sxy 83 srgb 5 compat 4; 20 iterations).
 # Under torchrun, as the reference: SyncBatchNorm (sync_bn=True: the decoder's BatchNorms, on
 # GPU; CPU runs keep plain BatchNorm) and DDP with find_unused_parameters (TrainGETAM's default).
-# Reported (README): 71.7 val / 72.3 test mIoU.  Those numbers come from the reference's
-# optimiser quirk (momentum 5e-4, no weight decay: reference_optimizer=True); this config uses
-# the intended SGD (weight decay 5e-4, no momentum) unless you set it.  The saliency loss uses
-# the intended target (1 - saliency); model.joint.saliency_loss=dict(mode='reference')
-# reproduces the released code's aliased target.
+# Reported (README): 71.7 val / 72.3 test mIoU.  Like the code that produced them, this config
+# (the recipe) runs the released optimiser (its weight decay 5e-4 lands in SGD's momentum slot:
+# momentum 5e-4, no weight decay; reference_optimizer=True) and the released saliency-loss
+# target (aliased; model.joint.saliency_loss=dict(mode='reference')).  The corrected run
+# (weight decay 5e-4, no momentum; target 1 - saliency): getam::voc12_vitb_hybrid_fixed.py.
 #
 #   wsss-run getam::voc12_vitb_hybrid.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 #

@@ -1,0 +1,13 @@
+# GETAM on MS COCO 2014, ViT-B/16 hybrid, with the released code's two slips corrected.
+# Differs from getam::coco14_vitb_hybrid.py only in: the intended SGD (weight decay 5e-4, no
+# momentum; reference_optimizer=False) and the intended saliency-loss target (1 - saliency).
+_base_ = ['getam::coco14_vitb_hybrid.py']
+work_dir = 'work_dirs/getam_coco14_vitb_hybrid_fixed'
+
+stages = [
+    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True, train_split='train',
+         max_epochs=5, log_interval=500, reference_optimizer=False,
+         model=dict(num_classes=80, joint=dict(cut_threshold=0.95,
+                                               saliency_loss=dict(mode='intended')))),
+    {{_base_.test}},
+]

@@ -1,0 +1,14 @@
+# GETAM on PASCAL VOC 2012 with the distilled DeiT-B/16, the released code's two slips
+# corrected.  Differs from getam::voc12_deit_distilled.py only in: the intended SGD (weight
+# decay 5e-4, no momentum; reference_optimizer=False) and the intended saliency-loss target
+# (1 - saliency).
+_base_ = ['getam::voc12_deit_distilled.py']
+work_dir = 'work_dirs/getam_voc12_deit_distilled_fixed'
+
+stages = [
+    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
+         reference_optimizer=False,
+         model=dict(backbone=dict(model_name='deit_distilled'),
+                    joint=dict(saliency_loss=dict(mode='intended')))),
+    {{_base_.test}},
+]

@@ -1,0 +1,13 @@
+# GETAM on PASCAL VOC 2012 with the ViT-B/16 backbone, the released code's two slips corrected.
+# Differs from getam::voc12_vitb.py only in: the intended SGD (weight decay 5e-4, no momentum;
+# reference_optimizer=False) and the intended saliency-loss target (1 - saliency).
+_base_ = ['getam::voc12_vitb.py']
+work_dir = 'work_dirs/getam_voc12_vitb_fixed'
+
+stages = [
+    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
+         reference_optimizer=False,
+         model=dict(backbone=dict(model_name='vitb'),
+                    joint=dict(saliency_loss=dict(mode='intended')))),
+    {{_base_.test}},
+]
