@@ -76,7 +76,8 @@ def test_hand_computed_matrix_and_json(dirs, tmp_path, capsys):
                                                 'recall': pytest.approx(1 / 3)}
     assert res['confusion']['num_classes_present'] == 3
     # the printed table
-    assert 'mIoU (nan-mean over 3 of 4 classes): 0.3833' in out
+    assert 'mIoU [union]: 0.3833' in out
+    assert '3 of 4 classes in ground truth or prediction, 3 in the ground truth' in out
     row_a = next(line for line in out.splitlines() if line.startswith('a '))
     assert row_a.split()[:4] == ['a', '0.2500', '0.5000', '0.3333']
     row_c = next(line for line in out.splitlines() if line.startswith('c '))

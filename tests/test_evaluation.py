@@ -221,7 +221,8 @@ def test_sweep_best_on_a_designed_example():
     assert mious[0.25] == 1.0 and mious[0.375] == 1.0
     assert mious[0.125] == 0.25            # everything foreground: IoU_bg 0, IoU_fg 1/2
     assert mious[0.5] == 0.25              # everything background: IoU_bg 1/2, IoU_fg 0
-    assert sweep.best() == {'threshold': 0.25, 'miou': 1.0, 'oracle': True}
+    assert sweep.best() == {'threshold': 0.25, 'miou': 1.0, 'miou_convention': 'union',
+                            'oracle': True}
     np.testing.assert_array_equal(sweep.confusion_at(0.125).matrix, [[0, 8], [0, 8]])
     with pytest.raises(KeyError):
         sweep.confusion_at(0.3)

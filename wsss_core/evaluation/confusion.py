@@ -10,8 +10,10 @@ Convention (VOC; see specs/getam_baseline.md §1.4 and specs/oaa_nsrom_deeplab.m
   left out (``pred_ignore='skip'``). Any other prediction outside ``[0, n)`` is an error.
 * ``IoU_k = C_kk / (sum_j C_kj + sum_i C_ik - C_kk)``, NaN where the denominator is 0
   (class absent from both ground truth and prediction).
-* ``mIoU = nanmean_k IoU_k``: an absent class does not count (SEAM's plain mean with an
-  epsilon would count it as 0; we do not).
+* ``mIoU``: by default (``union``) ``nanmean_k IoU_k``, so a class absent from both does not
+  count; :mod:`.miou_conventions` gives the two other references' means (``gt_present``,
+  deeplab-pytorch; ``all_classes``, psa-style ``eval.py``) and frequency-weighted IoU, and
+  :meth:`ConfusionMatrix.summary` reports all of them, the configured one as ``miou``.
 * ``pixel accuracy = trace(C) / sum(C)``; ``mean class accuracy = nanmean_k C_kk / sum_j C_kj``.
 
 All values are fractions in [0, 1]. The matrix is built with one ``np.bincount`` over the
@@ -23,6 +25,8 @@ import math
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+
+from .miou_conventions import check_convention, convention_metrics, mean_iou
 
 __all__ = ['confusion_matrix', 'iou_from_confusion', 'nanmean_or_nan', 'ConfusionMatrix',
            'PRED_IGNORE_MODES']
@@ -89,8 +93,9 @@ class ConfusionMatrix:
     """Accumulates ``C[gt, pred]`` over images; see the module docstring for the formulas."""
 
     def __init__(self, num_classes: int, ignore_index: int = 255,
-                 pred_ignore: str = 'background'):
+                 pred_ignore: str = 'background', convention: Optional[str] = None):
         _check_mode(pred_ignore)
+        self.convention = check_convention(convention)
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
         self.pred_ignore = pred_ignore
@@ -128,9 +133,10 @@ class ConfusionMatrix:
         """Per-class IoU, NaN for a class absent from both ground truth and prediction."""
         return iou_from_confusion(self.matrix)
 
-    def miou(self) -> float:
-        """NaN-mean of :meth:`iou` (absent classes do not count)."""
-        return nanmean_or_nan(self.iou())
+    def miou(self, convention: Optional[str] = None) -> float:
+        """The mIoU under ``convention`` (default: this matrix's, see :mod:`.miou_conventions`);
+        ``union`` is the NaN-mean of :meth:`iou`."""
+        return mean_iou(self.matrix, self.convention if convention is None else convention)
 
     def pixel_accuracy(self) -> float:
         """``trace(C) / sum(C)``; NaN if no pixel was counted."""
@@ -143,12 +149,16 @@ class ConfusionMatrix:
         with np.errstate(divide='ignore', invalid='ignore'):
             return np.where(rows > 0, np.diag(self.matrix) / np.where(rows > 0, rows, 1), np.nan)
 
-    def summary(self, class_names: Optional[Sequence[str]] = None) -> Dict:
-        """JSON-ready dict: mIoU, per-class IoU by name, accuracies, counts (NaN -> None)."""
+    def summary(self, class_names: Optional[Sequence[str]] = None,
+                convention: Optional[str] = None) -> Dict:
+        """JSON-ready dict: ``miou`` (under ``convention``, default this matrix's),
+        ``miou_convention``, ``miou_by_convention``, ``fw_iou``, per-class IoU by name,
+        accuracies, counts (NaN -> None)."""
         names = _class_names(class_names, self.num_classes)
         iou = self.iou()
         return {
-            'miou': _json_float(self.miou()),
+            **convention_metrics(self.matrix, self.convention if convention is None
+                                 else convention),
             'iou': {name: _json_float(v) for name, v in zip(names, iou)},
             'pixel_accuracy': _json_float(self.pixel_accuracy()),
             'mean_class_accuracy': _json_float(nanmean_or_nan(self.class_accuracy())),
@@ -157,6 +167,7 @@ class ConfusionMatrix:
             'gt_pixels': {name: int(v) for name, v in zip(names, self.matrix.sum(1))},
             'pred_pixels': {name: int(v) for name, v in zip(names, self.matrix.sum(0))},
             'num_classes_present': int(np.count_nonzero(~np.isnan(iou))),
+            'num_classes_in_gt': int(np.count_nonzero(self.matrix.sum(1))),
         }
 
 

@@ -11,8 +11,13 @@ and the code is :class:`~wsss_core.evaluation.confusion.ConfusionMatrix`:
   included) over all pixels of all images whose ground truth is not 255;
 * a predicted 255 (an unlabelled pseudo-label pixel) counts as background
   (``--pred-ignore background``, irn's convention) or the pixel is left out (``skip``);
-* ``IoU_k = C_kk / (row_k + col_k - C_kk)``; ``mIoU`` = NaN-mean of the IoUs, so a class
-  absent from ground truth and prediction does not count; pixel accuracy = ``trace / sum``.
+* ``IoU_k = C_kk / (row_k + col_k - C_kk)``; ``mIoU`` under ``--convention``
+  (:mod:`~wsss_core.evaluation.miou_conventions`): ``union`` (default) = NaN-mean over the
+  classes present in ground truth or prediction (GETAM, irn / chainercv), ``gt_present`` =
+  NaN-mean over the classes present in the ground truth (deeplab-pytorch), ``all_classes`` =
+  plain mean over all classes of ``TP / (T + P - TP + 1e-10)`` (psa-style ``eval.py``).
+  The report names the convention and lists all three, with frequency-weighted IoU;
+  pixel accuracy = ``trace / sum``.
 
 Pseudo-label precision / recall (:class:`~wsss_core.evaluation.label_quality.LabelQuality`):
 precision = correct / labelled pixels, recall = correct / valid pixels, per class too.
@@ -35,6 +40,8 @@ from ..io import DataFileError, read_label_png, write_json
 from ..datasets.class_names import COCO_CLASSES, VOC_CLASSES
 from .confusion import PRED_IGNORE_MODES, ConfusionMatrix
 from .label_quality import LabelQuality
+from .miou_conventions import CONVENTION_RULES, DEFAULT_MIOU_CONVENTION, MIOU_CONVENTIONS, \
+    check_convention
 
 __all__ = ['VOC_CLASSES', 'COCO_CLASSES', 'resolve_class_names', 'read_ids', 'pair_files',
            'evaluate_pairs', 'evaluate_dirs', 'format_report', 'main']
@@ -42,8 +49,7 @@ __all__ = ['VOC_CLASSES', 'COCO_CLASSES', 'resolve_class_names', 'read_ids', 'pa
 IGNORE_INDEX = 255
 _NAMED = {'voc': VOC_CLASSES, 'coco': COCO_CLASSES}
 PROTOCOL = ('C[gt, pred] over pixels with 0 <= gt < n (gt 255 ignored); predicted 255 -> {mode}; '
-            'IoU_k = C_kk / (row_k + col_k - C_kk); mIoU = nan-mean over the classes present in '
-            'ground truth or prediction')
+            'IoU_k = C_kk / (row_k + col_k - C_kk); mIoU [{convention}] = {rule}')
 
 
 # ============================================================================ inputs
@@ -157,20 +163,26 @@ def evaluate_pairs(pairs: Sequence[Tuple[Path, Path]], num_classes: int,
 
 def evaluate_dirs(pred_dir, gt_dir, num_classes: int, ids: Optional[Sequence[str]] = None,
                   class_names: Optional[Sequence[str]] = None, pred_ignore: str = 'background',
-                  workers: int = 0) -> Dict:
-    """The JSON-ready result of comparing two label folders (see the module docstring)."""
+                  workers: int = 0, convention: str = DEFAULT_MIOU_CONVENTION) -> Dict:
+    """The JSON-ready result of comparing two label folders (see the module docstring);
+    ``miou`` under ``convention``, every convention's in ``miou_by_convention``."""
+    convention = check_convention(convention)
     names = list(class_names) if class_names is not None else resolve_class_names(
         None, num_classes)
     pairs = pair_files(pred_dir, gt_dir, ids)
     conf, quality = evaluate_pairs(pairs, num_classes, pred_ignore, workers)
-    c, q = conf.summary(names), quality.summary(names)
+    c, q = conf.summary(names, convention), quality.summary(names, convention)
     return {
         'pred_dir': str(pred_dir), 'gt_dir': str(gt_dir), 'num_classes': int(num_classes),
         'num_images': len(pairs), 'ignore_index': IGNORE_INDEX, 'pred_ignore': pred_ignore,
+        'miou_convention': convention,
         'protocol': PROTOCOL.format(mode='background' if pred_ignore == 'background'
-                                    else 'pixel skipped'),
+                                    else 'pixel skipped', convention=convention,
+                                    rule=CONVENTION_RULES[convention]),
         'class_names': names,
-        'metrics': {'miou': c['miou'], 'pixel_accuracy': c['pixel_accuracy'],
+        'metrics': {'miou': c['miou'], 'miou_convention': convention,
+                    'miou_by_convention': c['miou_by_convention'], 'fw_iou': c['fw_iou'],
+                    'pixel_accuracy': c['pixel_accuracy'],
                     'mean_class_accuracy': c['mean_class_accuracy'],
                     'precision': q['precision'], 'recall': q['recall'],
                     'labelled_fraction': q['labelled_fraction']},
@@ -202,8 +214,13 @@ def format_report(result: Dict) -> str:
         '',
         f"images: {result['num_images']}   pixels counted: {c['num_pixels']}   "
         f"predicted 255: {result['pred_ignore']}",
-        f"mIoU (nan-mean over {c['num_classes_present']} of {result['num_classes']} classes): "
-        f"{_f(m['miou'])}",
+        f"mIoU [{m['miou_convention']}]: {_f(m['miou'])}   "
+        f"({CONVENTION_RULES[m['miou_convention']]}; {c['num_classes_present']} of "
+        f"{result['num_classes']} classes in ground truth or prediction, "
+        f"{c['num_classes_in_gt']} in the ground truth)",
+        'mIoU by convention: ' + '   '.join(f'{k} {_f(v)}' for k, v in
+                                             m['miou_by_convention'].items())
+        + f"   frequency-weighted IoU: {_f(m['fw_iou'])}",
         f"pixel accuracy: {_f(m['pixel_accuracy'])}   mean class accuracy: "
         f"{_f(m['mean_class_accuracy'])}",
         f"pseudo labels: labelled fraction {_f(m['labelled_fraction'])}   precision "
@@ -225,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
                    'may be left out); default: VOC for 21 classes, COCO for 81')
     p.add_argument('--pred-ignore', choices=PRED_IGNORE_MODES, default='background',
                    help='a predicted 255 counts as background (default) or the pixel is skipped')
+    p.add_argument('--convention', choices=MIOU_CONVENTIONS, default=DEFAULT_MIOU_CONVENTION,
+                   help='the mean reported as mIoU: union (default; over classes in ground '
+                   'truth or prediction), gt_present (over classes in the ground truth, '
+                   'deeplab-pytorch), all_classes (plain mean over all classes, psa-style '
+                   'eval.py); all three are printed and written')
     p.add_argument('--json', help='write the full result (per-class IoU, precision, recall, '
                    'confusion matrix) to this JSON file')
     p.add_argument('--workers', type=int, default=0, help='processes to read the PNGs with')
@@ -243,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         ids = read_ids(args.ids) if args.ids else None
         result = evaluate_dirs(args.pred_dir, args.gt_dir, args.num_classes, ids, names,
-                               args.pred_ignore, args.workers)
+                               args.pred_ignore, args.workers, args.convention)
     except (DataFileError, ValueError) as exc:
         print(f'wsss-eval: {exc}', file=sys.stderr)
         return 1

@@ -20,10 +20,11 @@ Per class ``c`` (background included, ``c = 0``)::
     recall_c    = |p = c and g = c| / |g = c|          (ignored pixels count as missed)
 
 ``mean_fg_precision`` / ``mean_fg_recall`` are NaN-means over the foreground classes
-``c >= 1``. Two mIoUs are also reported: ``miou`` counts an ignored pixel as background (the
-usual convention for scoring a pseudo label, :mod:`.confusion`), ``miou_labelled`` leaves
-ignored pixels out. Internally everything comes from one ``(n, n + 1)`` matrix
-``Q[g, p]``, the last column holding ignored predictions.
+``c >= 1``. Two mIoUs are also reported, both under ``convention`` (:mod:`.miou_conventions`,
+default ``union``, named in ``miou_convention``): ``miou`` counts an ignored pixel as
+background (the usual convention for scoring a pseudo label, :mod:`.confusion`),
+``miou_labelled`` leaves ignored pixels out. Internally everything comes from one
+``(n, n + 1)`` matrix ``Q[g, p]``, the last column holding ignored predictions.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from .confusion import _class_names, _json_float, iou_from_confusion, nanmean_or_nan
+from .confusion import _class_names, _json_float, nanmean_or_nan
+from .miou_conventions import check_convention, mean_iou
 
 __all__ = ['LabelQuality']
 
@@ -110,8 +112,11 @@ class LabelQuality:
             raise ValueError(f"pred_ignore must be 'background' or 'skip', got {pred_ignore!r}")
         return conf
 
-    def summary(self, class_names: Optional[Sequence[str]] = None) -> Dict:
-        """JSON-ready dict of every figure in the module docstring (NaN -> None)."""
+    def summary(self, class_names: Optional[Sequence[str]] = None,
+                convention: Optional[str] = None) -> Dict:
+        """JSON-ready dict of every figure in the module docstring (NaN -> None); the two
+        mIoUs under ``convention`` (default ``union``)."""
+        convention = check_convention(convention)
         names = _class_names(class_names, self.num_classes)
         frac, prec, rec = self.precision_recall()
         cp, cr = self.class_precision(), self.class_recall()
@@ -119,8 +124,9 @@ class LabelQuality:
             'labelled_fraction': _json_float(frac),
             'precision': _json_float(prec),
             'recall': _json_float(rec),
-            'miou': _json_float(nanmean_or_nan(iou_from_confusion(self.confusion('background')))),
-            'miou_labelled': _json_float(nanmean_or_nan(iou_from_confusion(self.confusion('skip')))),
+            'miou': _json_float(mean_iou(self.confusion('background'), convention)),
+            'miou_labelled': _json_float(mean_iou(self.confusion('skip'), convention)),
+            'miou_convention': convention,
             'mean_fg_precision': _json_float(nanmean_or_nan(cp[1:])),
             'mean_fg_recall': _json_float(nanmean_or_nan(cr[1:])),
             'per_class': {name: {'precision': _json_float(p), 'recall': _json_float(r)}

@@ -2,7 +2,8 @@
 
 For every threshold ``t`` of the grid the prediction is the :func:`~.cam_labels.cam_to_label`
 rule (background plane ``t`` in front of the CAMs, argmax), and ``C_t[gt, pred]`` is
-accumulated as in :mod:`.confusion`. The curve ``t -> mIoU(C_t)`` is reported, and its
+accumulated as in :mod:`.confusion`. The curve ``t -> mIoU(C_t)`` is reported, the mIoU
+under the sweep's ``convention`` (:mod:`.miou_conventions`, default ``union``), and its
 maximum **as an oracle**: picking ``t`` by mIoU uses the ground truth, which a weakly
 supervised method must not see (ReCAM issue #3; specs/getam_baseline.md §4.3).
 
@@ -28,8 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .cam_labels import cam_max_argmax
-from .confusion import ConfusionMatrix, _class_names, _json_float, iou_from_confusion, \
-    nanmean_or_nan
+from .confusion import ConfusionMatrix, _class_names, _json_float
+from .miou_conventions import check_convention, convention_metrics, mean_iou
 
 __all__ = ['ThresholdSweep', 'DEFAULT_THRESHOLDS', 'FINE_THRESHOLDS']
 
@@ -41,7 +42,8 @@ class ThresholdSweep:
     """Accumulate ``C_t`` for every background threshold ``t`` (sorted ascending)."""
 
     def __init__(self, num_classes: int, thresholds: Optional[Sequence[float]] = None,
-                 ignore_index: int = 255):
+                 ignore_index: int = 255, convention: Optional[str] = None):
+        self.convention = check_convention(convention)
         ths = DEFAULT_THRESHOLDS if thresholds is None else thresholds
         ths = np.unique(np.asarray(ths, dtype=np.float64).reshape(-1))  # sorted, no duplicates
         if ths.size == 0:
@@ -94,34 +96,40 @@ class ThresholdSweep:
         hits = np.flatnonzero(np.isclose(self.thresholds, threshold, rtol=0, atol=1e-9))
         if hits.size == 0:
             raise KeyError(f'threshold {threshold} is not in the grid {self.thresholds.tolist()}')
-        cm = ConfusionMatrix(self.num_classes, self.ignore_index)
+        cm = ConfusionMatrix(self.num_classes, self.ignore_index, convention=self.convention)
         return cm.add_matrix(self.matrices()[hits[0]], self.num_images)
 
     def mious(self) -> np.ndarray:
-        return np.array([nanmean_or_nan(iou_from_confusion(m)) for m in self.matrices()])
+        """mIoU at each grid threshold, under the sweep's convention."""
+        return np.array([mean_iou(m, self.convention) for m in self.matrices()])
 
     def curve(self) -> List[Tuple[float, float]]:
-        """``[(t, mIoU at t), ...]`` in ascending ``t``."""
+        """``[(t, mIoU at t), ...]`` in ascending ``t`` (the sweep's convention)."""
         return [(float(t), float(v)) for t, v in zip(self.thresholds, self.mious())]
 
     def best(self) -> Dict:
         """The best threshold **chosen with the ground truth** (``oracle=True``).
 
-        Ties go to the lowest threshold; with no pixels counted, ``miou`` is NaN and the
-        threshold is the first of the grid.
+        The mIoU maximised is the sweep's ``convention`` (named in ``miou_convention``). Ties
+        go to the lowest threshold; with no pixels counted, ``miou`` is NaN (0 under
+        ``all_classes``) and the threshold is the first of the grid.
         """
         mious = self.mious()
         i = 0 if np.all(np.isnan(mious)) else int(np.nanargmax(mious))
-        return {'threshold': float(self.thresholds[i]), 'miou': float(mious[i]), 'oracle': True}
+        return {'threshold': float(self.thresholds[i]), 'miou': float(mious[i]),
+                'miou_convention': self.convention, 'oracle': True}
 
     def summary(self, class_names: Optional[Sequence[str]] = None) -> Dict:
         """JSON-ready: the curve, and the oracle best with its per-class IoU (NaN -> None)."""
         best = self.best()
         names = _class_names(class_names, self.num_classes)
-        iou = self.confusion_at(best['threshold']).iou()
+        at_best = self.confusion_at(best['threshold'])
+        iou = at_best.iou()
         return {
+            'miou_convention': self.convention,
             'curve': [{'threshold': t, 'miou': _json_float(v)} for t, v in self.curve()],
-            'best': {'threshold': best['threshold'], 'miou': _json_float(best['miou']),
+            'best': {'threshold': best['threshold'],
+                     **convention_metrics(at_best.matrix, self.convention),
                      'oracle': True, 'iou': {k: _json_float(v) for k, v in zip(names, iou)}},
             'num_images': int(self.num_images),
         }

@@ -6,6 +6,14 @@
 * ``labels=STAGE``: pseudo labels' mIoU (ignored pixels count as background), per-class
   IoU, and precision / recall of the labelled pixels.
 Results go to the manifest and to ``metrics.json``.
+
+``miou_convention`` (:mod:`~wsss_core.evaluation.miou_conventions`: ``union``, the default,
+``gt_present`` or ``all_classes``) picks the mean reported as ``miou`` and ``oracle_miou``
+(the sweep's best threshold maximises it); ``miou_convention`` names it,
+``miou_by_convention`` holds all three, and ``fw_iou`` the frequency-weighted IoU. The
+convention is not in the config hash: it changes no artifact, only which mean is called
+``miou``, so a finished stage is not re-run when it changes (its ``metrics.json`` already
+holds every convention).
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from ..datasets import build_dataset
 from ..evaluation.cam_labels import cam_to_label
 from ..evaluation.confusion import ConfusionMatrix
 from ..evaluation.label_quality import LabelQuality
+from ..evaluation.miou_conventions import check_convention, convention_metrics
 from ..evaluation.threshold_sweep import ThresholdSweep
 from ..io import DataFileError, load_cam, read_label_png, write_json
 from ..registry import STAGES
@@ -34,9 +43,14 @@ class EvaluateLabels(Stage):
     input_keys = ('cams', 'labels')
 
     def __init__(self, name: str, cams: Optional[str] = None, labels: Optional[str] = None,
-                 threshold: float = 0.25, sweep: Sequence[float] = DEFAULT_SWEEP):
+                 threshold: float = 0.25, sweep: Sequence[float] = DEFAULT_SWEEP,
+                 miou_convention: Optional[str] = None):
         if (cams is None) == (labels is None):
             raise StageError(f"EvaluateLabels '{name}' needs exactly one of cams= or labels=")
+        try:
+            self.miou_convention = check_convention(miou_convention)  # not hashed (docstring)
+        except ValueError as exc:
+            raise StageError(f"EvaluateLabels '{name}': {exc}") from None
         super().__init__(name, cams=cams, labels=labels, threshold=float(threshold),
                          sweep=[float(t) for t in sweep])
 
@@ -64,8 +78,9 @@ class EvaluateLabels(Stage):
     def _eval_cams(self, ctx, dataset, cam_dir: Path):
         n = dataset.num_classes + 1
         thr = self.options['threshold']
-        sweep = ThresholdSweep(n, self.options['sweep'])
-        fixed = ConfusionMatrix(n)
+        convention = self.miou_convention
+        sweep = ThresholdSweep(n, self.options['sweep'], convention=convention)
+        fixed = ConfusionMatrix(n, convention=convention)
         for rec in self._records(ctx, dataset):
             cams, ids = load_cam(cam_dir / f'{rec.img_id}.npz')
             gt = read_label_png(rec.seg_path, dataset.num_classes)
@@ -73,8 +88,8 @@ class EvaluateLabels(Stage):
             fixed.update(cam_to_label(cams, ids, thr), gt)
         best = sweep.best()
         names = ['background', *dataset.class_names]
-        metrics = {'miou': fixed.miou(), 'threshold': thr, 'oracle_miou': best['miou'],
-                   'oracle_threshold': best['threshold']}
+        metrics = {**convention_metrics(fixed.matrix, convention), 'threshold': thr,
+                   'oracle_miou': best['miou'], 'oracle_threshold': best['threshold']}
         detail = dict(fixed=fixed.summary(names), oracle=dict(best, note=(
             'best background threshold chosen with the ground truth: an oracle, not a '
             'weakly supervised result')), curve=[list(p) for p in sweep.curve()])
@@ -86,10 +101,12 @@ class EvaluateLabels(Stage):
         for rec in self._records(ctx, dataset):
             pred = read_label_png(label_dir / f'{rec.img_id}.png', dataset.num_classes)
             quality.update(pred, read_label_png(rec.seg_path, dataset.num_classes))
-        conf = ConfusionMatrix(n)  # ignored pixels count as background, as in irn's eval
+        convention = self.miou_convention
+        # ignored pixels count as background, as in irn's eval
+        conf = ConfusionMatrix(n, convention=convention)
         conf.add_matrix(quality.confusion('background'), num_images=quality.num_images)
         names = ['background', *dataset.class_names]
-        q = quality.summary(names)
-        metrics = {'miou': conf.miou(), 'precision': q['precision'], 'recall': q['recall'],
-                   'labelled_fraction': q['labelled_fraction']}
+        q = quality.summary(names, convention)
+        metrics = {**convention_metrics(conf.matrix, convention), 'precision': q['precision'],
+                   'recall': q['recall'], 'labelled_fraction': q['labelled_fraction']}
         return metrics, dict(confusion=conf.summary(names), quality=q)

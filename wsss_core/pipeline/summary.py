@@ -1,9 +1,14 @@
-"""The end-of-run summary: a table of each stage's headline metrics, and ``summary.json``."""
+"""The end-of-run summary: a table of each stage's headline metrics, and ``summary.json``.
+
+mIoU rows name the stage's convention (``mIoU [gt_present]``; see
+:mod:`~wsss_core.evaluation.miou_conventions`); records written before conventions existed
+show a plain ``mIoU`` (they used ``union``)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import List
 
+from ..evaluation.miou_conventions import convention_label
 from ..io import write_json
 
 _LABELS = {
@@ -31,6 +36,8 @@ def summary_rows(results) -> List[tuple]:
         for key, label in headline_metrics(res.stage):
             if isinstance(metrics.get(key), (int, float)):
                 extra = ''
+                if key in ('miou', 'oracle_miou'):
+                    label = label.replace('mIoU', convention_label(metrics.get('miou_convention')))
                 if key == 'miou' and 'threshold' in metrics:
                     extra = f" @ bg {metrics['threshold']:.2f}"
                 if key == 'oracle_miou':

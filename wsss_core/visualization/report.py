@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ..evaluation.miou_conventions import CONVENTION_RULES, convention_label
 from ..io import atomic_write, load_cam, read_label_png
 from .palette import voc_palette
 
@@ -248,18 +249,38 @@ def stages_section(stages: Sequence[StageInfo]) -> str:
     return f'<h2 id="stages">Stages</h2>{note}{body}'
 
 
+def _flat_metrics(metrics: dict) -> List[Tuple[str, object]]:
+    """``(key, value)`` sorted, a nested dict's entries as ``key.sub`` (e.g.
+    ``miou_by_convention.union``)."""
+    flat = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat += [(f'{key}.{sub}', v) for sub, v in value.items()]
+        else:
+            flat.append((key, value))
+    return sorted(flat, key=lambda kv: kv[0])
+
+
+def _miou_note() -> str:
+    rules = '; '.join(f'<i>{_e(k)}</i>: {_e(v)}' for k, v in CONVENTION_RULES.items())
+    return ('IoU figures are fractions; pixels with ground truth 255 are ignored. '
+            '<code>miou</code> and <code>oracle_miou</code> use the stage\'s '
+            '<code>miou_convention</code> (' + rules + '); <code>miou_by_convention</code> '
+            'gives all three, <code>fw_iou</code> the frequency-weighted IoU. A stage '
+            'without <code>miou_convention</code> was scored before conventions existed, '
+            'with <i>union</i>.')
+
+
 def metrics_section(stages: Sequence[StageInfo]) -> str:
     rows = []
     for st in stages:
-        for key, value in sorted(st.metrics.items()):
+        for key, value in _flat_metrics(st.metrics):
             label = _e(key) + (' ' + _badge() if _is_oracle(key) else '')
             rows.append([_e(st.name), label, _num_cell(value, key)])
     if not rows:
         return '<h2 id="metrics">Metrics</h2><p>No finished stage reported metrics.</p>'
     return ('<h2 id="metrics">Metrics</h2><p class="note">Metrics marked oracle use the '
-            'ground truth to choose the threshold (see above). IoU figures are fractions '
-            '(mIoU = NaN-mean over the classes present in ground truth or prediction; pixels '
-            'with ground truth 255 are ignored).</p>'
+            'ground truth to choose the threshold (see above). ' + _miou_note() + '</p>'
             + _table(['stage', 'metric', 'value'], rows, 'metrics'))
 
 
@@ -297,7 +318,7 @@ def per_class_section(stages: Sequence[StageInfo], names: List[str]) -> str:
     if cols:
         keys = _row_keys(names, (c[1] for c in cols))
         rows = [[_e(k), *(_num_cell(c[1].get(k)) for c in cols)] for k in keys]
-        rows.append(['<b>mIoU (nan-mean)</b>',
+        rows.append(['<b>mIoU [union] (nan-mean of the column)</b>',
                      *(_num_cell(_nanmean(c[1].values())) for c in cols)])
         head = [c[0] + (' [oracle]' if c[2] else '') for c in cols]
         out.append('<h2 id="per-class">Per-class IoU</h2>'
@@ -379,7 +400,7 @@ def _plot_curve(st: StageInfo, pts, files: _Files) -> str:
     if isinstance(best, (int, float)):
         ax.axvline(best, color='tab:red', ls=':', label=f'oracle best {best:g} (uses GT)')
     ax.set_xlabel('background threshold')
-    ax.set_ylabel('mIoU')
+    ax.set_ylabel(convention_label(st.metrics.get('miou_convention')))
     ax.set_title(f'{st.name}: CAM mIoU vs background threshold', fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -401,7 +422,8 @@ def curve_section(stages: Sequence[StageInfo], files: _Files) -> str:
             cells.append((f'<th{tag}>{_e(fmt_value("threshold", t))}</th>',
                           f'<td{tag}>{_e(fmt_value("miou", v))}</td>'))
         table = ('<table class="curve"><tr><th>threshold</th>' + ''.join(c[0] for c in cells)
-                 + '</tr><tr><th>mIoU</th>' + ''.join(c[1] for c in cells) + '</tr></table>')
+                 + f'</tr><tr><th>{_e(convention_label(st.metrics.get("miou_convention")))}'
+                 + '</th>' + ''.join(c[1] for c in cells) + '</tr></table>')
         src = _plot_curve(st, pts, files)
         parts.append(f'<h3>{_e(st.name)} {_badge()}</h3><p class="note">Green: the fixed '
                      'threshold a weakly supervised method may report. Red: the oracle best, '
