@@ -101,6 +101,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         cfg = load_config(spec, args.cfg_options)
         plugin_set = load_plugins(cfg.get('plugins'))
+        if not args.verify:   # data and weights named 'item:NAME' are installed
+            from .prepare.refs import check_config_items
+            check_config_items(cfg.to_dict(), config_name=spec)
     except (ConfigError, PluginSelectionError, FileNotFoundError) as exc:
         print(f'wsss-run: {exc}', file=sys.stderr)
         return 2

@@ -101,3 +101,13 @@ def wsss_conformance_examples():
 
     Called only by the conformance suite, after ``wsss_register``; may import torch.
     """
+
+
+@hookspec
+def wsss_prepare_items():
+    """Optional: return the :class:`wsss_core.prepare.items.PrepareItem` objects this plugin
+    adds to ``wsss-prepare`` (weight files, saliency maps, data sets its configs name as
+    ``'item:NAME'``).
+
+    Called on the entry module without registering components: must not import torch.
+    """

@@ -213,6 +213,25 @@ def discovered_plugins(refresh: bool = False) -> Tuple[PluginRecord, ...]:
         return _STATE.discovered
 
 
+def plugin_hook_results(hook: str, enabled: Optional[Sequence[str]] = None) -> List[Any]:
+    """The answers of every healthy, enabled plugin's entry module to ``hook``, core first,
+    in load order (one per plugin that implements it), without registering any component:
+    for hooks that return plain data (``wsss_prepare_items``).  A plugin whose hook raises
+    is skipped with a warning naming it."""
+    with _LOCK:
+        candidates, manager = _discover(None, enabled)
+        answers: List[Any] = []
+        for c in candidates:
+            if not c.record.healthy or c.obj is None or not manager.is_registered(c.obj):
+                continue
+            try:
+                answers.extend(a for a in _call_one(manager, hook, c.obj) if a is not None)
+            except Exception as exc:  # noqa: BLE001 - one bad plugin must not stop the rest
+                logger.warning("plugin '%s': %s() failed: %s", c.record.name, hook,
+                               _describe(exc))
+        return answers
+
+
 def component_provider(type_name: str) -> Optional[str]:
     """Name of the discovered plugin that declares component ``type_name``, loaded or not."""
     for record in discovered_plugins():

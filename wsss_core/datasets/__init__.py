@@ -7,9 +7,14 @@ from .voc_layout import SampleRecord, VOCLayoutDataset, read_cls_list, read_id_l
 
 
 def build_dataset(data_cfg: dict, **overrides):
-    """Build the run's dataset (the config's ``data`` dict) with per-stage ``overrides``."""
+    """Build the run's dataset (the config's ``data`` dict) with per-stage ``overrides``.
+
+    String options naming an item (``data_root='item:voc12-aug'``) are resolved to its path
+    (:mod:`wsss_core.prepare.refs`)."""
+    from ..prepare.refs import resolve_path
     cfg = dict(data_cfg)
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = {k: resolve_path(v) for k, v in cfg.items()}
     return build(cfg, DATASETS)
 
 

@@ -31,8 +31,11 @@ def load_state_dict_file(path, option: str = 'checkpoint') -> dict:
 
     ``option`` is the name of the argument the path came from (``checkpoint``, ``pretrained``,
     ``init_checkpoint``): a missing file is an error naming it and the absolute path.
+    ``path`` may be an item reference (``'item:torchvision-vgg16'``, see
+    :mod:`wsss_core.prepare.refs`).
     """
-    path = os.fspath(path)
+    from ..prepare.refs import resolve_path
+    path = os.fspath(resolve_path(path))     # 'item:NAME' -> the item's file
     if not os.path.isfile(os.path.expanduser(path)):
         raise missing_weight_file_error(path, option)
     path = os.path.expanduser(path)

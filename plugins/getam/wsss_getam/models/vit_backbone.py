@@ -243,7 +243,8 @@ class GETAMViT(nn.Module):
         ``.npz`` goes through timm's JAX loader; other files through timm's ViT checkpoint
         filter (key conversions, position-embedding resampling to the built grid).
         """
-        path = os.fspath(path)
+        from wsss_core.prepare.refs import resolve_path
+        path = os.fspath(resolve_path(path))     # 'item:NAME' -> the item's file
         if path.endswith('.npz'):
             if not os.path.isfile(path):
                 raise missing_weight_file_error(path, 'checkpoint')
