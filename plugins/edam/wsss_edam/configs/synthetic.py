@@ -60,18 +60,23 @@ stages = [
     # DA masks, 4 scales + flip, max-normalised per class (spec A.8 steps 1-4)
     dict(type='MakeCAMs', name='edam_masks', source='edam_classify', split='train',
          generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True),
-    dict(type='EvaluateLabels', name='eval_edam_masks', cams='edam_masks', threshold=0.5),
+    # EDAM's products scored as its eval.py does (psa-style: plain mean over all classes)
+    dict(type='EvaluateLabels', name='eval_edam_masks', cams='edam_masks', threshold=0.5,
+         miou_convention='all_classes'),
     # the three routes of the reference (README rows 52.83 / 58.61 / 68.11 on VOC train)
     dict(type='RefineLabels', name='edam_labels', cams='edam_masks',
          refiners=[dict(type='BackgroundThreshold', threshold=0.5)]),
-    dict(type='EvaluateLabels', name='eval_edam_labels', labels='edam_labels'),
+    dict(type='EvaluateLabels', name='eval_edam_labels', labels='edam_labels',
+         miou_convention='all_classes'),
     dict(type='RefineLabels', name='edam_labels_crf', cams='edam_masks', workers=2,
          refiners=[dict(type='DenseCRF', preset='edam')]),
-    dict(type='EvaluateLabels', name='eval_edam_labels_crf', labels='edam_labels_crf'),
+    dict(type='EvaluateLabels', name='eval_edam_labels_crf', labels='edam_labels_crf',
+         miou_convention='all_classes'),
     dict(type='RefineLabels', name='edam_labels_crf_sal', cams='edam_masks', workers=2,
          refiners=[dict(type='DenseCRF', preset='edam', keep_probs=True),
                    dict(type='EDAMSaliencyFusion', preset='crf', scores='crf_probs')]),
-    dict(type='EvaluateLabels', name='eval_edam_labels_crf_sal', labels='edam_labels_crf_sal'),
+    dict(type='EvaluateLabels', name='eval_edam_labels_crf_sal', labels='edam_labels_crf_sal',
+         miou_convention='all_classes'),
     # DeepLab v2 on the CRF + saliency labels
     dict(type='TrainSegmentor', name='edam_deeplab', labels='edam_labels_crf_sal',
          recipe='synthetic'),
