@@ -251,6 +251,26 @@ class TrainingStage(Stage):
             raise StageError(f'[{self.name}] {key} must be True or False, got {value!r}')
         return value
 
+    def check_batch_size(self, model: dict, batch_size: int) -> None:
+        """Refuse, when the stage is built, a ``batch_size`` the model cannot train on.
+
+        The model class may declare ``min_train_batch_size`` (default 1) and, for the message,
+        ``min_train_batch_reason``: e.g. 2 for DeepLab v3+, whose image-pooling BatchNorm
+        sees one value per channel in a batch of one.  With ``sync_bn=True`` the ranks'
+        batches are normalised together, so the check is left to the run.
+        """
+        from ..registry import MODELS, lookup
+        kind = model.get('type')
+        cls = kind if isinstance(kind, type) else lookup(MODELS, kind)
+        needed = int(getattr(cls, 'min_train_batch_size', 1))
+        if int(batch_size) >= needed or self.options.get('sync_bn'):
+            return
+        reason = getattr(cls, 'min_train_batch_reason', '')
+        raise StageError(f'[{self.name}] {cls.__name__} cannot train on batches of '
+                         f'{batch_size}: it needs at least {needed} images per batch'
+                         f'{f" ({reason})" if reason else ""}; set batch_size={needed} or more '
+                         '(or sync_bn=True in a distributed run on GPUs)')
+
     @staticmethod
     def check_types(model: dict, custom_hooks=()) -> None:
         """Raise UnknownComponentError now for an unknown model or hook type."""

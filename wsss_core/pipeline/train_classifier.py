@@ -22,7 +22,7 @@ from ..io import atomic_write
 from ..registry import MODELS, STAGES, build
 from ..visualization.tensorboard import default_visualizer
 from .mixed_precision import check_amp
-from .stage import StageContext, TrainingStage
+from .stage import StageContext, StageError, TrainingStage
 
 _RUNNER_IDS = itertools.count()
 DEFAULT_PIPELINE = (dict(type='RandomHorizontalFlip'), dict(type='RandomPadCrop', pad=8),
@@ -65,6 +65,7 @@ class TrainClassifier(TrainingStage):
         check_amp(name, self.options.get('amp', False), self.options.get('amp_dtype'))
         self.check_training_options()
         self.check_types(model, custom_hooks)
+        self.check_batch_size(model, batch_size)
 
     # ------------------------------------------------------------------ building
     def _data_cfg(self, ctx: StageContext) -> dict:
@@ -87,6 +88,27 @@ class TrainClassifier(TrainingStage):
         if drop_last:   # only when set: older configs keep mmengine's default
             cfg['drop_last'] = True
         return cfg
+
+    def check_batches_per_epoch(self, train_set) -> None:
+        """With ``drop_last``, refuse (before the Runner is built) a training set that fills
+        no batch: each process gets ``ceil(N / world_size)`` of its N images, and an epoch
+        of ``floor(that / batch_size)`` batches must not be empty.  (A stage given its own
+        ``sampler`` is left to it.)"""
+        from mmengine.dist import get_world_size
+        o = self.options
+        if not o.get('drop_last') or o['sampler'] is not None:
+            return
+        world = get_world_size()
+        per_process = -(-len(train_set) // world)
+        if per_process >= o['batch_size']:
+            return
+        where = f' ({per_process} per process of {world})' if world > 1 else ''
+        smaller = f'set batch_size={per_process} or less, ' if per_process else ''
+        raise StageError(
+            f"[{self.name}] the training split {o['train_split']!r} has {len(train_set)} "
+            f"images{where}, fewer than batch_size={o['batch_size']}, and drop_last=True drops "
+            f'that incomplete batch, leaving no training batch: {smaller}use a larger split, '
+            'or set drop_last=False')
 
     def _runner(self, ctx: StageContext, model, train_set, val_set):
         from mmengine.runner import Runner
@@ -146,6 +168,7 @@ class TrainClassifier(TrainingStage):
     def run(self, ctx: StageContext) -> dict:
         data_cfg = self._data_cfg(ctx)
         train_set = self.build_train_set(ctx, data_cfg)
+        self.check_batches_per_epoch(train_set)
         val_set = None
         if self.options['val_split']:
             val_set = build_dataset(data_cfg, split=self.options['val_split'], load_gt=False,

@@ -70,6 +70,11 @@ class DeepLabV3Plus(DeepLabSegmentor):
         msc_scales: default () (single scale); **kwargs: see ``DeepLabSegmentor``.
     """
 
+    #: training stages refuse a smaller ``batch_size`` when they are built
+    min_train_batch_size = 2
+    min_train_batch_reason = ("the BatchNorm of the ASPP's image-pooling branch normalises "
+                              'a 1x1 map: one value per channel in a batch of one')
+
     def __init__(self, num_classes: int, backbone: Optional[dict] = None,
                  rates: Optional[Sequence[int]] = None, aspp_channels: int = 256,
                  low_level_channels: int = 48, decoder_channels: int = 256,

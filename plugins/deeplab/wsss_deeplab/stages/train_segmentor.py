@@ -155,6 +155,7 @@ class TrainSegmentor(TrainingStage):
                 self.options[key] = value
         self.check_training_options()
         self.check_types(model, custom_hooks)
+        self.check_batch_size(model, batch_size)
 
     # ------------------------------------------------------------------ data
     def _label_source(self, ctx: StageContext):
