@@ -229,6 +229,14 @@ def test_bytes_stored_as_sent_despite_content_encoding(tmp_path):
     assert server.requests[0].headers.get('Accept-Encoding') == 'identity'
 
 
+def test_redirect_loop_fails_without_retrying(tmp_path):
+    sleeps = []
+    with serve({}, redirects={'a': 'b', 'b': 'a'}) as server:
+        with pytest.raises(DownloadError, match='TooManyRedirects'):
+            fetch(server.url('a'), tmp_path / 'w.bin', sleeps=sleeps)
+    assert sleeps == [] and tree(tmp_path) == []
+
+
 def test_redirect_followed(tmp_path, body):
     with serve({'new.bin': body}, redirects={'old.bin': 'new.bin'}) as server:
         fetch(server.url('old.bin'), tmp_path / 'w.bin', sha256=sha256(body))

@@ -14,14 +14,16 @@
    discarded if it fails.
 4. Connection errors, timeouts, a body shorter than announced, and the statuses 408, 425,
    429, 500, 502, 503, 504 are retried on the same URL after ``backoff * 2**(k-1)`` seconds
-   (``k``: failures in a row; at most 60 s, longer if the server's ``Retry-After`` asks
-   for it, up to 60 s), at most ``retries`` times in a row.  An attempt that extends the
+   (``k``: failures in a row; capped at 60 s; a server's ``Retry-After``, capped the same,
+   can lengthen it), at most ``retries`` times in a row.  An attempt that extends the
    part past anything received before resets the count, so a long download over a link
-   that drops now and then finishes.  Any other status (404, 403, ...) gives up on that URL
-   at once and the next mirror is tried, resuming the same part.
+   that drops now and then finishes.  Any other status (404, 403, ...), a malformed URL or
+   a redirect loop gives up on that URL at once and the next mirror is tried, resuming the
+   same part.
 5. When the body is complete the part's size and checksum are compared with the expected
    ones (the digests are computed while streaming, so the file is not read again).  On a
-   mismatch the part is deleted; if the part had been resumed, the same URL is tried once
+   mismatch the part is discarded (emptied, and its file removed before :func:`download`
+   returns or raises); if the part had been resumed, the same URL is tried once
    more from byte 0 (a stale part from another version of the file would explain it),
    otherwise the next mirror is tried.  If every mirror fails, :class:`DownloadError`
    lists each URL with its failure (with one URL, that URL's own error is raised, e.g. a
@@ -400,7 +402,7 @@ def _retry_after(resp) -> Optional[float]:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    with contextlib.suppress(TypeError, ValueError):
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - time.time())
     return None
@@ -418,10 +420,12 @@ def _content_range(resp) -> Tuple[Optional[int], Optional[int]]:
 
 
 def _network_errors():
+    """Errors of a connection that may work if tried again (not a malformed URL, not too
+    many redirects: those are other ``RequestException``-s and fail the URL at once)."""
     requests = _requests()
     import urllib3
-    return (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError,
-            TimeoutError)
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
 def _http_attempt(url: str, session, part: _PartFile, expected: _Expected, dest: Path,
@@ -440,6 +444,8 @@ def _http_attempt(url: str, session, part: _PartFile, expected: _Expected, dest:
         resp = session.get(url, headers=headers, stream=True, timeout=opts.timeout)
     except network_errors as exc:
         raise _Transient(f'{type(exc).__name__}: {exc}') from exc
+    except _requests().RequestException as exc:
+        raise DownloadError(f'{url}: {type(exc).__name__}: {exc}', url=url) from exc
     with resp:
         status = resp.status_code
         if status == 416 and offset:
