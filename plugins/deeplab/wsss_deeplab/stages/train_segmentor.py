@@ -17,7 +17,8 @@ An *iteration* is one optimiser update, as the reference's ``ITER_MAX`` counts t
 takes ``iter_size`` batches (the mmengine Runner runs ``max_iters * iter_size`` batch
 iterations, with ``accumulative_counts = iter_size``).  The poly lr is held over each
 update's batches, so update ``u`` trains with ``lr (1 - u / max_iters)^0.9``, recomputed
-every ``lr_interval`` updates (reference 10).
+every ``lr_interval`` updates (reference 10); the schedulers step only after the optimiser
+has (:mod:`wsss_core.pipeline.accumulation`), never before it.
 
 Writes ``model.pth`` (weights only) and records the model config (without initial-weight
 paths, which the trained weights replace) in the manifest's ``artifacts.model``, so that
@@ -36,6 +37,7 @@ from mmengine.dist import is_main_process
 from wsss_core import compat
 from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
+from wsss_core.pipeline.accumulation import UpdateParamSchedulerHook
 from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.mixed_precision import AmpSetting, check_amp
 from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
@@ -194,7 +196,9 @@ class TrainSegmentor(TrainingStage):
                      checkpoint=dict(type='CheckpointHook', by_epoch=False,
                                      interval=o['checkpoint_interval'] * o['iter_size'],
                                      max_keep_ckpts=2,
-                                     save_last=True))
+                                     save_last=True),
+                     # with iter_size > 1: schedulers step after the optimiser, never before
+                     param_scheduler=dict(type=UpdateParamSchedulerHook))
         hooks.update(o['default_hooks'] or {})
         kwargs = dict(
             model=model, work_dir=str(ctx.stage_dir),
