@@ -8,11 +8,12 @@ from wsss_deeplab.testing import TINY_GENERATOR, registered  # noqa: F401 (fixtu
 
 
 def load(name: str) -> Config:
-    from wsss_core.config import resolve_config_path
-    return Config.fromfile(str(resolve_config_path(f'deeplab::{name}')))
+    from wsss_core.config import load_config     # resolves _base_ = ['deeplab::...'] too
+    return load_config(f'deeplab::{name}')
 
 
 @pytest.mark.parametrize('name', ['synthetic.py', 'voc12_deeplabv2_r101.py',
+                                  'voc12_deeplabv2_r101_fixed.py',
                                   'voc12_deeplabv3plus_r101.py'])
 def test_config_builds_its_stages(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
@@ -39,10 +40,26 @@ def test_voc_config_is_the_reference_recipe(registered, tmp_path):
     assert model['input_style'] == 'caffe' and model['backbone']['depth'] == 101
     assert test['crf']['preset'] == 'deeplab' and test['flip'] is False
     assert test['split'] == 'val' and test['scales'] == [1.0]
+    # deeplab-pytorch's main.py crf: the CRF sees the mean-subtracted BGR image (its quirk)
+    assert test['crf']['image'] == 'mean_subtracted_bgr'
+
+
+def test_fixed_variant_differs_from_the_reference_only_in_the_crf_image(registered, tmp_path):
+    ref = built_options('voc12_deeplabv2_r101.py', tmp_path / 'ref')
+    fixed = built_options('voc12_deeplabv2_r101_fixed.py', tmp_path / 'fixed')
+    assert fixed[1]['crf']['image'] == 'raw_rgb'
+    assert ref[1]['crf'] == dict(fixed[1]['crf'], image='mean_subtracted_bgr')
+    assert ref[1]['crf']['preset'] == 'deeplab'
+    assert fixed[0] == ref[0]
+    assert {k: v for k, v in fixed[1].items() if k != 'crf'} == \
+        {k: v for k, v in ref[1].items() if k != 'crf'}
+    assert load('voc12_deeplabv2_r101_fixed.py').work_dir == \
+        load('voc12_deeplabv2_r101.py').work_dir + '_fixed'
 
 
 def test_v3plus_config_differs_from_v2_only_in_the_head(registered, tmp_path):
-    v2 = built_options('voc12_deeplabv2_r101.py', tmp_path / 'v2')
+    # compared with the fixed v2 config: v3+ is no paper's setting, its CRF sees the raw image
+    v2 = built_options('voc12_deeplabv2_r101_fixed.py', tmp_path / 'v2')
     v3 = built_options('voc12_deeplabv3plus_r101.py', tmp_path / 'v3')
     assert v3[0]['model']['type'] == 'DeepLabV3Plus'
     assert v3[0]['model']['backbone']['output_stride'] == 16

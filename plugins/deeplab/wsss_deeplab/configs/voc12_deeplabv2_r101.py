@@ -2,7 +2,9 @@
 # kazuto1011/deeplab-pytorch (specs/oaa_nsrom_deeplab.md section 4): COCO-initialised
 # weights, Caffe BGR input, crop 321, batch 5 x iter_size 2, 20000 updates, SGD lr 2.5e-4
 # (x10 / x20 on the ASPP), poly 0.9 recomputed every 10 updates, test on val with the
-# dense CRF (deeplab preset) on the raw RGB image.
+# dense CRF (deeplab preset) on the image deeplab-pytorch's main.py crf passes: the
+# mean-subtracted BGR image wrapped to uint8 (image='mean_subtracted_bgr', the quirk behind the
+# published CRF figure).  deeplab::voc12_deeplabv2_r101_fixed.py runs it on the raw RGB image.
 #
 # As given it trains on the ground truth of train_aug (the fully supervised reference,
 # 76.65 / 77.93 mIoU with CRF as published).  A WSSS method trains it on its pseudo labels:

@@ -1,0 +1,14 @@
+# DeepLab v2 ResNet-101 on VOC 2012, CRF input fixed; needs VOC2012 + SBD, COCO-init weights.
+# DeepLab v2 ResNet-101 with deeplab-pytorch's recipe, its CRF input fixed.
+# Differs from deeplab::voc12_deeplabv2_r101.py only in: the test's dense CRF sees the raw RGB
+# image (image='raw_rgb'), not the mean-subtracted BGR image wrapped to uint8.
+#
+#   wsss-run deeplab::voc12_deeplabv2_r101_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+_base_ = ['deeplab::voc12_deeplabv2_r101.py']
+work_dir = 'work_dirs/voc12_deeplabv2_r101_fixed'
+
+stages = [
+    dict(type='TrainSegmentor', name='deeplab', labels=None, recipe='voc12_deeplabv2_r101'),
+    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101',
+         crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),
+]
