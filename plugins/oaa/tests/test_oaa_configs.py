@@ -8,6 +8,8 @@ from mmengine.config import Config
 from wsss_oaa.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
 
 VOC_CONFIGS = ['voc12_vgg16.py', 'voc12_vgg16_iam.py', 'voc12_vgg16_drop.py']
+#: the corrected variants of the paper configs (the reference switches off)
+FIXED_CONFIGS = [name.replace('.py', '_fixed.py') for name in VOC_CONFIGS]
 
 
 def load(name: str) -> Config:
@@ -19,7 +21,7 @@ def by_name(cfg) -> dict:
     return {s['name']: s for s in cfg.stages}
 
 
-@pytest.mark.parametrize('name', VOC_CONFIGS + ['synthetic.py'])
+@pytest.mark.parametrize('name', VOC_CONFIGS + FIXED_CONFIGS + ['synthetic.py'])
 def test_config_builds_its_stages_down_to_deeplab(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     cfg = load(name)
@@ -72,6 +74,42 @@ def test_drop_and_iam_configs_change_only_their_part(registered):
     assert 'attention' in i['iam'].pipeline[-1]['keys']
     assert i['iam_cams'].resize == dict(short_side=224)
     assert i['deeplab'] == b['deeplab'] and len({base.work_dir, drop.work_dir, iam.work_dir}) == 3
+
+
+def built(name: str, tmp_path) -> dict:
+    """``{stage name: options as built}`` (recipes expanded), in the config's order."""
+    from wsss_core.pipeline import Pipeline
+    return {s.name: s.options for s in Pipeline(load(name), tmp_path, progress=False).stages}
+
+
+def reference_switches(stages: dict) -> dict:
+    """The values of the switches that reproduce the reference, per stage."""
+    hook = stages['classify']['custom_hooks'][0]
+    return dict(hook_quantize=hook['quantize'], export_quantize=stages['accumulated']['quantize'],
+                crf_image=stages['test']['crf']['image'])
+
+
+def without_switches(stages: dict) -> dict:
+    out = {name: dict(options) for name, options in stages.items()}
+    out['classify']['custom_hooks'] = [{k: v for k, v in h.items() if k != 'quantize'}
+                                       for h in out['classify']['custom_hooks']]
+    out['accumulated'].pop('quantize')
+    out['test']['crf'] = {k: v for k, v in out['test']['crf'].items() if k != 'image'}
+    return out
+
+
+@pytest.mark.parametrize('paper, fixed', list(zip(VOC_CONFIGS, FIXED_CONFIGS)))
+def test_paper_configs_run_the_reference_arithmetic_and_fixed_variants_do_not(
+        paper, fixed, tmp_path, registered):
+    ref, cor = built(paper, tmp_path / 'ref'), built(fixed, tmp_path / 'fixed')
+    # 8-bit maps as the reference's PNGs; DeepLab's CRF on deeplab-pytorch's image
+    assert reference_switches(ref) == dict(hook_quantize=True, export_quantize=True,
+                                           crf_image='mean_subtracted_bgr')
+    assert reference_switches(cor) == dict(hook_quantize=False, export_quantize=False,
+                                           crf_image='raw_rgb')
+    assert list(cor) == list(ref)                       # the same stages, in the same order
+    assert without_switches(cor) == without_switches(ref)
+    assert load(fixed).work_dir == load(paper).work_dir + '_fixed'
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):

@@ -13,7 +13,9 @@
 # saliency maps under <data_root>/saliency_aug/, torchvision's ImageNet VGG16
 # (weights/vgg16-397923af.pth) and deeplab-pytorch's COCO-initialised ResNet-101
 # (weights/deeplabv1_resnet101-coco.pth).
-# The reference's arithmetic: 8-bit attention maps (quantize=True), as its PNG files.
+# The reference's arithmetic: 8-bit attention maps (quantize=True), as its PNG files, and the
+# DeepLab test's CRF on deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe).
+# oaa::voc12_vgg16_fixed.py runs float maps and the CRF on the raw RGB image.
 # Differences from the reference, on purpose: accumulation is keyed by image id, so the
 # classifier's data are shuffled (the reference must not shuffle); the store lives in memory
 # and in the checkpoints instead of PNGs rewritten at every step.

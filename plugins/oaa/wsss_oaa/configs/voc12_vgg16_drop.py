@@ -2,7 +2,8 @@
 # layer during classifier training: with probability 0.5 per image, the pixels where the
 # image's latest accepted attention map exceeds 0.6 are set to the mean colour; the 8-bit
 # maps are resized as the reference does (OpenCV on uint8, quantize=True).
-# Reported: 67.5 mIoU on val, 68.8 with CRF (OAA-PyTorch README).
+# Reported: 67.5 mIoU on val, 68.8 with CRF (OAA-PyTorch README).  The corrected arithmetic
+# (float maps, CRF on the raw RGB image): oaa::voc12_vgg16_drop_fixed.py.
 #
 #   wsss-run oaa::voc12_vgg16_drop.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 _base_ = ['oaa::voc12_vgg16.py']
