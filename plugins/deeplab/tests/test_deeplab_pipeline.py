@@ -73,10 +73,12 @@ def test_test_stage_writes_palettised_predictions_logits_and_miou(finished):
 def test_miou_json_agrees_with_a_direct_confusion_matrix(finished):
     from wsss_core.datasets import build_dataset
     from wsss_core.evaluation.confusion import ConfusionMatrix
+    from wsss_core.evaluation.miou_conventions import frequency_weighted_iou, mean_iou
     from wsss_core.io import read_label_png
     cfg, work_dir, res = finished
     scores = json.loads((work_dir / 'test' / 'miou.json').read_text())
-    assert set(scores) == {'raw', 'crf', 'split', 'crf_settings', 'tta'}
+    assert set(scores) == {'raw', 'crf', 'split', 'crf_settings', 'tta', 'miou_convention'}
+    assert scores['miou_convention'] == 'union'     # no recipe: the default
     assert scores['crf_settings']['preset'] == 'deeplab'
     dataset = build_dataset(cfg['data'], split='val')
     for folder, key in (('predictions', 'crf'), ('predictions_raw', 'raw')):
@@ -86,8 +88,17 @@ def test_miou_json_agrees_with_a_direct_confusion_matrix(finished):
             pred = read_label_png(work_dir / 'test' / folder / f"{sample['img_id']}.png")
             conf.update(pred, sample['gt_seg'])
         assert scores[key]['miou'] == pytest.approx(conf.miou())
+        assert scores[key]['miou_convention'] == 'union'
+        for name in ('union', 'gt_present', 'all_classes'):
+            assert scores[key]['miou_by_convention'][name] == pytest.approx(
+                mean_iou(conf.matrix, name))
+        assert scores[key]['fw_iou'] == pytest.approx(frequency_weighted_iou(conf.matrix))
         assert set(scores[key]['iou']) == {'background', *dataset.class_names}
-    assert res['test'].manifest['metrics']['miou'] == pytest.approx(scores['crf']['miou'])
+    metrics = res['test'].manifest['metrics']
+    assert metrics['miou'] == pytest.approx(scores['crf']['miou'])
+    assert metrics['miou_convention'] == 'union'
+    assert metrics['miou_by_convention'] == scores['crf']['miou_by_convention']
+    assert metrics['fw_iou'] == scores['crf']['fw_iou']
 
 
 def test_second_run_skips_and_interrupted_test_stage_resumes(finished):

@@ -10,10 +10,13 @@ one naming the recipe are the same stage.
   DeepLab v2 ResNet-101 (OS 8, frozen BN, Caffe input, COCO-initialised), ASPP 6/12/18/24,
   MSC 0.5/0.75, train_aug, 20000 updates of 5 x 2 crops of 321, SGD 2.5e-4 (x10 / x20 head),
   poly 0.9 every 10 updates; test on val, one scale, dense CRF (deeplab preset) on the
-  image deeplab-pytorch's ``main.py crf`` passes (below).
+  image deeplab-pytorch's ``main.py crf`` passes (below); ``miou`` = deeplab-pytorch's mean
+  over the classes present in the ground truth (``miou_convention='gt_present'``, not
+  hashed).
 * ``synthetic``: the CPU recipe for SyntheticShapes: DeepLab v2 head on the core's
   SmallResNet from scratch (ASPP rates 2/4/6/8 for 12x12 maps), 1500 updates of 16 crops of
-  96, AdamW 2e-3, poly 0.9; test on val with the CRF in 2 processes.
+  96, AdamW 2e-3, poly 0.9; test on val with the CRF in 2 processes, ``miou`` under
+  deeplab-pytorch's ``gt_present`` convention like the VOC recipe.
 
 The VOC test recipe's CRF sees the mean-subtracted BGR image cast to uint8 with wrap-around
 (``image='mean_subtracted_bgr'``), as deeplab-pytorch's ``main.py crf`` does: the quirk
@@ -54,6 +57,7 @@ TRAIN_RECIPES = {
 
 TEST_RECIPES = {
     'voc12_deeplabv2_r101': dict(split='val', scales=(1.0,), flip=False,
-                                 crf=_CRF_REFERENCE, workers=8),
-    'synthetic': dict(split='val', crf=_CRF, workers=2),
+                                 crf=_CRF_REFERENCE, workers=8,
+                                 miou_convention='gt_present'),
+    'synthetic': dict(split='val', crf=_CRF, workers=2, miou_convention='gt_present'),
 }

@@ -31,10 +31,15 @@ passes, and a job that fails is re-raised here naming its image.  ``crf_workers 
 (:mod:`wsss_core.pipeline.memory_format`); the scores equal the default's up to float
 rounding.
 
-With ground truth, ``miou.json`` holds the confusion-matrix summary (mIoU over classes
-present, per-class IoU, accuracies) of the raw and of the CRF predictions; a split without
-masks (VOC ``test``) is exported without metrics.  Interrupted runs resume: stored scores
-and PNGs are reused.
+With ground truth, ``miou.json`` holds the confusion-matrix summary of the raw and of the
+CRF predictions: ``miou`` under ``miou_convention``, the mIoU of every convention
+(``miou_by_convention``: ``union``, ``gt_present`` = deeplab-pytorch's ``scores()``,
+``all_classes`` = psa-style ``eval.py``; :mod:`wsss_core.evaluation.miou_conventions`),
+frequency-weighted IoU (``fw_iou``), per-class IoU and accuracies; a split without masks
+(VOC ``test``) is exported without metrics.  The DeepLab recipes set ``miou_convention=
+'gt_present'`` (deeplab-pytorch's mean); without a recipe the default is ``union``.  The
+convention is not hashed: it changes no prediction, and ``miou.json`` holds every mean.
+Interrupted runs resume: stored scores and PNGs are reused.
 
 The stage is sharded (:mod:`wsss_core.pipeline.sharding`): under torchrun or
 ``WSSS_SHARD=i/n`` each process does both passes for its share of the images; once every
@@ -53,6 +58,7 @@ from tqdm import tqdm
 
 from wsss_core.datasets import build_dataset
 from wsss_core.evaluation.confusion import ConfusionMatrix
+from wsss_core.evaluation.miou_conventions import check_convention
 from wsss_core.io import write_json
 from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.sharding import current_shard
@@ -126,6 +132,8 @@ class TestSegmentor(Stage):
             while the network infers the next (pipelined; ``workers`` then only serves
             :meth:`merge_shards`); 0 (default): the two passes in turn.  Not hashed.
         channels_last: run the network in channels-last layout (hashed only when True).
+        miou_convention: the mean reported as ``miou`` ('union', default; 'gt_present';
+            'all_classes'); not hashed, ``miou.json`` holds all three.
         max_samples: only the first N images.
         recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`).
     """
@@ -141,7 +149,7 @@ class TestSegmentor(Stage):
                  scales: Sequence[float] = (1.0,), flip: bool = False,
                  crf: Union[None, bool, dict] = None, workers: int = 0,
                  crf_workers: int = 0, max_samples: Optional[int] = None,
-                 channels_last: bool = False):
+                 channels_last: bool = False, miou_convention: Optional[str] = None):
         scales = [float(s) for s in scales]
         if 1.0 not in scales:
             raise StageError(f'[{name}] scales must contain 1.0 (the grid the scores are '
@@ -154,6 +162,10 @@ class TestSegmentor(Stage):
         if check_channels_last(name, channels_last):  # only when set: older hashes hold
             self.options['channels_last'] = True
         self.workers, self.crf_workers = int(workers), int(crf_workers)
+        try:   # not hashed: it only picks which mean is called miou
+            self.miou_convention = check_convention(miou_convention)
+        except ValueError as exc:
+            raise StageError(f'[{name}] {exc}') from None
 
     # ------------------------------------------------------------------ pass 1
     def _scores(self, ctx: StageContext, model, dataset, indices, logits_dir: Path) -> int:
@@ -268,7 +280,8 @@ class TestSegmentor(Stage):
             preset=o['crf']['preset'], image=o['crf']['image'], params=params.kernels())
         if record is not None and write:
             write_json(Path(ctx.stage_dir) / 'miou.json',
-                       dict(record, split=o['split'], crf_settings=crf_record,
+                       dict(record, miou_convention=self.miou_convention, split=o['split'],
+                            crf_settings=crf_record,
                             tta=dict(scales=o['scales'], flip=o['flip'])))
         artifacts = dict(predictions='predictions', logits='logits', split=o['split'],
                          num_classes=dataset.num_classes, class_names=list(dataset.class_names),
@@ -280,7 +293,9 @@ class TestSegmentor(Stage):
 
     def _evaluate(self, results, num_labels: int, names):
         """Summaries of the raw and CRF predictions over the images with ground truth."""
-        raw, crf = ConfusionMatrix(num_labels), ConfusionMatrix(num_labels)
+        convention = self.miou_convention
+        raw = ConfusionMatrix(num_labels, convention=convention)
+        crf = ConfusionMatrix(num_labels, convention=convention)
         for _, conf_raw, conf_crf in results:
             if conf_raw is not None:
                 raw.add_matrix(conf_raw)
@@ -289,10 +304,12 @@ class TestSegmentor(Stage):
         if raw.num_images == 0:
             return {}, None
         record = dict(raw=raw.summary(names))
-        metrics = dict(miou=record['raw']['miou'], miou_raw=record['raw']['miou'],
-                       pixel_accuracy=record['raw']['pixel_accuracy'])
+        final = record['raw']
+        metrics = dict(miou_raw=record['raw']['miou'])
         if crf.num_images:
-            record['crf'] = crf.summary(names)
-            metrics.update(miou=record['crf']['miou'], miou_crf=record['crf']['miou'],
-                           pixel_accuracy=record['crf']['pixel_accuracy'])
+            record['crf'] = final = crf.summary(names)
+            metrics['miou_crf'] = record['crf']['miou']
+        # the final predictions' figures (CRF when it ran), under their names
+        metrics.update({k: final[k] for k in ('miou', 'miou_convention', 'miou_by_convention',
+                                              'fw_iou', 'pixel_accuracy')})
         return metrics, record
