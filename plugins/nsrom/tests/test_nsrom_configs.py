@@ -15,7 +15,8 @@ def by_name(cfg) -> dict:
     return {s['name']: s for s in cfg.stages}
 
 
-@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_vgg16_deeplabv2.py'])
+@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_vgg16_deeplabv2.py',
+                                  'voc12_vgg16_deeplabv2_fixed.py'])
 def test_config_builds_the_two_rounds(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     cfg = load(f'nsrom::{name}')
@@ -59,3 +60,40 @@ def test_voc_config_is_the_reference_recipe(registered):
     assert s['masked_labels'].dilation == 30
     assert s['deeplab2'].recipe == s['deeplab1'].recipe and s['deeplab2'].labels == 'masked_labels'
     assert s['deeplab1'].recipe == 'voc12_deeplabv2_r101' and s['test'].checkpoint == 'deeplab2'
+
+
+def built(spec: str, tmp_path) -> dict:
+    """``{stage name: options as built}`` (recipes expanded), in the config's order."""
+    from wsss_core.pipeline import Pipeline
+    return {s.name: s.options for s in Pipeline(load(spec), tmp_path, progress=False).stages}
+
+
+CRF_STAGES = ('predict_train_aug', 'test')     # both DeepLab CRF passes
+
+
+def reference_switches(stages: dict) -> dict:
+    """The values of the switches that reproduce the reference."""
+    return dict(hook_quantize=stages['classify']['custom_hooks'][0]['quantize'],
+                crf_images=[stages[name]['crf']['image'] for name in CRF_STAGES])
+
+
+def without_switches(stages: dict) -> dict:
+    out = {name: dict(options) for name, options in stages.items()}
+    out['classify']['custom_hooks'] = [{k: v for k, v in h.items() if k != 'quantize'}
+                                       for h in out['classify']['custom_hooks']]
+    for name in CRF_STAGES:
+        out[name]['crf'] = {k: v for k, v in out[name]['crf'].items() if k != 'image'}
+    return out
+
+
+def test_paper_config_runs_the_reference_arithmetic_and_the_fixed_variant_does_not(
+        registered, tmp_path):
+    paper, fixed = 'nsrom::voc12_vgg16_deeplabv2.py', 'nsrom::voc12_vgg16_deeplabv2_fixed.py'
+    ref, cor = built(paper, tmp_path / 'ref'), built(fixed, tmp_path / 'fixed')
+    # 8-bit maps; both CRF passes on deeplab-pytorch's mean-subtracted BGR image
+    assert reference_switches(ref) == dict(hook_quantize=True,
+                                           crf_images=['mean_subtracted_bgr'] * 2)
+    assert reference_switches(cor) == dict(hook_quantize=False, crf_images=['raw_rgb'] * 2)
+    assert list(cor) == list(ref)                       # the same stages, in the same order
+    assert without_switches(cor) == without_switches(ref)
+    assert load(fixed).work_dir == load(paper).work_dir + '_fixed'

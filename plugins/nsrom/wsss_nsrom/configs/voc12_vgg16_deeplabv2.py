@@ -15,6 +15,9 @@
 # Needs, all local: VOC2012 + SBD, saliency maps in <data_root>/saliency_aug/, torchvision's
 # vgg16-397923af.pth and deeplab-pytorch's deeplabv1_resnet101-coco.pth under weights/.
 # No hand edits between the rounds: round 2 reads round 1's artifacts through the pipeline.
+# The reference's arithmetic: 8-bit maps (quantize=True) and both DeepLab CRF passes on
+# deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe);
+# nsrom::voc12_vgg16_deeplabv2_fixed.py runs float maps and the CRF on the raw RGB image.
 seed = 0
 work_dir = 'work_dirs/nsrom_voc12_vgg16_deeplabv2'
 plugins = ['deeplab', 'oaa', 'nsrom']
