@@ -1,4 +1,4 @@
-"""SBD .mat masks -> PNGs and the VOC + SBD merge, on a tiny VOC tree and SBD-structured .mat files."""
+"""SBD .mat masks -> PNGs and the VOC + SBD merge: a tiny VOC tree, SBD-structured .mat files."""
 from __future__ import annotations
 
 import shutil
