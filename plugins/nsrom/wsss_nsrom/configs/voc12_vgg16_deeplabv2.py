@@ -40,36 +40,41 @@ classifier_training = dict(train_split='train_aug', val_split=None, max_epochs=1
 inference = dict(split='train_aug', scales=(1.0,), flip=False, batch_size=1,
                  resize=dict(size=(256, 256)))
 
+# the stages, named so that nsrom::voc12_vgg16_deeplabv2_fixed.py reuses them ({{_base_.<name>}})
+classify = dict(type='TrainClassifier', name='classify',
+                model=dict(type='NSROMClassifier', backbone=vgg16),
+                pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels'))],
+                custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter=None,
+                                   score_filter=0.1, quantize=True)],
+                **classifier_training)
+cams = dict(type='MakeCAMs', name='cams', source='classify', **inference)
+oacam = dict(type='TrainIntegralAttention', name='oacam', targets='classify',
+             model=dict(type='OACAMModel', backbone=vgg16, loss_form='nsrom'),
+             pipeline=[warp, jitter,
+                       dict(type='PackInputs', keys=('img', 'labels', 'attention'))],
+             **classifier_training)
+oacams = dict(type='MakeCAMs', name='oacams', source='oacam', **inference)
+labels = dict(type='RefineLabels', name='labels', cams='oacams',
+              extra_cams=dict(plain_cams='cams'),
+              refiners=[dict(type='OAAProxyLabels'),
+                        dict(type='PotentialObjectMining', cams_key='plain_cams')],
+              workers=8)
+eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels')
+# round 1 and its CRF predictions on the training images (the recipe's CRF: deeplab-pytorch's
+# image, as NSROM's trainaug_pred.py)
+deeplab1 = dict(type='TrainSegmentor', name='deeplab1', labels='labels',
+                recipe='voc12_deeplabv2_r101')
+predict_train_aug = dict(type='TestSegmentor', name='predict_train_aug', checkpoint='deeplab1',
+                         recipe='voc12_deeplabv2_r101', split='train_aug')
+masked_labels = dict(type='MaskNonSalientRegions', name='masked_labels',
+                     predictions='predict_train_aug', labels='labels', dilation=30, workers=8)
+eval_masked_labels = dict(type='EvaluateLabels', name='eval_masked_labels',
+                          labels='masked_labels')
+# round 2 from the same initial weights, then the test
+deeplab2 = dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels',
+                recipe='voc12_deeplabv2_r101')
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab2',
+            recipe='voc12_deeplabv2_r101')
 
-stages = [
-    dict(type='TrainClassifier', name='classify',
-         model=dict(type='NSROMClassifier', backbone=vgg16),
-         pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels'))],
-         custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter=None,
-                            score_filter=0.1, quantize=True)],
-         **classifier_training),
-    dict(type='MakeCAMs', name='cams', source='classify', **inference),
-    dict(type='TrainIntegralAttention', name='oacam', targets='classify',
-         model=dict(type='OACAMModel', backbone=vgg16, loss_form='nsrom'),
-         pipeline=[warp, jitter, dict(type='PackInputs', keys=('img', 'labels', 'attention'))],
-         **classifier_training),
-    dict(type='MakeCAMs', name='oacams', source='oacam', **inference),
-    dict(type='RefineLabels', name='labels', cams='oacams', extra_cams=dict(plain_cams='cams'),
-         refiners=[dict(type='OAAProxyLabels'),
-                   dict(type='PotentialObjectMining', cams_key='plain_cams')],
-         workers=8),
-    dict(type='EvaluateLabels', name='eval_labels', labels='labels'),
-    # round 1 and its CRF predictions on the training images
-    dict(type='TrainSegmentor', name='deeplab1', labels='labels',
-         recipe='voc12_deeplabv2_r101'),
-    dict(type='TestSegmentor', name='predict_train_aug', checkpoint='deeplab1',
-         recipe='voc12_deeplabv2_r101', split='train_aug'),
-    dict(type='MaskNonSalientRegions', name='masked_labels', predictions='predict_train_aug',
-         labels='labels', dilation=30, workers=8),
-    dict(type='EvaluateLabels', name='eval_masked_labels', labels='masked_labels'),
-    # round 2 from the same initial weights, then the test
-    dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels',
-         recipe='voc12_deeplabv2_r101'),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab2',
-         recipe='voc12_deeplabv2_r101'),
-]
+stages = [classify, cams, oacam, oacams, labels, eval_labels, deeplab1, predict_train_aug,
+          masked_labels, eval_masked_labels, deeplab2, test]
