@@ -16,7 +16,7 @@ def by_name(cfg) -> dict:
     return {s['name']: s for s in cfg.stages}
 
 
-@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_resnet38.py'])
+@pytest.mark.parametrize('name', ['synthetic.py', 'voc12_resnet38.py', 'voc12_resnet38_fixed.py'])
 def test_config_builds_its_stages(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     kinds = [type(s).__name__ for s in Pipeline(load(name), tmp_path, progress=False).stages]
@@ -37,6 +37,29 @@ def test_voc_config_is_the_reference_recipe(registered):
     crf, fusion = s['labels'].refiners
     assert crf == dict(type='DenseCRF', preset='edam', keep_probs=True)
     assert fusion.preset == 'crf' and fusion.scores == 'crf_probs'
+
+
+def built(name: str, tmp_path) -> dict:
+    """``{stage name: options as built}`` (recipes expanded), in the config's order."""
+    from wsss_core.pipeline import Pipeline
+    return {s.name: s.options for s in Pipeline(load(name), tmp_path, progress=False).stages}
+
+
+def test_paper_config_runs_deeplab_pytorchs_crf_input_and_the_fixed_variant_the_raw_image(
+        registered, tmp_path):
+    ref = built('voc12_resnet38.py', tmp_path / 'ref')
+    cor = built('voc12_resnet38_fixed.py', tmp_path / 'fixed')
+    assert ref['test']['crf']['image'] == 'mean_subtracted_bgr'     # as EDAM's DeepLab ran
+    assert cor['test']['crf']['image'] == 'raw_rgb'
+    assert list(cor) == list(ref)
+    assert {k: v for k, v in cor['test']['crf'].items() if k != 'image'} == \
+        {k: v for k, v in ref['test']['crf'].items() if k != 'image'}
+    assert {k: v for k, v in cor['test'].items() if k != 'crf'} == \
+        {k: v for k, v in ref['test'].items() if k != 'crf'}
+    assert {k: v for k, v in cor.items() if k != 'test'} == \
+        {k: v for k, v in ref.items() if k != 'test'}
+    assert load('voc12_resnet38_fixed.py').work_dir == \
+        load('voc12_resnet38.py').work_dir + '_fixed'
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):

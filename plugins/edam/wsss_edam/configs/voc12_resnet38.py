@@ -9,7 +9,9 @@
 #   -> DA masks on train_aug (scales 1.0/0.5/1.5/2.0 + flip) -> CRF (3 iterations) + saliency
 #   fusion (theta 0.2, alpha 1e-6, beta 0.99999) -> DeepLab v2 ResNet-101 -> val with CRF.
 # Reported: pseudo labels on VOC train 52.83 (masks) / 58.61 (CRF) / 68.11 (CRF + saliency);
-# DeepLab on val 69.66 / 70.96 with CRF.
+# DeepLab on val 69.66 / 70.96 with CRF.  EDAM ran deeplab-pytorch unchanged, whose CRF sees the
+# mean-subtracted BGR image wrapped to uint8; so does this config (the DeepLab recipe).
+# edam::voc12_resnet38_fixed.py runs that CRF on the raw RGB image.
 #
 #   wsss-run edam::voc12_resnet38.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 #
@@ -22,37 +24,38 @@ plugins = ['deeplab', 'edam']
 
 data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency')
 
+# the stages, named so that edam::voc12_resnet38_fixed.py reuses them ({{_base_.<name>}})
+classify = dict(
+    type='TrainPairClassifier', name='classify', train_split='train_aug', val_split=None,
+    model=dict(type='EDAMClassifier',
+               backbone=dict(type='ResNet38', pretrained='weights/resnet38d_imagenet.pth',
+                             final_relu=False)),
+    passes=25, max_epochs=1, batch_size=4, num_workers=4, warmup_steps=2000, power=0.9,
+    pipeline=[dict(type='RandomLongSide', low=256, high=512),
+              dict(type='RandomHorizontalFlip'),
+              dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1),
+              dict(type='RandomPadCrop', size=368, img_pad_mode='mean'),
+              dict(type='PackInputs', keys=('img', 'labels'))],
+    optim_wrapper=dict(type='OptimWrapper',
+                       optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
+                       constructor='EDAMOptimWrapperConstructor'),
+    # mixed precision on a GPU (AmpOptimWrapper, bf16 where supported), fp32 on CPU
+    amp='auto', log_interval=100)
+masks = dict(type='MakeCAMs', name='masks', source='classify', split='train_aug',
+             generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True,
+             batch_size=1)
+# scored as EDAM's eval.py does (psa-style: plain mean over all 21 classes)
+eval_masks = dict(type='EvaluateLabels', name='eval_masks', cams='masks', threshold=0.5,
+                  miou_convention='all_classes')
+labels = dict(type='RefineLabels', name='labels', cams='masks', workers=8,
+              refiners=[dict(type='DenseCRF', preset='edam', keep_probs=True),
+                        dict(type='EDAMSaliencyFusion', preset='crf', scores='crf_probs')])
+eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels',
+                   miou_convention='all_classes')
+deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels',
+               recipe='voc12_deeplabv2_r101')
+# the recipe's CRF: deeplab-pytorch's image (EDAM used deeplab-pytorch unchanged)
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
+            recipe='voc12_deeplabv2_r101')
 
-stages = [
-    dict(type='TrainPairClassifier', name='classify', train_split='train_aug', val_split=None,
-         model=dict(type='EDAMClassifier',
-                    backbone=dict(type='ResNet38', pretrained='weights/resnet38d_imagenet.pth',
-                                  final_relu=False)),
-         passes=25, max_epochs=1, batch_size=4, num_workers=4, warmup_steps=2000, power=0.9,
-         pipeline=[dict(type='RandomLongSide', low=256, high=512),
-                   dict(type='RandomHorizontalFlip'),
-                   dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3,
-                        hue=0.1),
-                   dict(type='RandomPadCrop', size=368, img_pad_mode='mean'),
-                   dict(type='PackInputs', keys=('img', 'labels'))],
-         optim_wrapper=dict(type='OptimWrapper',
-                            optimizer=dict(type='SGD', lr=1e-3, momentum=0.9,
-                                           weight_decay=5e-4),
-                            constructor='EDAMOptimWrapperConstructor'),
-         # mixed precision on a GPU (AmpOptimWrapper, bf16 where supported), fp32 on CPU
-         amp='auto', log_interval=100),
-    dict(type='MakeCAMs', name='masks', source='classify', split='train_aug',
-         generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True, batch_size=1),
-    # scored as EDAM's eval.py does (psa-style: plain mean over all 21 classes)
-    dict(type='EvaluateLabels', name='eval_masks', cams='masks', threshold=0.5,
-         miou_convention='all_classes'),
-    dict(type='RefineLabels', name='labels', cams='masks', workers=8,
-         refiners=[dict(type='DenseCRF', preset='edam', keep_probs=True),
-                   dict(type='EDAMSaliencyFusion', preset='crf', scores='crf_probs')]),
-    dict(type='EvaluateLabels', name='eval_labels', labels='labels',
-         miou_convention='all_classes'),
-    dict(type='TrainSegmentor', name='deeplab', labels='labels',
-         recipe='voc12_deeplabv2_r101'),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-         recipe='voc12_deeplabv2_r101'),
-]
+stages = [classify, masks, eval_masks, labels, eval_labels, deeplab, test]

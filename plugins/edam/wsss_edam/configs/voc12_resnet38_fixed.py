@@ -1,0 +1,14 @@
+# EDAM on PASCAL VOC 2012 with DeepLab's CRF input fixed.
+# Differs from edam::voc12_resnet38.py only in: the DeepLab test's dense CRF sees the raw RGB
+# image (image='raw_rgb'), not the mean-subtracted BGR image wrapped to uint8.
+#
+#   wsss-run edam::voc12_resnet38_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+_base_ = ['edam::voc12_resnet38.py']
+work_dir = 'work_dirs/edam_voc12_resnet38_fixed'
+
+test_raw_rgb = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
+                    recipe='voc12_deeplabv2_r101',
+                    crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'))
+
+stages = [{{_base_.classify}}, {{_base_.masks}}, {{_base_.eval_masks}}, {{_base_.labels}},
+          {{_base_.eval_labels}}, {{_base_.deeplab}}, test_raw_rgb]
