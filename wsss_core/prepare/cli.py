@@ -7,6 +7,8 @@
     wsss-prepare --for oaa::voc12_vgg16.py   # exactly the items that config names
     wsss-prepare psa-resnet38 --from FILE    # a file downloaded by hand (verified, converted)
     wsss-prepare --verify [ITEM...]          # re-check installed items (SHA-256 of files)
+    wsss-prepare saliency --from DIR_OR_ARCHIVE --split train_aug [--dest saliency_aug]
+                                             # check maps against a split, install them
 
 Roots: ``--root DIR`` (both), ``--data-root`` / ``--weights-root``, else ``$WSSS_DATA`` /
 ``$WSSS_WEIGHTS`` (defaults ``~/.cache/wsss/data`` and ``~/.cache/wsss/weights``).  A config
@@ -48,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--keep-downloads', action='store_true',
                    help='keep the downloaded archives under <root>/.downloads/')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--split', default='train_aug',
+                   help="saliency: the split whose images need maps (default train_aug)")
+    p.add_argument('--dest', default='saliency',
+                   help="saliency: folder under the VOC root to install into (the configs' "
+                        "saliency_dir; default 'saliency')")
     return p
 
 
@@ -63,6 +70,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if names[:1] == ['list']:
             print(format_item_table(items.values(), roots))
             return 0
+        if names[:1] == ['saliency']:
+            return _saliency(args, items, roots)
         if args.for_config:
             names += _config_item_names(args.for_config, items)
         if args.verify:
@@ -89,6 +98,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (PrepareError, OSError, ValueError, KeyError) as exc:
         print(f'wsss-prepare: {exc}', file=sys.stderr)
         return 1
+    return 0
+
+
+def _saliency(args, items, roots) -> int:
+    """``wsss-prepare saliency``: maps checked against the split of the installed VOC tree."""
+    from .items import root_dir
+    from .saliency import install_saliency_maps
+    if not args.from_path:
+        print('wsss-prepare: saliency needs --from DIR_OR_ARCHIVE (the maps, <id>.png)',
+              file=sys.stderr)
+        return 2
+    voc = items['voc12']
+    data_root = voc.location(root_dir('data', roots.get('data')))
+    written = install_saliency_maps(args.from_path, data_root, args.split, dest=args.dest)
+    print(f'saliency: {len(written)} maps of split {args.split} installed in '
+          f'{data_root / args.dest} (configs: saliency_dir={args.dest!r})')
     return 0
 
 
