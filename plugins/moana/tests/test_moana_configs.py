@@ -1,6 +1,8 @@
 """The shipped MoANA configs load, name registered components, and the synthetic ones run."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -54,11 +56,47 @@ def test_synthetic_wsss_config_runs_both_arms_end_to_end(tmp_path, registered):
 
 
 @pytest.mark.parametrize('name', ['synthetic.py', 'synthetic_wsol.py', 'cub_resnet50_wsol.py',
-                                  'ilsvrc_resnet50_wsol.py', 'voc12_resnet50_irn.py'])
+                                  'ilsvrc_resnet50_wsol.py', 'voc12_resnet50_irn.py',
+                                  'voc12_resnet50_irn_fixed.py'])
 def test_config_builds_its_stages(name, tmp_path, registered):
     from wsss_core.pipeline import Pipeline
     stages = Pipeline(load(name), tmp_path).stages
     assert len({s.name for s in stages}) == len(stages) > 2
+
+
+def built(name: str, tmp_path) -> dict:
+    """``{stage name: options as built}`` (recipes expanded), in the config's order."""
+    from wsss_core.pipeline import Pipeline
+    return {s.name: s.options for s in Pipeline(load(name), tmp_path, progress=False).stages}
+
+
+def reference_switches(stages: dict) -> dict:
+    return dict(inference_bn=stages['classify']['model']['backbone']['moana']['inference_bn'],
+                cam_batch=stages['cams']['batch_size'], flip=stages['cams']['flip'],
+                crf_image=stages['test']['crf']['image'])
+
+
+def without_switches(stages: dict) -> dict:
+    out = copy.deepcopy(stages)
+    out['classify']['model']['backbone']['moana'].pop('inference_bn')
+    out['test']['crf'].pop('image')
+    return out
+
+
+def test_voc_config_runs_the_released_behaviour_and_the_fixed_variant_the_standard(
+        registered, tmp_path):
+    ref = built('voc12_resnet50_irn.py', tmp_path / 'ref')
+    cor = built('voc12_resnet50_irn_fixed.py', tmp_path / 'fixed')
+    # the released network never leaves training mode: each image + flip pair is one batch
+    # normalised with its own statistics; DeepLab's CRF on deeplab-pytorch's image
+    assert reference_switches(ref) == dict(inference_bn='batch', cam_batch=1, flip=True,
+                                           crf_image='mean_subtracted_bgr')
+    assert reference_switches(cor) == dict(inference_bn='running', cam_batch=1, flip=True,
+                                           crf_image='raw_rgb')
+    assert list(cor) == list(ref)
+    assert without_switches(cor) == without_switches(ref)
+    assert load('voc12_resnet50_irn_fixed.py').work_dir == \
+        load('voc12_resnet50_irn.py').work_dir + '_fixed'
 
 
 def test_wsol_configs_use_the_reference_trainer_settings(registered):

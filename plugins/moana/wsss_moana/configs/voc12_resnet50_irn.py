@@ -14,10 +14,13 @@
 #   -> random walk (beta 10, 2^8 steps, radius 5, background 0.25) on train_aug
 #   -> DeepLab v2 ResNet-101 -> val.
 #
+# The released code's behaviour where the project has a switch for it:
+# * MoANA's BatchNorm at CAM inference uses the statistics of each image + flip pair
+#   (inference_bn='batch', MakeCAMs batch_size=1): the released network never leaves
+#   training mode;
+# * DeepLab's test CRF on deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe).
+# moana::voc12_resnet50_irn_fixed.py runs running statistics and the CRF on the raw RGB image.
 # Decisions the released code leaves open (spec B.8, B.10), made explicit here:
-# * MoANA's BatchNorm at CAM inference uses its running statistics (inference_bn='running');
-#   the released code effectively used the statistics of each image + flip pair: set
-#   inference_bn='batch' in the classifier's moana dict and MakeCAMs batch_size=1 for that.
 # * The IRN backbone is the plain ImageNet ResNet-50 (the original IRN), not the CAM network
 #   with an untrained MoANA block; backbone_from='classify' (with the classifier's backbone
 #   config) would use the trained CAM backbone instead.
@@ -36,44 +39,49 @@ data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
 resnet50_weights = 'weights/resnet50-19c8e357.pth'
 cam_backbone = dict(type='TorchvisionResNet', output_stride=16, pretrained=resnet50_weights,
                     norm_eval=True, frozen_stem=True)
+# MoANA's BatchNorms at CAM inference normalise each image + flip pair with its own statistics,
+# as in the released code, whose network never leaves training mode (MakeCAMs batch_size=1)
+moana_wsss = dict(preset='wsss', inference_bn='batch')
+classify_pipeline = [dict(type='RandomLongSide', low=320, high=640),
+                     dict(type='RandomHorizontalFlip'),
+                     dict(type='RandomPadCrop', size=512, img_pad_mode='zero'),
+                     dict(type='PackInputs', keys=('img', 'labels'))]
+classify_optim = dict(type='OptimWrapper',
+                      optimizer=dict(type='SGD', lr=0.1, momentum=1e-4, weight_decay=1e-4),
+                      paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10.0)}))
+classify_schedule = [dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=True, begin=0,
+                          end=5, convert_to_iter_based=True)]
 
-stages = [
-    dict(type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
-         model=dict(type='MoANAClassifier', loss='multilabel_soft_margin', cam_bias=False,
-                    backbone=dict(type='WithMoANA', backbone=cam_backbone,
-                                  moana=dict(preset='wsss', inference_bn='running'))),
-         max_epochs=5, batch_size=16, num_workers=4, drop_last=True,
-         pipeline=[dict(type='RandomLongSide', low=320, high=640),
-                   dict(type='RandomHorizontalFlip'),
-                   dict(type='RandomPadCrop', size=512, img_pad_mode='zero'),
-                   dict(type='PackInputs', keys=('img', 'labels'))],
-         optim_wrapper=dict(type='OptimWrapper',
-                            optimizer=dict(type='SGD', lr=0.1, momentum=1e-4,
-                                           weight_decay=1e-4),
-                            paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10.0)})),
-         param_scheduler=[dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=True, begin=0,
-                               end=5, convert_to_iter_based=True)],
-         log_interval=50),
-    dict(type='MakeCAMs', name='cams', source='classify', split='train_aug',
-         scales=(1.0, 0.5, 1.5, 2.0), flip=True, batch_size=1),
-    # irn's chainercv evaluation: nan-mean over classes in ground truth or prediction
-    dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.16,
-         miou_convention='union'),
-    dict(type='RefineLabels', name='ir_labels', cams='cams', workers=8,
-         refiners=[dict(type='IRLabels', fg_threshold=0.30, bg_threshold=0.05)]),
-    dict(type='TrainIRN', name='irn', labels='ir_labels',
-         model=dict(type='InterPixelRelationNet', radius=10,
-                    backbone=dict(type='TorchvisionResNet', output_stride=16,
-                                  out_indices=(0, 1, 2, 3, 4), norm_eval=True,
-                                  pretrained=resnet50_weights)),
-         crop=512, rescale=(0.5, 1.5), batch_size=16, max_epochs=3, lr=0.1,
-         displacement_lr_mult=10.0, weight_decay=1e-4, num_workers=4),
-    dict(type='RandomWalkLabels', name='rw_labels', cams='cams', irn='irn', radius=5, beta=10,
-         exp_times=8, bg_threshold=0.25),
-    dict(type='EvaluateLabels', name='eval_rw_labels', labels='rw_labels',
-         miou_convention='union'),
-    dict(type='TrainSegmentor', name='deeplab', labels='rw_labels',
-         recipe='voc12_deeplabv2_r101'),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-         recipe='voc12_deeplabv2_r101'),
-]
+# the stages, named so that moana::voc12_resnet50_irn_fixed.py reuses them ({{_base_.<name>}})
+classify = dict(type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
+                model=dict(type='MoANAClassifier', loss='multilabel_soft_margin', cam_bias=False,
+                           backbone=dict(type='WithMoANA', backbone=cam_backbone,
+                                         moana=moana_wsss)),
+                max_epochs=5, batch_size=16, num_workers=4, drop_last=True,
+                pipeline=classify_pipeline, optim_wrapper=classify_optim,
+                param_scheduler=classify_schedule, log_interval=50)
+cams = dict(type='MakeCAMs', name='cams', source='classify', split='train_aug',
+            scales=(1.0, 0.5, 1.5, 2.0), flip=True, batch_size=1)
+# irn's chainercv evaluation: nan-mean over classes in ground truth or prediction
+eval_cams = dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.16,
+                 miou_convention='union')
+ir_labels = dict(type='RefineLabels', name='ir_labels', cams='cams', workers=8,
+                 refiners=[dict(type='IRLabels', fg_threshold=0.30, bg_threshold=0.05)])
+irn = dict(type='TrainIRN', name='irn', labels='ir_labels',
+           model=dict(type='InterPixelRelationNet', radius=10,
+                      backbone=dict(type='TorchvisionResNet', output_stride=16,
+                                    out_indices=(0, 1, 2, 3, 4), norm_eval=True,
+                                    pretrained=resnet50_weights)),
+           crop=512, rescale=(0.5, 1.5), batch_size=16, max_epochs=3, lr=0.1,
+           displacement_lr_mult=10.0, weight_decay=1e-4, num_workers=4)
+rw_labels = dict(type='RandomWalkLabels', name='rw_labels', cams='cams', irn='irn', radius=5,
+                 beta=10, exp_times=8, bg_threshold=0.25)
+eval_rw_labels = dict(type='EvaluateLabels', name='eval_rw_labels', labels='rw_labels',
+                      miou_convention='union')
+deeplab = dict(type='TrainSegmentor', name='deeplab', labels='rw_labels',
+               recipe='voc12_deeplabv2_r101')
+# the recipe's CRF: deeplab-pytorch's image (MoANA's DeepLab is deeplab-pytorch)
+test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
+            recipe='voc12_deeplabv2_r101')
+
+stages = [classify, cams, eval_cams, ir_labels, irn, rw_labels, eval_rw_labels, deeplab, test]
