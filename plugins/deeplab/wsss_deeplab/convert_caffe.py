@@ -155,9 +155,16 @@ def caffe_to_deeplab_pytorch(layers: Sequence[CaffeLayer], source='caffemodel'
 
 
 def _default_model(num_classes: int) -> nn.Module:
-    from .models.deeplab_v2 import DeepLabV2
+    """The reference DeepLabV2 (ResNet-101, output stride 8) on the meta device; classes
+    passed directly, so that no plugin needs to be loaded into the registries."""
+    from wsss_core.models.data_preprocessor import NormalizeImages
+
+    from .models.deeplab_v2 import DEFAULT_BACKBONE, DeepLabV2
+    from .models.resnet_deeplab import DeepLabResNet
     with torch.device('meta'):
-        return DeepLabV2(num_classes=num_classes)
+        return DeepLabV2(num_classes=num_classes,
+                         backbone=dict(DEFAULT_BACKBONE, type=DeepLabResNet),
+                         data_preprocessor=dict(type=NormalizeImages))
 
 
 def convert_deeplab_caffemodel(path, model: Optional[nn.Module] = None
