@@ -27,9 +27,10 @@ BRANCH = {'1': '2a', '2': '2b', '3': '2c'}
 FACTOR = 1024.0
 
 
-def small_model(num_classes=3):
+def small_model(num_classes=3, norm='frozen'):
     return tiny_v2(num_classes, msc_scales=(),
-                   backbone=dict(type='DeepLabResNet', depth=101, layers=LAYERS, base_width=2))
+                   backbone=dict(type='DeepLabResNet', depth=101, layers=LAYERS, base_width=2,
+                                 norm=norm))
 
 
 def caffe_names(key: str):
@@ -110,6 +111,9 @@ def test_converted_caffemodel_loads_strictly_with_the_same_tensors(source, tmp_p
     for key, value in source.state_dict().items():
         assert torch.equal(target.state_dict()[key], value), key
     assert sorted(state) == sorted(source.state_dict())
+    trainable_bn = small_model(norm='bn')          # BatchNorm2d: torch fills the step counter
+    trainable_bn.load_state_dict(state, strict=True)
+    assert torch.equal(trainable_bn.backbone.bn1.running_mean, source.backbone.bn1.running_mean)
 
 
 def test_a_file_without_the_aspp_gives_the_backbone(source, tmp_path):
