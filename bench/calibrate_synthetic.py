@@ -122,7 +122,8 @@ class Net(nn.Module):
 
 
 def train(model, data, epochs, batch, seed, log) -> float:
-    """The spec's recipe: AdamW 2e-3 / wd 1e-4, OneCycle (pct_start 0.15), soft-margin loss."""
+    """The calibration recipe (docs/synthetic_shapes.md#5-calibration-and-what-to-expect): AdamW
+    2e-3 / wd 1e-4, OneCycle (pct_start 0.15), soft-margin loss."""
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = to_input(data['img']), torch.from_numpy(data['y'])
     steps = epochs * math.ceil(len(x_all) / batch)

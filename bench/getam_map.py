@@ -5,9 +5,10 @@ training crop) with about 1.5 labels per image (fixed seed: 2, 1, 2, 1 of 20 cla
 ViT-B-sized backbone (``--large``, default the GETAM default ``vitb_hybrid``) and a small one
 (``--small``: a ViT-S/16, 384 wide, 12 blocks).  Per model and repeat, in this process:
 
-* reference: ``getam_maps_reference`` as the reference runs it (spec 2.4): one forward with the
-  attention hooks, then one ``logits[b, c].backward(retain_graph=True)`` per (image, class),
-  parameter gradients included;  timed as forward + loop;
+* reference: ``getam_maps_reference`` as the reference runs it
+  (docs/methods/getam.md#24-the-getam-map): one forward with the attention hooks, then one
+  ``logits[b, c].backward(retain_graph=True)`` per (image, class), parameter gradients
+  included;  timed as forward + loop;
 * batched: ``getam_maps`` (forward with the blocks before ``start_layer`` outside autograd,
   then ``autograd.grad`` w.r.t. the attentions of blocks 6..11, one backward per label round);
   ``batched vmap``: the rounds as one ``is_grads_batched`` backward;

@@ -69,7 +69,8 @@ def test_resize_short_side_keeps_aspect_like_oaa_resize_short():
     from wsss_core.datasets.transforms import Resize
     gt = (np.arange(375 * 500) % 7).astype(np.uint8).reshape(375, 500)
     s = Resize(short_side=224)(dict(img=np.zeros((375, 500, 3), np.uint8), gt_seg=gt))
-    assert s['img'].shape == (224, 299, 3)          # spec 2.2: 500x375 -> 299x224
+    # docs/methods/oaa.md#22-classifier-architecture: 500x375 -> 299x224
+    assert s['img'].shape == (224, 299, 3)
     assert s['gt_seg'].shape == (224, 299)
     assert set(np.unique(s['gt_seg'])) <= set(range(7))   # nearest: no new label values
     portrait = Resize(short_side=224)(dict(img=np.zeros((500, 333, 3), np.uint8)))

@@ -1,4 +1,6 @@
-"""ResNet-38 (psa ``resnet38d``, EDAM spec A.3): shapes, widths, dilations, freezing, weights.
+"""ResNet-38 (psa ``resnet38d``): shapes, widths, dilations, freezing, weights.
+
+The network is described in ``docs/methods/edam.md#3-backbone-resnet-38``.
 
 Full-width models are built on the meta device (no memory, no init time); forward passes use
 ``width_mult=1/16`` (4096 -> 256 channels).
@@ -15,8 +17,8 @@ from wsss_core.registry import MODELS, build
 
 TINY = 1 / 16
 
-# The block table of spec A.3, written out again here: (name, kind, in, mid, out, stride,
-# dilation of the first 3x3, dilation of the second 3x3 / of the bottleneck's 3x3).
+# The block table of docs/methods/edam.md §3, written out again here: (name, kind, in, mid,
+# out, stride, dilation of the first 3x3, dilation of the second 3x3 / of the bottleneck's 3x3).
 SPEC = [('b2', 'basic', 64, 128, 128, 2, 1, 1)]
 SPEC += [(f'b2_{i}', 'basic', 128, 128, 128, 1, 1, 1) for i in (1, 2)]
 SPEC += [('b3', 'basic', 128, 256, 256, 2, 1, 1)]
@@ -39,7 +41,7 @@ def _full_width(**kwargs):
 
 
 def _spec_parameter_count() -> int:
-    """Conv weights k*k*cin*cout plus 2*C per BatchNorm, from the spec table by hand."""
+    """Conv weights k*k*cin*cout plus 2*C per BatchNorm, from the ``SPEC`` table by hand."""
     bn = lambda c: 2 * c  # noqa: E731
     total = 3 * 3 * 3 * 64 + bn(4096)                  # conv1a, bn7
     for _, kind, cin, mid, cout, stride, _, _ in SPEC:
@@ -54,7 +56,7 @@ def _spec_parameter_count() -> int:
 
 
 def _psa_key_names() -> set:
-    """The psa ``resnet38d`` parameter/buffer names implied by the spec table."""
+    """The psa ``resnet38d`` parameter/buffer names implied by the ``SPEC`` table."""
     stats = ('weight', 'bias', 'running_mean', 'running_var')
     bn = lambda p: {f'{p}.{s}' for s in stats}  # noqa: E731
     keys = {'conv1a.weight'} | bn('bn7')

@@ -1,6 +1,7 @@
 """WSOL score-map normalisation, box extraction, inclusive IoU and GT box rescaling.
 
-Every expected value is worked out by hand in the comments (spec B.6 steps 2-5).
+Every expected value is worked out by hand in the comments
+(``docs/wsol_evaluation.md#protocol-per-image``, steps 2-4).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""WSOL metrics on a small crafted set, checked against hand computations (spec B.6 step 6).
+"""WSOL metrics on a small crafted set, checked against hand computations
+(``docs/wsol_evaluation.md#metrics-all-in-percent``).
 
 Thresholds tau in {0, 0.25, 0.5, 0.75} (cam_curve_interval 0.25), 10 x 10 maps, gray level
 g = uint8(255 * s), a pixel is in the mask at tau when g > int(tau * max g).

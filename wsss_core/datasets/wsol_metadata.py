@@ -1,4 +1,5 @@
-"""WSOL data sets in the wsolevaluation metadata layout (CUB, ILSVRC, OpenImages) (spec B.7).
+"""WSOL data sets in the wsolevaluation metadata layout (CUB, ILSVRC, OpenImages)
+(docs/wsol_evaluation.md#data-layout-wsolevaluation).
 
 ::
 

@@ -1,6 +1,7 @@
 """Confusion-matrix segmentation metrics (mIoU, pixel accuracy).
 
-Convention (VOC; see specs/getam_baseline.md §1.4 and specs/oaa_nsrom_deeplab.md §1.3):
+Convention (VOC; see ``docs/methods/baseline.md#14-miou-and-its-conventions`` and
+``docs/miou_conventions.md``):
 
 * ``C[g, p]`` counts pixels with ground truth ``g`` and prediction ``p`` over all pixels whose
   ground truth lies in ``[0, n)``; the ignore value 255 (and anything else outside the range)

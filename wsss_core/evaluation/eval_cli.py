@@ -4,8 +4,9 @@
         --ids VOC2012/ImageSets/Segmentation/train.txt --json labels_train.json
 
 Both folders hold index PNGs named ``<id>.png`` (0 = background, 1..C, 255 = ignore). The
-protocol is the reference one (specs/getam_baseline.md §1.4, specs/oaa_nsrom_deeplab.md §1.3)
-and the code is :class:`~wsss_core.evaluation.confusion.ConfusionMatrix`:
+protocol is the reference one (``docs/methods/baseline.md#14-miou-and-its-conventions``,
+``docs/miou_conventions.md``) and the code is
+:class:`~wsss_core.evaluation.confusion.ConfusionMatrix`:
 
 * one ``n x n`` confusion matrix ``C[gt, pred]`` (``n`` = ``--num-classes``, background
   included) over all pixels of all images whose ground truth is not 255;

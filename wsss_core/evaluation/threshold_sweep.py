@@ -5,7 +5,8 @@ rule (background plane ``t`` in front of the CAMs, argmax), and ``C_t[gt, pred]`
 accumulated as in :mod:`.confusion`. The curve ``t -> mIoU(C_t)`` is reported, the mIoU
 under the sweep's ``convention`` (:mod:`.miou_conventions`, default ``union``), and its
 maximum **as an oracle**: picking ``t`` by mIoU uses the ground truth, which a weakly
-supervised method must not see (ReCAM issue #3; specs/getam_baseline.md §4.3).
+supervised method must not see (ReCAM issue #3;
+``docs/methods/baseline.md#43-cam-evaluation-and-the-threshold-sweep``).
 
 Default grid: ``DEFAULT_THRESHOLDS = 0.05, 0.10, ..., 0.60`` (``np.arange(0.05, 0.61, 0.05)``,
 12 values, rounded to 10 decimals); it covers irn's fixed 0.15 and the range where CAM

@@ -8,7 +8,8 @@ pair_view` (radius 10 in training, over its interior region) gets one of three l
 * **fg-positive** ``P+_fg``: ``l_i = l_j`` in ``1..C`` (the same class);
 * **negative** ``P-``: ``l_i != l_j``, neither 255 (different labels, both confident);
 
-a pair with a 255 end belongs to none.  (The same rules as AffinityNet, spec 3.5.)
+a pair with a 255 end belongs to none.  (The same rules as AffinityNet,
+``docs/methods/baseline.md#35-affinitynet-training``.)
 """
 from __future__ import annotations
 

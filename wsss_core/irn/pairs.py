@@ -44,7 +44,8 @@ def pair_offsets(radius: int) -> List[Offset]:
 
     Together with their negations (and ``(0, 0)``) they are all the grid points of the open
     disc of that radius.  Radius 5 gives 34 offsets, psa's "34 directions (radius 5)"
-    (spec 3.5: 4 + 9 + 9 + 7 + 5 for dy = 0..4); radius 10 (IRN training) gives 152.
+    (``docs/methods/baseline.md#35-affinitynet-training``: 4 + 9 + 9 + 7 + 5 for
+    dy = 0..4); radius 10 (IRN training) gives 152.
     """
     radius = int(radius)
     if radius < 2:

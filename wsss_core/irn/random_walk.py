@@ -12,7 +12,8 @@ On the stride-4 grid of ``n = h * w`` cells, with the class-boundary map ``B``:
 5. ``v = s T^t`` with ``t = 2^exp_times`` (irn: beta 10, exp_times 8, radius 5).
 
 irn forms ``T^t`` densely by squaring an ``n x n`` matrix ``exp_times`` times: O(n^2) memory and
-O(n^3) time, which runs out of GPU memory on large images (spec 6.3.5).  Here
+O(n^3) time, which runs out of GPU memory on large images
+(``docs/methods/baseline.md#46-random-walk-labels``).  Here
 :func:`random_walk` applies the sparse ``T`` ``t`` times instead, as a spatially varying
 ``(2r-1) x (2r-1)`` stencil: since ``A^beta`` is symmetric, ``(s T)^T = D^-1 A^beta s^T`` with
 ``D = diag(colsum A^beta)``, i.e. each step replaces ``s(p)`` by the ``A^beta``-weighted mean of

@@ -227,7 +227,8 @@ class InterPixelRelationNet(BaseModel):
     (:func:`wsss_core.irn.losses.irn_loss_terms`, summed by mmengine); ``'predict'`` -> per
     image ``{'boundary', 'displacement'}``; ``'tensor'`` -> ``(boundary logits, displacement)``.
 
-    Backbone weights trained elsewhere (the CAM network's, spec B.8) are copied in by the
+    Backbone weights trained elsewhere (the CAM network's,
+    ``docs/methods/moana.md#8-the-wsss-route``) are copied in by the
     ``TrainIRN`` stage's ``backbone_from`` option, not by the model.
     """
 

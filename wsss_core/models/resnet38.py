@@ -48,12 +48,12 @@ Parameter names (psa's ``resnet38d`` layout, so psa-converted ImageNet weights a
   ``conv_branch2b1`` (dilated 3x3), ``bn_branch2b2``, ``conv_branch2b2`` (1x1),
   ``conv_branch1`` (1x1 shortcut); the dropouts hold no weights.
 
-Freezing (EDAM spec A.7, as psa does it): the conv weights of ``frozen_stages`` get
-``requires_grad=False``; with ``norm_eval`` every BatchNorm stays in eval mode (running
-statistics are used and never updated, also after ``model.train()``) and its affine
-parameters get ``requires_grad=False``.  The BatchNorms stay ``nn.BatchNorm2d`` (not the
-deeplab plugin's ``FrozenBatchNorm2d`` buffers) so that ``norm_eval=False`` can train them
-and the state dict keeps BatchNorm's layout.
+Freezing (``docs/methods/edam.md#3-backbone-resnet-38``, as psa does it): the conv weights
+of ``frozen_stages`` get ``requires_grad=False``; with ``norm_eval`` every BatchNorm stays in
+eval mode (running statistics are used and never updated, also after ``model.train()``) and
+its affine parameters get ``requires_grad=False``.  The BatchNorms stay ``nn.BatchNorm2d``
+(not the deeplab plugin's ``FrozenBatchNorm2d`` buffers) so that ``norm_eval=False`` can
+train them and the state dict keeps BatchNorm's layout.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 One BasicBlock per stage after a stride-2 stem; with the defaults (widths 24/48/96/192,
 strides 1/2/2/1, dilation 2 in the last stage) the output stride is 8, as in the calibration
-of ``specs/synthetic_benchmark.md``.  Use a timm backbone (``TimmBackbone``) for real data.
+of ``docs/synthetic_shapes.md#5-calibration-and-what-to-expect``.  Use a timm backbone
+(``TimmBackbone``) for real data.
 """
 from __future__ import annotations
 

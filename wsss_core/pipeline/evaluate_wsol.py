@@ -1,11 +1,11 @@
 """EvaluateWSOL: weakly supervised object localisation metrics of a trained classifier.
 
-Per image of ``split`` (spec B.6): the image is resized to ``image_size`` x ``image_size``
-(PIL bilinear, as torchvision's ``Resize`` in the reference), the classifier gives class
-scores (Top-1 / Top-5) and the CAM of the **ground-truth** class; the CAM is resized
-bicubically to the square and normalised by ``mode``; the GT boxes (and masks) are brought
-to the square; then box accuracy over CAM thresholds, Top-k Loc and PxAP are accumulated
-(:mod:`wsss_core.evaluation.wsol`).
+Per image of ``split`` (``docs/wsol_evaluation.md#protocol-per-image``): the image is resized
+to ``image_size`` x ``image_size`` (PIL bilinear, as torchvision's ``Resize`` in the
+reference), the classifier gives class scores (Top-1 / Top-5) and the CAM of the
+**ground-truth** class; the CAM is resized bicubically to the square and normalised by
+``mode``; the GT boxes (and masks) are brought to the square; then box accuracy over CAM
+thresholds, Top-k Loc and PxAP are accumulated (:mod:`wsss_core.evaluation.wsol`).
 
 Writes ``wsol.json`` (the metrics, the BoxAcc curve per IoU threshold, best thresholds, the
 PxAP curve) and, with ``save_scoremaps=True``, ``scoremaps/<image_id>.npy`` (the normalised

@@ -5,7 +5,7 @@ e.g. the ``IRLabels`` refiner), read per image next to the dataset's images
 (:class:`IRLabelSamples`).  The label travels through the joint transforms as ``pseudo_seg``
 (a pixel map every geometric transform moves, padded with 255) and reaches the model as
 ``ir_label``.  Training is :class:`~wsss_core.pipeline.train_classifier.TrainClassifier`'s
-mmengine Runner with IRN's recipe (spec ``getam_baseline.md`` 4.5):
+mmengine Runner with IRN's recipe (``docs/methods/baseline.md#45-irn-training``):
 
 * random rescale (0.5, 1.5), horizontal flip, random crop 512 (padding: mean colour, label 255);
 * batch 32, 3 epochs, SGD lr 0.1 (boundary branch x1, displacement branch x10), weight decay
@@ -14,12 +14,12 @@ mmengine Runner with IRN's recipe (spec ``getam_baseline.md`` 4.5):
 * no validation; ``model.pth`` and the model config go into the manifest as TrainClassifier's
   do, so ``load_trained_model(ctx, '<this stage>')`` rebuilds the network.
 
-Backbone (spec ``edam_moana.md`` B.8, an explicit choice): ``backbone_from=None`` keeps the
-model's own backbone weights (the ImageNet ``checkpoint=`` of its backbone config, or its
-initial weights), as the original IRN; ``backbone_from='<TrainClassifier stage>'`` copies that
-stage's trained ``backbone.*`` weights into the frozen IRN backbone (every IRN backbone tensor
-must be found there with the same shape; the source's extra tensors are counted in the
-manifest as ``backbone_unused``).
+Backbone (``docs/methods/moana.md#8-the-wsss-route``, an explicit choice):
+``backbone_from=None`` keeps the model's own backbone weights (the ImageNet ``checkpoint=`` of
+its backbone config, or its initial weights), as the original IRN;
+``backbone_from='<TrainClassifier stage>'`` copies that stage's trained ``backbone.*`` weights
+into the frozen IRN backbone (every IRN backbone tensor must be found there with the same
+shape; the source's extra tensors are counted in the manifest as ``backbone_unused``).
 
 Not done: IRN stores the mean displacement over the inference images after training; it only
 matters for instance segmentation, which this framework does not produce.

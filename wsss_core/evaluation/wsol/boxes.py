@@ -1,4 +1,5 @@
-"""Boxes from score maps, inclusive-pixel IoU and GT box rescaling (spec B.6 steps 3-5).
+"""Boxes from score maps, inclusive-pixel IoU and GT box rescaling
+(docs/wsol_evaluation.md#protocol-per-image, steps 3-4).
 
 Box convention everywhere: ``(x0, y0, x1, y1)`` in pixels, both corners inside the box
 (a box covers ``(x1 - x0 + 1) * (y1 - y0 + 1)`` pixels).

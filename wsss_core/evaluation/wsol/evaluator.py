@@ -1,9 +1,10 @@
 """WSOLEvaluator: one image's CAM to a per-image record, records to the metrics of a mode.
 
-Per image (spec B.6): the CAM of the ground-truth class is resized to ``image_size`` x
-``image_size`` (bicubic) and normalised by the mode; GT boxes are rescaled from the original
-image size with truncation; GT / ignore masks are resized with nearest neighbour (OpenCV
-``INTER_NEAREST``, as the reference) and the ignore region loses the foreground.  The
+Per image (``docs/wsol_evaluation.md#protocol-per-image``): the CAM of the ground-truth class
+is resized to ``image_size`` x ``image_size`` (bicubic) and normalised by the mode; GT boxes
+are rescaled from the original image size with truncation; GT / ignore masks are resized with
+nearest neighbour (OpenCV ``INTER_NEAREST``, as the reference) and the ignore region loses
+the foreground.  The
 contours are found once per tau and give both the largest-contour and the all-contour boxes.
 
 A record is a small dict of numpy arrays (best IoU per tau, class correctness, PxAP

@@ -1,4 +1,5 @@
-"""Streaming WSOL metrics: box accuracy over CAM thresholds, Top-k Loc, and PxAP (spec B.6 step 6).
+"""Streaming WSOL metrics: box accuracy over CAM thresholds, Top-k Loc, and PxAP
+(docs/wsol_evaluation.md#metrics-all-in-percent).
 
 :class:`BoxAccumulator` takes one image at a time (a normalised score map at the evaluation
 size and its GT boxes in the same frame) and keeps, per CAM threshold tau and IoU threshold

@@ -13,7 +13,8 @@
 * ``Top-5 Loc`` = top-5 correct and IoU >= 0.5 (largest contour) at the tau maximising
   this count (oracle tau, as MoANA's tester).
 
-``moana-compat`` -- what the MoANA repository's tester prints (spec B.6):
+``moana-compat`` -- what the MoANA repository's tester prints
+(``docs/methods/moana.md#6-wsol-evaluation``):
 
 * score map = 65th-percentile normalised CAM (:func:`~.normalize.percentile_normalize`);
 * single (largest) contour everywhere; no ``MaxBoxAccV2`` is reported;

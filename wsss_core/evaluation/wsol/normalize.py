@@ -1,4 +1,4 @@
-"""Score-map normalisation for WSOL evaluation (spec B.6 step 2).
+"""Score-map normalisation for WSOL evaluation (docs/wsol_evaluation.md#protocol-per-image, step 2).
 
 Both functions take a CAM of any float dtype (H, W) and return a float32 map in [0, 1].
 A map containing NaN, or one that is constant, becomes all zeros (no division by zero),
