@@ -95,6 +95,9 @@ def test_voc_config_runs_the_released_behaviour_and_the_fixed_variant_the_standa
                                            crf_image='raw_rgb')
     assert list(cor) == list(ref)
     assert without_switches(cor) == without_switches(ref)
+    # irn pads its crops in normalised space, i.e. with the mean colour (not a switch: both)
+    crop = next(t for t in ref['classify']['pipeline'] if t['type'] == 'RandomPadCrop')
+    assert (crop['size'], crop['img_pad_mode']) == (512, 'mean')
     assert load('voc12_resnet50_irn_fixed.py').work_dir == \
         load('voc12_resnet50_irn.py').work_dir + '_fixed'
 

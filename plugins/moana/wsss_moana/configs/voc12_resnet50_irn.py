@@ -44,7 +44,8 @@ cam_backbone = dict(type='TorchvisionResNet', output_stride=16, pretrained=resne
 moana_wsss = dict(preset='wsss', inference_bn='batch')
 classify_pipeline = [dict(type='RandomLongSide', low=320, high=640),
                      dict(type='RandomHorizontalFlip'),
-                     dict(type='RandomPadCrop', size=512, img_pad_mode='zero'),
+                     # irn crops the normalised image with zero padding: the mean colour
+                     dict(type='RandomPadCrop', size=512, img_pad_mode='mean'),
                      dict(type='PackInputs', keys=('img', 'labels'))]
 classify_optim = dict(type='OptimWrapper',
                       optimizer=dict(type='SGD', lr=0.1, momentum=1e-4, weight_decay=1e-4),
