@@ -6,7 +6,8 @@ replaces the recipe's model, one without patches it).  The
 expanded options are what the stage records and hashes, so a config written out in full and
 one naming the recipe are the same stage.
 
-* ``voc12_deeplabv2_r101``: deeplab-pytorch's recipe (spec ``oaa_nsrom_deeplab.md`` §4):
+* ``voc12_deeplabv2_r101``: deeplab-pytorch's recipe
+  (``docs/methods/deeplab.md#4-the-reference-recipe``):
   DeepLab v2 ResNet-101 (OS 8, frozen BN, Caffe input, COCO-initialised), ASPP 6/12/18/24,
   MSC 0.5/0.75, train_aug, 20000 updates of 5 x 2 crops of 321, SGD 2.5e-4 (x10 / x20 head),
   poly 0.9 every 10 updates; test on val, one scale, dense CRF (deeplab preset) on the

@@ -1,4 +1,4 @@
-"""The reference DeepLab training augmentation (spec ``oaa_nsrom_deeplab.md`` §4.3).
+"""The reference DeepLab training augmentation (``docs/methods/deeplab.md#43-data-pipeline``).
 
 deeplab-pytorch, per training image:
 

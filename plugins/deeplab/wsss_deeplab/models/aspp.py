@@ -1,6 +1,6 @@
 """Atrous spatial pyramid pooling (ASPP), the DeepLab v2 and v3 forms.
 
-**v2** (Chen et al., TPAMI 2018, "DeepLab-ASPP-L"; spec ``oaa_nsrom_deeplab.md`` §4.1):
+**v2** (Chen et al., TPAMI 2018, "DeepLab-ASPP-L"; ``docs/methods/deeplab.md#41-model``):
 four parallel 3x3 convolutions straight to the class scores, dilation = padding = r for
 r in {6, 12, 18, 24}, each with a bias, their outputs **summed**:
 

@@ -1,4 +1,5 @@
-"""Caffe-style input normalisation of the reference DeepLab (spec ``oaa_nsrom_deeplab.md`` §4.3).
+"""Caffe-style input normalisation of the reference DeepLab
+(``docs/methods/deeplab.md#43-data-pipeline``).
 
 deeplab-pytorch reads images with OpenCV (BGR), keeps the 0..255 range and subtracts the
 per-channel mean of the Caffe ImageNet models, with no division by a standard deviation:

@@ -3,7 +3,7 @@
 Chen, Papandreou, Kokkinos, Murphy, Yuille, "DeepLab: Semantic Image Segmentation with Deep
 Convolutional Nets, Atrous Convolution, and Fully Connected CRFs", TPAMI 2018; as trained by
 kazuto1011/deeplab-pytorch, the segmentation stage of OAA and NSROM
-(spec ``oaa_nsrom_deeplab.md`` §4):
+(``docs/methods/deeplab.md#4-the-reference-recipe``):
 
     y_s = sum_{r in {6,12,18,24}} W_r *_r f(x_s) + b_r          (f: ResNet-101, stride 8)
     y   = max(y_1, up(y_0.5), up(y_0.75))                          (MSC, evaluation)

@@ -1,6 +1,6 @@
 """Frozen batch normalisation: BatchNorm with fixed statistics and affine terms.
 
-DeepLab v2 as trained by deeplab-pytorch (spec ``oaa_nsrom_deeplab.md`` §4.5) keeps every
+DeepLab v2 as trained by deeplab-pytorch (``docs/methods/deeplab.md#45-optimisation``) keeps every
 BatchNorm layer in eval mode for the whole run and leaves its affine parameters out of the
 optimiser: with batches of 5 crops the batch statistics would be too noisy.  A frozen layer
 is the fixed per-channel affine map

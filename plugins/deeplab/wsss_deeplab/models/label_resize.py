@@ -1,4 +1,5 @@
-"""Nearest-neighbour label resizing with PIL's exact semantics (spec §4.4, pain point 9).
+"""Nearest-neighbour label resizing with PIL's exact semantics
+(``docs/methods/deeplab.md#44-loss``).
 
 deeplab-pytorch brings a label map to each score map's size with
 ``PIL.Image.resize(size, NEAREST)``; it had misaligned labels before that (its issue #51:

@@ -12,8 +12,8 @@ Bilinear resizing uses ``align_corners=False`` throughout.  In training all the 
 returned, ``[y_1, y_{s_1}, y_{s_2}, ..., y_max]`` (each at its own size, so each gets its own
 loss against a label map resized to it); in evaluation only ``y_max``.
 
-Shapes for a 321 crop at output stride 8 (spec §4.1): 41x41 (1.0), 21x21 (0.5, input 160),
-31x31 (0.75, input 240), max 41x41.
+Shapes for a 321 crop at output stride 8 (``docs/methods/deeplab.md#41-model``): 41x41 (1.0),
+21x21 (0.5, input 160), 31x31 (0.75, input 240), max 41x41.
 """
 from __future__ import annotations
 

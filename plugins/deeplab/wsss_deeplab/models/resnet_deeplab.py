@@ -1,6 +1,6 @@
 """ResNet backbone of DeepLab v2 (and v3+): bottleneck ResNet with atrous (dilated) stages.
 
-The layout of deeplab-pytorch's ResNet-101 (spec ``oaa_nsrom_deeplab.md`` §4.1), in
+The layout of deeplab-pytorch's ResNet-101 (``docs/methods/deeplab.md#41-model``), in
 torchvision/timm module names so that ImageNet weights of either load by name:
 
 * stem: 7x7 conv stride 2 pad 3 (no bias) + BN + ReLU, then 3x3 max-pool stride 2 pad 1

@@ -7,7 +7,7 @@ max fusion) the label map ``t`` (B, H, W) is brought to (h_k, w_k) by PIL neares
     L_k = (1 / |V_k|) sum_{p in V_k} -log softmax(y^(k)_p)[t_p],   V_k = {p : t_p != 255}
     L   = sum_k w_k L_k     (w_k = 1 in the reference)
 
-(spec ``oaa_nsrom_deeplab.md`` §4.4; the division by ``ITER_SIZE`` is the optimiser
+(``docs/methods/deeplab.md#44-loss``; the division by ``ITER_SIZE`` is the optimiser
 wrapper's ``accumulative_counts``).  PyTorch's mean-reduced cross entropy is 0/0 = NaN when
 ``V_k`` is empty, which happens in WSSS when a pseudo label ignores a whole image; here an
 empty ``V_k`` gives ``L_k = 0`` (still connected to the graph, so every parameter gets a

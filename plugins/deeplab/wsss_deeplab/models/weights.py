@@ -1,6 +1,6 @@
 """Initial weights for DeepLab: local files and the local timm cache only; nothing is downloaded.
 
-Two sources (spec ``oaa_nsrom_deeplab.md`` §4.2, pain points 2 and 7):
+Two sources (``docs/methods/deeplab.md#42-initial-weights``):
 
 * **ImageNet** backbone weights: a local file in torchvision/timm names (``conv1.weight``,
   ``layer1.0.conv1.weight``, ...; the classifier ``fc.*`` is dropped), or a timm model name

@@ -1,7 +1,7 @@
 """DeepLab's optimiser parameter groups: lr x1 backbone, x10 head weights, x20 head biases.
 
-deeplab-pytorch (spec ``oaa_nsrom_deeplab.md`` §4.5) trains with SGD (momentum 0.9,
-base lr 2.5e-4, weight decay 5e-4) over three groups:
+deeplab-pytorch (``docs/methods/deeplab.md#45-optimisation``) trains with SGD (momentum 0.9, base lr
+2.5e-4, weight decay 5e-4) over three groups:
 
 =================  ==============================  ===========  ===============
 group              parameters                      lr           weight decay

@@ -1,6 +1,6 @@
 """The poly learning-rate schedule of DeepLab: lr(it) = lr_0 (1 - it / T)^0.9.
 
-deeplab-pytorch (spec ``oaa_nsrom_deeplab.md`` §4.5) decays every group's lr with power 0.9
+deeplab-pytorch (``docs/methods/deeplab.md#45-optimisation``) decays every group's lr with power 0.9
 over ``T = 20000`` iterations, recomputing it every ``LR_DECAY = 10`` iterations.
 
 mmengine's ``PolyLR`` is chainable: after ``k`` steps it holds

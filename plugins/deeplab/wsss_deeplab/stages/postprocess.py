@@ -1,7 +1,7 @@
 """Per-image post-processing of TestSegmentor: stored scores -> probabilities -> (CRF) -> PNG.
 
-For one image with stored scores ``y`` (K, h, w) at the output stride (spec
-``oaa_nsrom_deeplab.md`` §4.6-4.7):
+For one image with stored scores ``y`` (K, h, w) at the output stride
+(``docs/methods/deeplab.md`` §4.6-4.7):
 
     P = softmax_k(bilinear(y, H x W))           (align_corners=False semantics)
     raw = argmax_k P

@@ -1,6 +1,7 @@
 """TestSegmentor: predict a split with a trained segmentor, optional TTA and dense CRF, mIoU.
 
-Two passes (spec ``oaa_nsrom_deeplab.md`` §4.6-4.7, §1.3):
+Two passes (``docs/methods/deeplab.md`` §4.6-4.7; the mIoU as in
+``docs/methods/baseline.md#14-miou-and-its-conventions``):
 
 1. **scores** -- per image (full size, batch 1), the network's fused scores at the output
    stride, averaged over test-time augmentation: for each scale s in ``scales`` (must

@@ -1,6 +1,6 @@
 """TrainSegmentor: train a DeepLab segmentor on pseudo labels (or ground truth) with mmengine.
 
-The reference recipe (deeplab-pytorch, spec ``oaa_nsrom_deeplab.md`` §4.3-4.5), all of it
+The reference recipe (deeplab-pytorch, ``docs/methods/deeplab.md`` §4.3 to §4.5), all of it
 stage config:
 
 * data: the images of a pseudo-label stage's split with its ``labels/<id>.png``
