@@ -91,6 +91,25 @@ def test_inference_bn_running_versus_batch_statistics():
         batch(y[:1])
 
 
+@pytest.mark.parametrize('mode', ['batch', 'running'])
+def test_sync_bn_conversion_keeps_the_inference_bn_mode(mode):
+    """``sync_bn=True`` (distributed CUDA runs) makes mmengine replace every BatchNorm, a
+    subclass too, by a plain SyncBatchNorm; run here on the CPU, in eval mode: the block's
+    outputs in either mode, its ``inference_bn`` and its repr are those of the block before."""
+    import copy
+    from mmengine.model import convert_sync_batchnorm
+    torch.manual_seed(0)
+    block = MoANABlock(5, inference_bn=mode)
+    block.train()(torch.randn(4, 5, 6, 6))          # running statistics away from 0 / 1
+    y = torch.randn(2, 5, 6, 6) * 3 + 1
+    expected = block.eval()(y)
+    synced = convert_sync_batchnorm(copy.deepcopy(block), 'torch').eval()
+    assert {type(m).__name__ for m in (synced.bn_c, synced.bn_h, synced.bn_w)} == \
+        {'SyncBatchNorm'}
+    assert synced.inference_bn == mode and f'inference_bn={mode!r}' in repr(synced)
+    torch.testing.assert_close(synced(y), expected)
+
+
 def test_with_moana_wraps_any_backbone_and_can_be_disabled(registered):
     small = dict(type='SmallResNet', widths=(8, 8, 16, 16))
     net = WithMoANA(backbone=small, moana=dict(preset='wsss')).eval()

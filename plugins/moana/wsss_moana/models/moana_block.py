@@ -40,20 +40,6 @@ CALIBRATION_PRESETS = {'wsol': (1.0, 1.0), 'wsss': (0.35, 0.65)}
 INFERENCE_BN_MODES = ('running', 'batch')
 
 
-class _AxisNorm(nn.BatchNorm2d):
-    """BatchNorm2d whose eval-mode statistics are the running ones or the batch's own."""
-
-    def __init__(self, channels: int, inference_bn: str):
-        super().__init__(channels)
-        self.inference_bn = inference_bn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or self.inference_bn == 'running':
-            return super().forward(x)
-        # batch statistics without touching the running averages
-        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-
-
 @MODELS.register_module()
 class MoANABlock(nn.Module):
     """Axis-based nexus attention on (N, C, H, W) features; the output has the input's shape.
@@ -85,13 +71,25 @@ class MoANABlock(nn.Module):
         self.conv_c = nn.Conv1d(1, 1, kernel_size, padding=pad, bias=False)
         self.conv_h = nn.Conv1d(channels, channels, kernel_size, padding=pad, bias=False)
         self.conv_w = nn.Conv1d(channels, channels, kernel_size, padding=pad, bias=False)
-        self.bn_c = _AxisNorm(channels, inference_bn)
-        self.bn_h = _AxisNorm(channels, inference_bn)
-        self.bn_w = _AxisNorm(channels, inference_bn)
+        # plain BatchNorms; the eval-mode choice is the block's (see axis_norm), so that it
+        # survives sync_bn=True, which replaces every BatchNorm (subclasses included) by a
+        # plain SyncBatchNorm in distributed CUDA runs
+        self.bn_c = nn.BatchNorm2d(channels)
+        self.bn_h = nn.BatchNorm2d(channels)
+        self.bn_w = nn.BatchNorm2d(channels)
+        self._inference_bn = inference_bn
 
     @property
     def inference_bn(self) -> str:
-        return self.bn_c.inference_bn
+        return self._inference_bn
+
+    def axis_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``norm(x)``, except in eval mode with ``inference_bn='batch'``: then the
+        statistics of ``x`` itself with ``norm``'s affine parameters, the running averages
+        untouched (``norm``: a BatchNorm, or the SyncBatchNorm ``sync_bn`` made of it)."""
+        if self.training or self._inference_bn == 'running':
+            return norm(x)
+        return F.batch_norm(x, None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """M = z_c + z_h + z_w, broadcast to (N, C, H, W)."""
@@ -103,9 +101,9 @@ class MoANABlock(nn.Module):
                              'reference infers an image together with its flip); in training, '
                              'set drop_last=True on the stage so that no batch of one remains')
         d_c = x.mean(dim=(2, 3)).unsqueeze(1)                       # (N, 1, C)
-        z_c = torch.sigmoid(self.bn_c(self.conv_c(d_c).view(n, c, 1, 1)))
-        z_h = torch.sigmoid(self.bn_h(self.conv_h(x.mean(dim=3)).view(n, c, h, 1)))
-        z_w = torch.sigmoid(self.bn_w(self.conv_w(x.mean(dim=2)).view(n, c, 1, w)))
+        z_c = torch.sigmoid(self.axis_norm(self.bn_c, self.conv_c(d_c).view(n, c, 1, 1)))
+        z_h = torch.sigmoid(self.axis_norm(self.bn_h, self.conv_h(x.mean(dim=3)).view(n, c, h, 1)))
+        z_w = torch.sigmoid(self.axis_norm(self.bn_w, self.conv_w(x.mean(dim=2)).view(n, c, 1, w)))
         return z_c + z_h + z_w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
