@@ -147,7 +147,8 @@ def test_weight_loader_resolves_item_references(roots):
     state = load_state_dict_file('item:torchvision-vgg16', 'pretrained')
     assert torch.equal(state['w'], torch.ones(2))
     from wsss_core.io import DataFileError
-    with pytest.raises(DataFileError, match='resnet50-19c8e357.pth'):
+    with pytest.raises(DataFileError, match=r'resnet50-19c8e357.pth, which does not exist: '
+                                            r'run  wsss-prepare torchvision-resnet50'):
         load_state_dict_file('item:torchvision-resnet50', 'pretrained')
 
 

@@ -34,9 +34,15 @@ def load_state_dict_file(path, option: str = 'checkpoint') -> dict:
     ``path`` may be an item reference (``'item:torchvision-vgg16'``, see
     :mod:`wsss_core.prepare.refs`).
     """
+    from ..prepare.items import is_item_ref, item_name_of
     from ..prepare.refs import resolve_path
-    path = os.fspath(resolve_path(path))     # 'item:NAME' -> the item's file
+    ref, path = path, os.fspath(resolve_path(path))     # 'item:NAME' -> the item's file
     if not os.path.isfile(os.path.expanduser(path)):
+        if is_item_ref(ref):
+            name = item_name_of(ref)[0]
+            raise DataFileError(f'weight file not found: {option}={ref!r} is {path}, which '
+                                f'does not exist: run  wsss-prepare {name}  (set $WSSS_WEIGHTS '
+                                'if the weights live elsewhere)')
         raise missing_weight_file_error(path, option)
     path = os.path.expanduser(path)
     if path.endswith('.safetensors'):

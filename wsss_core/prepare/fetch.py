@@ -131,6 +131,8 @@ def _obtain(item: PrepareItem, dl: Download, base: Path, from_path, previous: di
     expected_sha = dl.sha256 or recorded
     if from_path is not None:
         path = _locate(Path(from_path), dl, item)
+        if path.is_dir():     # a folder of files (saliency maps): the install checks them
+            return path, dict(sha256=None, size=None)
         try:
             verify_file(path, sha256=expected_sha, md5=dl.md5, size=dl.size)
         except DownloadError as exc:
@@ -158,7 +160,8 @@ def _obtain(item: PrepareItem, dl: Download, base: Path, from_path, previous: di
 
 def _locate(from_path: Path, dl: Download, item: PrepareItem) -> Path:
     """The file for ``dl`` under ``--from``: the path itself when it is a file (and the
-    item has one download or the name matches), else ``<from>/<filename>``."""
+    item has one download or the name matches), else ``<from>/<filename>``, else (one
+    download, installed by a conversion) the folder itself."""
     if from_path.is_file():
         if len(item.downloads) == 1 or from_path.name == dl.filename:
             return from_path
@@ -168,6 +171,8 @@ def _locate(from_path: Path, dl: Download, item: PrepareItem) -> Path:
     candidate = from_path / dl.filename
     if candidate.is_file():
         return candidate
+    if len(item.downloads) == 1 and from_path.is_dir() and ':' in item.install:
+        return from_path      # the folder itself, for a conversion that reads folders
     raise PrepareError(f'{item.name}: {dl.filename} is not in {from_path}'
                        + (f' ({dl.manual})' if dl.manual else ''))
 

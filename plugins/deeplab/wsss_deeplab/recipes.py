@@ -39,7 +39,7 @@ TRAIN_RECIPES = {
                    backbone=dict(type='DeepLabResNet', depth=101, output_stride=8,
                                  stride_in_1x1=True, norm='frozen'),
                    rates=(6, 12, 18, 24), msc_scales=(0.5, 0.75), input_style='caffe',
-                   init_checkpoint='weights/deeplabv1_resnet101-coco.pth'),
+                   init_checkpoint='item:deeplabv2-r101-coco'),
         max_iters=20000, batch_size=5, iter_size=2, lr=2.5e-4, momentum=0.9,
         weight_decay=5e-4, power=0.9, lr_interval=10, crop_size=321,
         scales=(0.5, 0.75, 1.0, 1.25, 1.5), flip=True, checkpoint_interval=5000,

@@ -1,7 +1,8 @@
-"""The weight files GETAM's configs name, for ``wsss-prepare`` (the ``wsss_prepare_items``
-hook): the timm ViT tags of the reference's four backbones, fetched from the Hugging Face
-hub as single ``.safetensors`` files into ``$WSSS_WEIGHTS/timm/`` and loaded with
-``GETAMViT(checkpoint='item:timm-<tag>')``.
+"""The weight files and saliency maps GETAM's configs name, for ``wsss-prepare`` (the
+``wsss_prepare_items`` hook): the timm ViT tags of the reference's four backbones, fetched
+from the Hugging Face hub as single ``.safetensors`` files into ``$WSSS_WEIGHTS/timm/`` and
+loaded with ``GETAMViT(checkpoint='item:timm-<tag>')``; the VOC and COCO saliency maps its
+authors published (by hand: OneDrive).
 
 The hub publishes no checksum beside the download URL that a program reads without its
 API, so the SHA-256 of each file is recorded at its first download and checked from then
@@ -36,5 +37,23 @@ def timm_item(tag: str, mb: float, what: str) -> PrepareItem:
         disk_size=int(mb * 1e6))
 
 
+#: the saliency maps GETAM's configs read (its README links them on OneDrive: by hand)
+SALIENCY = tuple(
+    PrepareItem(
+        name=f'{data}-saliency-getam', kind='saliency',
+        description=f"salient-object maps of {what} (GETAM's published maps)",
+        root='data', path=f'{folder}/saliency_getam', requires=(requires,),
+        install='wsss_core.prepare.installers:install_saliency_archive',
+        downloads=(Download(f'saliency_getam_{data}', manual=(
+            f"GETAM's README links the {what} maps on OneDrive ({link}); download them by "
+            'hand')),),
+        licence="published by GETAM's authors for research use (no licence stated)")
+    for data, what, folder, requires, link in (
+        ('voc12', 'VOC train_aug', 'VOCdevkit/VOC2012', 'voc12-aug',
+         'https://1drv.ms/u/s!Ak3sXyXVg781yW78vNuDTblg2qdJ'),
+        ('coco14', 'COCO 2014 train', 'coco2014', 'coco14',
+         'https://1drv.ms/u/s!Ak3sXyXVg781ymyj2mLjZJMTMF-G?e=1QWtp1')))
+
+
 def items():
-    return [timm_item(*row) for row in TIMM_TAGS]
+    return [timm_item(*row) for row in TIMM_TAGS] + list(SALIENCY)

@@ -44,3 +44,9 @@ def wsss_register() -> None:
 def wsss_conformance_examples():
     from .conformance_examples import examples
     return examples()
+
+
+@hookimpl
+def wsss_prepare_items():
+    from .prepare_items import items
+    return items()

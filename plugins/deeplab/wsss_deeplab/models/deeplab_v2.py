@@ -13,7 +13,7 @@ Training scores the four outputs ``[y_1, y_0.5, y_0.75, y_max]`` separately
 
     dict(type='DeepLabV2', num_classes=21,
          backbone=dict(type='DeepLabResNet', depth=101),        # stride 8, frozen BN
-         input_style='caffe', init_checkpoint='weights/deeplabv1_resnet101-coco.pth')
+         input_style='caffe', init_checkpoint='item:deeplabv2-r101-coco')
 """
 from __future__ import annotations
 
