@@ -1,6 +1,6 @@
-"""NSROM's non-salient region masking (spec §3.8) on crafted maps, and the
-MaskNonSalientRegions stage end to end on tiny data (round-1 DeepLab predicting the train
-split), with resume and the input checks."""
+"""NSROM's non-salient region masking (``docs/methods/nsrom.md#38-non-salient-region-masking``)
+on crafted maps, and the MaskNonSalientRegions stage end to end on tiny data (round-1 DeepLab
+predicting the train split), with resume and the input checks."""
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
-"""NSROM's potential object mining (spec §3.6 step B) on crafted maps, and its refiner in a
-RefineLabels chain after OAAProxyLabels with the plain CAMs as ``extra_cams``."""
+"""NSROM's potential object mining (``docs/methods/nsrom.md`` §3.6 step B) on crafted maps, and
+its refiner in a RefineLabels chain after OAAProxyLabels with the plain CAMs as
+``extra_cams``."""
 from __future__ import annotations
 
 import numpy as np

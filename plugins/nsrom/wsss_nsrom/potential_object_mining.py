@@ -1,4 +1,5 @@
-"""NSROM's potential object mining, POM (spec §3.6 step B, ``gen_label.py``).
+"""NSROM's potential object mining, POM (``docs/methods/nsrom.md`` §3.6 step B, the reference's
+``gen_label.py``).
 
 After background extraction (OAA's proxy-label rule on the OA-CAMs, :class:`OAAProxyLabels`)
 the label map L still calls "background" some pixels the *plain* classifier CAMs see as

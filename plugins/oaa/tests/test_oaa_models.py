@@ -30,7 +30,8 @@ def test_vgg16_oaa_has_stride_8_dilated_conv5_and_torchvision_indices(registered
 
 
 def test_classifier_cam_shape_matches_the_reference_for_a_resized_voc_image(registered):
-    # spec 2.2: a 500x375 image resized to 299x224 gives a 37x28 CAM
+    # a 500x375 image resized to 299x224 gives a 37x28 CAM
+    # (docs/methods/oaa.md#22-classifier-architecture)
     tiny = tiny_oaa_classifier(num_classes=20)
     with torch.no_grad():
         cam = tiny.cam_logits(torch.zeros(1, 3, 224, 299))

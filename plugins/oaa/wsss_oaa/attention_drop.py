@@ -1,5 +1,5 @@
-"""Attention drop, the OAA-drop variant (Jiang et al., TPAMI extension of OAA; spec
-``oaa_nsrom_deeplab.md`` §2.5).
+"""Attention drop, the OAA-drop variant (Jiang et al., TPAMI extension of OAA;
+``docs/methods/oaa.md#25-attention-drop``).
 
 With probability ``p`` per image and visit, the input pixels that the image's most recent
 accepted attention maps already cover are hidden, so the classifier must find other parts::

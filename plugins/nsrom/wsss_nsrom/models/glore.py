@@ -1,4 +1,5 @@
-"""The graph-based global reasoning unit, GloRe (Chen et al., CVPR 2019; spec §3.2).
+"""The graph-based global reasoning unit, GloRe (Chen et al., CVPR 2019;
+``docs/methods/nsrom.md#32-classifier-with-the-glore-head``).
 
 NSROM puts one GloRe unit into its classifier head (and into the OA-CAM model) so that every
 position can exchange information with every other one through a small fully connected

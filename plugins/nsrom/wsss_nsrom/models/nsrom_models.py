@@ -121,7 +121,8 @@ def _head_args(preset: dict, head_channels: int, head_convs: int, num_nodes: int
 
 @MODELS.register_module()
 class NSROMClassifier(OAAClassifier):
-    """OAA's classifier with NSROM's GloRe head (:data:`CLASSIFIER_HEAD`), spec §3.2.
+    """OAA's classifier with NSROM's GloRe head (:data:`CLASSIFIER_HEAD`),
+    ``docs/methods/nsrom.md#32-classifier-with-the-glore-head``.
 
     Args:
         backbone, num_classes, data_preprocessor, channels_last: as :class:`OAAClassifier`.
@@ -147,7 +148,8 @@ class NSROMClassifier(OAAClassifier):
 
 @MODELS.register_module()
 class OACAMModel(IntegralAttentionModel):
-    """NSROM's integral model producing the OA-CAM (:data:`OACAM_HEAD`), spec §3.4.
+    """NSROM's integral model producing the OA-CAM (:data:`OACAM_HEAD`),
+    ``docs/methods/nsrom.md#34-oa-cam-integral-model``.
 
     ``forward(img, labels, mode='loss', attention=...)`` returns ``{'loss_iam'}`` as
     :class:`IntegralAttentionModel`, with ``loss_form='nsrom'`` (NSROM's released loss) by

@@ -1,4 +1,6 @@
-"""NSROM's non-salient region masking, NSRM (spec §3.8, ``gen_masked_label.py``).
+"""NSROM's non-salient region masking, NSRM (the reference's ``gen_masked_label.py``).
+
+The rule: ``docs/methods/nsrom.md#38-non-salient-region-masking``.
 
 The first segmentation round, run on the training images (``TestSegmentor(split='train')``,
 usually with the CRF), finds objects the saliency map missed.  Its prediction P becomes the

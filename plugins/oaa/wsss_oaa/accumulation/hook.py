@@ -1,5 +1,7 @@
 """OAAAccumulationHook: online attention accumulation during classifier training
-(Jiang et al., ICCV 2019, §3.2; spec ``oaa_nsrom_deeplab.md`` §2.4, NSROM §3.3, OAA-drop §2.5).
+(Jiang et al., ICCV 2019, §3.2; ``docs/methods/oaa.md#24-online-accumulation``, NSROM's filter in
+``docs/methods/nsrom.md#33-classifier-training-and-accumulation``, OAA-drop in
+``docs/methods/oaa.md#25-attention-drop``).
 
 After every training step, for each image ``i`` of the batch and each ground-truth class c::
 

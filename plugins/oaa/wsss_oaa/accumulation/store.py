@@ -1,5 +1,5 @@
 """The attention store of online attention accumulation (Jiang et al., ICCV 2019, §3.2;
-spec ``oaa_nsrom_deeplab.md`` §2.4), keyed by ``(image id, class)``.
+``docs/methods/oaa.md#24-online-accumulation``), keyed by ``(image id, class)``.
 
 The reference rule, for every training visit of image ``i`` with ground-truth class ``c``
 in epoch ``e`` (epochs ``0 .. E-1``)::
@@ -38,7 +38,7 @@ idempotent (merging a merged store again changes nothing).
 ``quantize=True`` reproduces the reference's 8-bit files: every written map is kept as
 ``clip(rint(255 a), 0, 255)`` uint8 and the max-fusion runs on those values.
 ``keep_current=True`` also keeps the latest accepted map per key (uint8, with its epoch)
-for attention drop (spec §2.5); a fill visit does not write it.
+for attention drop (``docs/methods/oaa.md#25-attention-drop``); a fill visit does not write it.
 """
 from __future__ import annotations
 
@@ -57,14 +57,16 @@ STATE_FORMAT = 'wsss-oaa-attention-store/1'
 
 # ----------------------------------------------------------------------------- the rule
 def max_normalise(cam: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """``relu(A) / (max relu(A) + eps)`` per map over the last two dims (spec §2.4)."""
+    """``relu(A) / (max relu(A) + eps)`` per map over the last two dims
+    (``docs/methods/oaa.md#24-online-accumulation``)."""
     pos = cam.detach().float().clamp_min(0)
     return pos / (pos.amax(dim=(-2, -1), keepdim=True) + eps)
 
 
 def topk_accepts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """OAA's filter: (B, C) bool, True where class c is among the k highest ``sigmoid(s)``
-    of its image, k = the image's number of ground-truth classes (spec §2.4)."""
+    of its image, k = the image's number of ground-truth classes
+    (``docs/methods/oaa.md#24-online-accumulation``)."""
     k = (labels > 0).sum(dim=1)
     order = torch.argsort(-torch.sigmoid(logits.detach().float()), dim=1, stable=True)
     rank = torch.empty_like(order)
@@ -73,7 +75,8 @@ def topk_accepts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def score_accepts(logits: torch.Tensor, threshold: float) -> torch.Tensor:
-    """NSROM's filter: (B, C) bool, True where ``sigmoid(s_c) >= threshold`` (spec §3.3)."""
+    """NSROM's filter: (B, C) bool, True where ``sigmoid(s_c) >= threshold``
+    (``docs/methods/nsrom.md#33-classifier-training-and-accumulation``)."""
     return torch.sigmoid(logits.detach().float()) >= threshold
 
 

@@ -1,4 +1,5 @@
-"""OAA's classification head: the class attention maps come out of it (spec §2.2).
+"""OAA's classification head: the class attention maps come out of it
+(``docs/methods/oaa.md#22-classifier-architecture``).
 
     A = conv1x1( ReLU(conv3x3( ReLU(conv3x3( ReLU(conv3x3(f)) )) )) )   (B, C, h, w)
     logits = GAP(A)

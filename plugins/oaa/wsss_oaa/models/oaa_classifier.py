@@ -1,4 +1,4 @@
-"""The OAA classifier (Jiang et al., ICCV 2019, §3.1; spec ``oaa_nsrom_deeplab.md`` §2.2-2.3).
+"""The OAA classifier (Jiang et al., ICCV 2019, §3.1; ``docs/methods/oaa.md`` §2.2-2.3).
 
     A = head(backbone(x))            class attention maps (B, C, h, w), before pooling
     s_c = mean_{x,y} A_c(x, y)       logits by global average pooling
@@ -9,7 +9,7 @@ one, e.g. ``TimmBackbone('resnet101', output_stride=8)``); the head is
 :class:`~.attention_head.AttentionHead`.  In ``'loss'`` mode the step's raw maps and logits
 are kept (detached) in :attr:`last_step` for the accumulation hook, and an optional
 ``drop_mask`` (B, 1, H, W) from attention drop zeroes input pixels after normalisation (the
-dataset's mean colour), spec §2.5.
+dataset's mean colour), ``docs/methods/oaa.md#25-attention-drop``.
 
 The reference's four learning-rate groups (backbone weights x1, backbone biases x2, head
 weights x10, head biases x20, weight decay on all) are the DeepLab plugin's group
@@ -64,7 +64,8 @@ class OAAClassifier(CAMClassifier):
 
     @staticmethod
     def apply_drop_mask(img: torch.Tensor, drop_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """Zero the (normalised) input where ``drop_mask`` is 1 (attention drop, spec §2.5)."""
+        """Zero the (normalised) input where ``drop_mask`` is 1 (attention drop,
+        ``docs/methods/oaa.md#25-attention-drop``)."""
         if drop_mask is None:
             return img
         if drop_mask.shape[-2:] != img.shape[-2:]:

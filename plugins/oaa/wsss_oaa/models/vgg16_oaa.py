@@ -1,4 +1,5 @@
-"""VGG16 at output stride 8, as OAA's classifier uses it (spec ``oaa_nsrom_deeplab.md`` §2.2).
+"""VGG16 at output stride 8, as OAA's classifier uses it
+(``docs/methods/oaa.md#22-classifier-architecture``).
 
 The 13 conv layers of VGG16 (configuration D) with three changes:
 

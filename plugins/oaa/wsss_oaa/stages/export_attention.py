@@ -1,5 +1,5 @@
-"""ExportAttention: accumulated attention maps at image size, as CAM artifacts (spec
-``oaa_nsrom_deeplab.md`` §2.6, the reference's ``res.py``).
+"""ExportAttention: accumulated attention maps at image size, as CAM artifacts
+(``docs/methods/oaa.md#26-exporting-the-accumulated-maps``, the reference's ``res.py``).
 
 For every image of ``split`` and each of its ground-truth classes c, the accumulated map
 ``<source>/accumulated/<id>.npz`` (CAM resolution, [0, 1]) becomes::

@@ -1,4 +1,6 @@
-"""Training the integral attention model (OAA+, spec §2.7): its targets and its stage.
+"""Training the integral attention model (OAA+): its targets and its stage.
+
+The model and its training: ``docs/methods/oaa.md#27-integral-attention-model``.
 
 :class:`LoadAttentionTargets` reads the accumulated maps the OAA hook exported as per-pixel
 targets; :class:`TrainIntegralAttention` is :class:`~wsss_core.pipeline.TrainClassifier`
