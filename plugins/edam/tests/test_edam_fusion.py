@@ -1,5 +1,6 @@
-"""EDAM's saliency fusion (spec A.8): the truth table on crafted pixels, agreement with a literal
-(C + 1)-plane transcription, the presets, and the three routes of step 5 as refiner chains --
+"""EDAM's saliency fusion (``docs/methods/edam.md#8-inference-and-pseudo-labels``): the truth table
+on crafted pixels, agreement with a literal (C + 1)-plane transcription, the presets, and the
+three routes of step 5 as refiner chains --
 constant background = BackgroundThreshold, CRF = DenseCRF(preset='edam'), CRF + saliency
 writes the *fused* label (not the CRF argmax the reference saved)."""
 from __future__ import annotations
@@ -16,7 +17,7 @@ def plugins(registered):  # noqa: F811  (the core and the plugin, as wsss-run lo
 
 
 def literal_fuse(scores, class_ids, sal, theta, alpha, beta, num_classes):
-    """Spec A.8's pseudo-code, line by line, over all C + 1 planes."""
+    """The fusion pseudo-code of docs/methods/edam.md §8, line by line, over all C + 1 planes."""
     t = np.zeros((num_classes + 1,) + sal.shape)
     for k, c in enumerate(class_ids):
         t[c + 1] = scores[k]

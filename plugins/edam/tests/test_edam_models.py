@@ -153,8 +153,8 @@ def test_stacked_init_follows_the_reference_fans(models):
 
 
 def test_reference_sizes_have_the_reference_parameter_counts(models):
-    """Spec A.5: reduce 524,288; 20 encoders x 198,272; 20 heads 2,560; segment table 640;
-    DA conv 4096 -> 21 3x3: 774,144."""
+    """``docs/methods/edam.md#5-collaborative-multi-attention``: reduce 524,288; 20 encoders x
+    198,272; 20 heads 2,560; segment table 640; DA conv 4096 -> 21 3x3: 774,144."""
     from wsss_edam.models.discriminative_activation import DiscriminativeActivation
     cma_mod, _ = models
     cma = cma_mod.CollaborativeMultiAttention(4096, 20)

@@ -1,4 +1,5 @@
-"""EDAM's saliency fusion: class scores + a saliency map -> pseudo label (spec A.8).
+"""EDAM's saliency fusion: class scores + a saliency map -> pseudo label
+(``docs/methods/edam.md#8-inference-and-pseudo-labels``).
 
 With C the number of foreground classes, S the saliency map (uint8, 0..255) and ``score_k``
 the score maps of the image's classes k (normalised DA masks / CAMs, or dense-CRF
@@ -27,7 +28,7 @@ Presets (:data:`EDAM_FUSION_PRESETS`): ``crf`` -- the README / CRF path (theta 0
 alpha 1e-6, beta 0.99999: CRF outputs are nearly binary); ``no_crf`` -- on the DA masks
 directly (alpha 0.25, beta 0.95 per EDAM issue 4; theta 0.2, unconfirmed for this path).
 
-The refiner's three routes of spec A.8 step 5, as RefineLabels chains:
+The refiner's three routes (``docs/methods/edam.md`` §8 step 5), as RefineLabels chains:
 
 * no saliency, no CRF: ``[BackgroundThreshold(threshold=theta)]`` (the core's constant
   background plane: argmax over ``[theta, M_1..M_K]``, background wins ties);

@@ -4,7 +4,8 @@ EDAM (Wu et al., CVPR 2021) trains on *pairs* of images that have at least one i
 class in common; the attention of each class runs jointly over the tokens of both images.
 The reference reads a pre-built list (``EDAM_train.txt``, one pair per line) that it does not
 shuffle, and the list was built so that one pass over it "equals 25 original epochs".  Its
-construction is not published; :func:`sample_pairs` is this plugin's (spec A.7 proposal)::
+construction is not published; :func:`sample_pairs` is this plugin's
+(``docs/methods/edam.md#7-training``)::
 
     for pass in 1..passes:
         for i in shuffle(images):                     # seeded

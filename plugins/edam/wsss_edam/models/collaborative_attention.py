@@ -1,4 +1,5 @@
-"""Collaborative Multi-Attention (CMA) of EDAM (Wu et al., CVPR 2021; spec A.5).
+"""Collaborative Multi-Attention (CMA) of EDAM (Wu et al., CVPR 2021;
+``docs/methods/edam.md#5-collaborative-multi-attention``).
 
 Training-only module: for every class k it attends jointly over the tokens of the two images
 of a pair with the class-k Transformer encoder, then scores each image for class k.  With F

@@ -1,10 +1,11 @@
-"""EDAM's CAMs: the normalised DA class masks (Wu et al., CVPR 2021; spec A.8 step 2).
+"""EDAM's CAMs: the normalised DA class masks (Wu et al., CVPR 2021;
+``docs/methods/edam.md#8-inference-and-pseudo-labels``, step 2).
 
     CAM_k(x, y) = Mhat_k(x, y) = | M_k / max(||M(x, y)||_2, 1e-12) |      k < K
 
 i.e. the backbone + DA layer only (the CMA is not used at inference).  The masks are already
 non-negative, so no ReLU; multi-scale + flip summation and the per-class max normalisation
-(spec A.8 step 3) are the core's (``multiscale_cams`` / ``normalize_cams`` / ``MakeCAMs``).
+(step 3) are the core's (``multiscale_cams`` / ``normalize_cams`` / ``MakeCAMs``).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Discriminative Activation (DA) layer of EDAM (Wu et al., CVPR 2021; spec A.4).
+"""The Discriminative Activation (DA) layer of EDAM (Wu et al., CVPR 2021;
+``docs/methods/edam.md#4-discriminative-activation-layer``).
 
 A 3x3 convolution maps the backbone features F (B, D, h, w) to K + 1 channels, K the number
 of classes, and each pixel's channel vector is L2-normalised and made non-negative:

@@ -1,9 +1,10 @@
-"""EDAM's classifier (Wu et al., CVPR 2021; spec A.4-A.7): backbone -> DA layer -> CMA.
+"""EDAM's classifier (Wu et al., CVPR 2021): backbone -> DA layer -> CMA, as described in
+``docs/methods/edam.md`` §4 to §7 (the tags on the right).
 
     F     = backbone(x)                               (2P, D, h, w)
-    Mhat  = |l2norm(conv3x3(F))|                      (2P, K + 1, h, w)   DA layer (A.4)
-    s     = CMA(F, Mhat[:, :K])                       (2P, K)             pairs 2p, 2p+1 (A.5)
-    L     = 1 / (2P K) sum_n sum_k BCE(sigmoid(s[n, k]), y[n, k])                     (A.6)
+    Mhat  = |l2norm(conv3x3(F))|                      (2P, K + 1, h, w)   DA layer (§4)
+    s     = CMA(F, Mhat[:, :K])                       (2P, K)             pairs 2p, 2p+1 (§5)
+    L     = 1 / (2P K) sum_n sum_k BCE(sigmoid(s[n, k]), y[n, k])                      (§6)
 
 Training batches are image pairs: ``img`` (2P, 3, H, W) where images 2p and 2p + 1 form pair
 p, ``labels`` (2P, K) multi-hot.  At inference the CMA is dropped: :meth:`cam_logits` returns
@@ -17,7 +18,8 @@ validation batches of unrelated single images have no meaningful CMA score.  The
 ``'cma'`` instead returns ``sigmoid(s)`` with consecutive images taken as pairs (the batch
 must be even; meaningful when the loader yields pairs).
 
-Optimiser groups (spec A.7), by parameter-name prefix (:data:`PARAM_GROUPS`):
+Optimiser groups (``docs/methods/edam.md#7-training``), by parameter-name prefix
+(:data:`PARAM_GROUPS`):
 
 =============== =========================================================== ===== ====
 group           parameters                                                  lr    wd
@@ -110,7 +112,8 @@ class EDAMClassifier(BaseModel):
         return self.da(self.extract_feat(img))
 
     def cam_logits(self, img: torch.Tensor) -> torch.Tensor:
-        """The class masks ``Mhat[:, :K]`` (B, K, h, w), in [0, 1]: EDAM's CAMs (A.8)."""
+        """The class masks ``Mhat[:, :K]`` (B, K, h, w), in [0, 1]: EDAM's CAMs
+        (``docs/methods/edam.md#8-inference-and-pseudo-labels``)."""
         return self.da_masks(img)[:, :self.num_classes]
 
     def logits(self, img: torch.Tensor) -> torch.Tensor:
@@ -149,8 +152,9 @@ class EDAMClassifier(BaseModel):
 
     def param_groups(self, lr: float, weight_decay: float = 0.0,
                      lr_mults: Optional[dict] = None) -> List[dict]:
-        """Optimiser param groups (spec A.7): lr x ``PARAM_GROUP_LR_MULT`` (overridable by
-        ``lr_mults``), the same weight decay for all; each dict carries ``name``/``lr_mult``."""
+        """Optimiser param groups (``docs/methods/edam.md#7-training``): lr x
+        ``PARAM_GROUP_LR_MULT`` (overridable by ``lr_mults``), the same weight decay for all;
+        each dict carries ``name``/``lr_mult``."""
         mults = dict(PARAM_GROUP_LR_MULT, **dict(lr_mults or {}))
         out = []
         for group, named in self.named_param_groups().items():

@@ -1,4 +1,4 @@
-"""EDAM's optimisation (spec ``edam_moana.md`` §A.7) as mmengine configuration.
+"""EDAM's optimisation (``docs/methods/edam.md#7-training``) as mmengine configuration.
 
 Parameter groups (SGD, momentum 0.9, weight decay 5e-4 on all of them):
 

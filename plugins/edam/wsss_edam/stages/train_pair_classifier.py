@@ -1,5 +1,5 @@
 """TrainPairClassifier: :class:`~wsss_core.pipeline.train_classifier.TrainClassifier` on image
-pairs that share a class (EDAM's training data, spec A.5 / A.7).
+pairs that share a class (EDAM's training data, ``docs/methods/edam.md#7-training``).
 
 The training set is :class:`~wsss_edam.datasets.image_pairs.ImagePairs` over ``train_split``
 (each image through the stage's ``pipeline`` on its own), walked in list order by
