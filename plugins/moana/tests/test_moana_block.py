@@ -1,4 +1,5 @@
-"""The MoANA block (spec B.2): the formula, presets, parameter count, BatchNorm modes."""
+"""The MoANA block (``docs/methods/moana.md#2-the-block``): the formula, presets, parameter count,
+BatchNorm modes."""
 from __future__ import annotations
 
 import pytest

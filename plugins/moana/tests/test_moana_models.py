@@ -1,4 +1,5 @@
-"""MoANA's classifier and the backbones it goes into (spec B.3)."""
+"""MoANA's classifier and the backbones it goes into
+(``docs/methods/moana.md#3-where-the-block-goes``)."""
 from __future__ import annotations
 
 import pytest

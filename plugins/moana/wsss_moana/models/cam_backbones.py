@@ -1,7 +1,8 @@
 """VGG16 and InceptionV3 CAM backbones for WSOL, where MoANA is inserted before the classifier.
 
 The released MoANA code has only ResNet-50; the paper's claim covers other backbones, so these
-follow the wsolevaluation "CAM" variants (Choe et al., CVPR 2020) as the spec proposes (B.3):
+follow the wsolevaluation "CAM" variants (Choe et al., CVPR 2020;
+``docs/methods/moana.md#3-where-the-block-goes``):
 
 * ``VGG16CAM``: VGG16's 13 convolutions (torchvision indices ``features.0 .. features.28``,
   so torchvision weights load), max-pool 5 removed and, with ``large_feature_map``, max-pool 4

@@ -1,4 +1,4 @@
-"""The MoANA block: axis-based nexus attention (spec ``edam_moana.md`` B.2).
+"""The MoANA block: axis-based nexus attention (``docs/methods/moana.md#2-the-block``).
 
 From a feature map X (N, C, H, W), three axis descriptors by average pooling, each turned into
 a sigmoid attention by a 1-D convolution (kernel k = 3, zero padding 1, no bias) and BatchNorm
@@ -97,9 +97,10 @@ class MoANABlock(nn.Module):
         if n < 2 and (self.training or self.inference_bn == 'batch'):
             raise ValueError('MoANA with batch statistics (training, or inference_bn='
                              "'batch') needs at least 2 images per forward: its channel "
-                             'BatchNorm normalises over the batch only (spec B.2; the '
-                             'reference infers an image together with its flip); in training, '
-                             'set drop_last=True on the stage so that no batch of one remains')
+                             'BatchNorm normalises over the batch only (docs/methods/moana.md '
+                             '§2; the reference infers an image together with its flip); in '
+                             'training, set drop_last=True on the stage so that no batch of one '
+                             'remains')
         d_c = x.mean(dim=(2, 3)).unsqueeze(1)                       # (N, 1, C)
         z_c = torch.sigmoid(self.axis_norm(self.bn_c, self.conv_c(d_c).view(n, c, 1, 1)))
         z_h = torch.sigmoid(self.axis_norm(self.bn_h, self.conv_h(x.mean(dim=3)).view(n, c, h, 1)))
@@ -122,7 +123,7 @@ class WithMoANA(nn.Module):
 
     A multi-level backbone (one returning a list of maps and listing their ``channels`` and
     ``reductions``, e.g. for the IRN) gets the block on its last map, so the IRN can reuse a
-    trained CAM backbone with its MoANA block (spec B.8).
+    trained CAM backbone with its MoANA block (``docs/methods/moana.md#8-the-wsss-route``).
 
     Args:
         backbone: the backbone config (must expose ``out_channels``).

@@ -1,7 +1,7 @@
 """The MoANA CAM classifier: backbone (+ MoANA block) -> 1x1 classifier with bias -> GAP.
 
 Both released networks put a Conv2d(C -> K, 1x1, bias=True) on the calibrated features
-X_hat and average-pool its output (B.3):
+X_hat and average-pool its output (``docs/methods/moana.md#3-where-the-block-goes``):
 
     S = W * X_hat + b,     logit_k = mean_{i,j} S_k(i, j)   (= W GAP(X_hat) + b)
 
