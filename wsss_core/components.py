@@ -9,8 +9,8 @@ def register_core_components() -> None:
     from . import cams, compat, datasets, refiners, saliency  # noqa: F401
     from .cams import gradient, pytorch_grad_cam_adapter, score_cam  # noqa: F401
     from .refiners import dense_crf, ir_labels, pamr  # noqa: F401
-    from .datasets import (coco14, synthetic_dataset, synthetic_wsol, voc12,  # noqa: F401
-                           wsol_metadata)
+    from .datasets import (coco14, synthetic_dataset, synthetic_wsol, tagged_folder,  # noqa: F401
+                           voc12, wsol_metadata)
     from .evaluation.wsol import metric as wsol_metric  # noqa: F401
     from .evaluation.classification import MultiLabelMAP
     from .models import (cam_classifier, data_preprocessor, irn, resnet38,  # noqa: F401

@@ -10,7 +10,7 @@ import torch
 
 from .testing.conformance import ComponentExample
 from .testing.conformance import inputs as gen_inputs
-from .testing.layouts import coco_tree, voc_tree, wsol_tree
+from .testing.layouts import coco_tree, tagged_tree, voc_tree, wsol_tree
 from .testing.tiny import TINY_GENERATOR
 
 TINY_RESNET = dict(type='SmallResNet', widths=(4, 4, 8, 8))
@@ -83,6 +83,9 @@ def _dataset_examples():
         ComponentExample('COCO2014', lambda: dict(data_root=str(coco_tree()))),
         ComponentExample('WSOLMetadata', lambda: dict(data_root=str(wsol_tree()), name='voc')),
         ComponentExample('SyntheticShapesWSOL', _tiny_synthetic),
+        ComponentExample('TaggedImageFolder', lambda: dict(
+            data_root=str(tagged_tree() / 'images'), labels=str(tagged_tree() / 'tags.csv'),
+            mask_dir=str(tagged_tree() / 'masks'))),
     ]
 
 

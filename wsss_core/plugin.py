@@ -8,7 +8,7 @@ COMPONENTS = {
     'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'TorchvisionResNet',
                'NormalizeImages', 'InterPixelRelationNet', 'TimmFeatureLevels'],
     'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014', 'WSOLMetadata',
-                 'SyntheticShapesWSOL'],
+                 'SyntheticShapesWSOL', 'TaggedImageFolder'],
     'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
                    'Resize', 'RandomLongSide', 'ColorJitter', 'MarkValidPixels'],
     'METRICS': ['MultiLabelMAP', 'WSOLMetric'],

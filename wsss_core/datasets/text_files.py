@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 
 from ..io import DataFileError
 
-__all__ = ['check_image_id', 'read_text_lines', 'check_unique_ids']
+__all__ = ['check_image_id', 'read_text', 'read_text_lines', 'check_unique_ids']
 
 _BOM = b'\xef\xbb\xbf'
 
@@ -30,11 +30,11 @@ def check_image_id(img_id: str, list_file) -> None:
                             'with path separators or .. would point outside the data root')
 
 
-def read_text_lines(path, what: str = 'list') -> List[Tuple[int, str]]:
-    """``(line number, line)`` of the non-blank lines of a UTF-8 text file (see the module doc).
+def read_text(path, what: str = 'list') -> str:
+    """The whole text of a UTF-8 file, byte-order mark stripped (see the module doc).
 
-    ``what`` names the file in messages (``'image list'``, ``'metadata file'``).  Lines keep
-    their inner and surrounding spaces; only the line end (``\\n`` or ``\\r\\n``) is removed.
+    A missing or unreadable file, or bytes that are not UTF-8, are a
+    :class:`~wsss_core.io.DataFileError` naming the file (and the line of the first bad byte).
     """
     path = Path(path)
     try:
@@ -52,6 +52,16 @@ def read_text_lines(path, what: str = 'list') -> List[Tuple[int, str]]:
         raise DataFileError(f'{path}:{lineno}: {what} is not UTF-8 text (byte '
                             f'0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8'
                             ) from None
+    return text
+
+
+def read_text_lines(path, what: str = 'list') -> List[Tuple[int, str]]:
+    """``(line number, line)`` of the non-blank lines of a UTF-8 text file (see the module doc).
+
+    ``what`` names the file in messages (``'image list'``, ``'metadata file'``).  Lines keep
+    their inner and surrounding spaces; only the line end (``\\n`` or ``\\r\\n``) is removed.
+    """
+    text = read_text(path, what)
     out = []
     for lineno, line in enumerate(text.split('\n'), 1):
         if line.endswith('\r'):

@@ -79,3 +79,19 @@ def wsol_tree(num_images: int = 4) -> Path:
     dataset = VOCLayoutDataset(voc_tree(num_images), split='train', num_classes=20)
     export_wsol_metadata(dataset, root, 'voc', 'train', min_component_pixels=4, copy=True)
     return root
+
+
+@functools.lru_cache(maxsize=None)
+def tagged_tree(num_images: int = 4, num_classes: int = 3) -> Path:
+    """A folder for ``TaggedImageFolder``: ``images/`` (flat and one subfolder), ``tags.csv``
+    (columns ``image,tags``, one class ``class_{1 + i % C}`` per image), ``masks/`` mirroring
+    the images (the object painted with label ``1 + i % C``)."""
+    root = _tmp_root('wsss_tagged_tree_')
+    rows = ['image,tags']
+    for i in range(num_images):
+        rel = f'img_{i}' if i % 2 == 0 else f'sub/img_{i}'
+        cls = 1 + i % num_classes
+        _write_pair(root / 'images' / f'{rel}.jpg', root / 'masks' / f'{rel}.png', cls, i)
+        rows.append(f'{rel}.jpg,class_{cls}')
+    (root / 'tags.csv').write_text('\n'.join(rows) + '\n')
+    return root
