@@ -1,7 +1,9 @@
 """RenderSheet: one PNG that shows, for a few images, the image, ground truth, CAMs and labels.
 
 Columns: image | ground truth | CAM of each labelled class (overlaid) | each pseudo-label
-stage (overlaid).  Rows: the first ``num_images`` images of the CAM stage's split.
+stage (overlaid).  Rows: the first ``num_images`` images of the CAM stage's split.  When none
+of these images has a ground-truth mask (data with image tags only), the ground-truth column
+is left out.
 """
 from __future__ import annotations
 
@@ -41,6 +43,9 @@ class RenderSheet(Stage):
             names.append(rec.img_id)
         titles = ['image', 'ground truth'] + [f'CAM {i + 1}' for i in range(o['max_cams'])] + \
             list(o['labels'])
+        if rows and all(row[1] is None for row in rows):   # no masks: no empty column
+            rows = [row[:1] + row[2:] for row in rows]
+            titles = titles[:1] + titles[2:]
         path = Path(ctx.stage_dir) / 'sheet.png'
         save_sheet(path, rows, titles=titles, row_labels=None, cell_size=o['cell_size'])
         return dict(artifacts=dict(sheet='sheet.png'), counts=dict(images=len(rows)))
