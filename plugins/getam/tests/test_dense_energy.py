@@ -1,6 +1,6 @@
-"""The gated dense-CRF energy (spec 2.6): the exact filter against a from-scratch dense
-bilateral energy, the reference's gradient -2 (W S * g) / N masked by ROI, the bilateral grid
-within its documented tolerance of exact, finite gradients, ROI 0 -> 0."""
+"""The gated dense-CRF energy (``docs/methods/getam.md#26-losses``): the exact filter against a
+from-scratch dense bilateral energy, the reference's gradient -2 (W S * g) / N masked by ROI,
+the bilateral grid within its documented tolerance of exact, finite gradients, ROI 0 -> 0."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,7 +1,7 @@
-"""The DPT pieces of GETAM (spec 2.3) against naive re-implementations: the project readout
-(token loop), reassemble strides and pass-through, the residual conv unit and SE block (eval
-BN written out), the fusion block and head with a hand-written align_corners bilinear
-upsampling, and the decoder's path sizes and wiring."""
+"""The DPT pieces of GETAM (``docs/methods/getam.md#23-the-network``) against naive
+re-implementations: the project readout (token loop), reassemble strides and pass-through, the
+residual conv unit and SE block (eval BN written out), the fusion block and head with a
+hand-written align_corners bilinear upsampling, and the decoder's path sizes and wiring."""
 from __future__ import annotations
 
 import wsss_getam.testing  # noqa: F401 (sets up the test process)

@@ -1,7 +1,8 @@
-"""GETAMNet (spec 2.3) on a small stand-in with the GETAMViT API (plain and hybrid), and on
-the real GETAMViT with a tiny random timm ViT: output and path sizes for a 256 x 256 input,
-the class head as GAP of the hook-4 map, one encoder pass for both heads, gradients into
-decoder and backbone, non-square inputs, the loss / predict modes and one parameter group."""
+"""GETAMNet (``docs/methods/getam.md#23-the-network``) on a small stand-in with the GETAMViT
+API (plain and hybrid), and on the real GETAMViT with a tiny random timm ViT: output and path
+sizes for a 256 x 256 input, the class head as GAP of the hook-4 map, one encoder pass for both
+heads, gradients into decoder and backbone, non-square inputs, the loss / predict modes and one
+parameter group."""
 from __future__ import annotations
 
 from wsss_getam.testing import registered  # noqa: F401 (fixture; also sets up the process)
@@ -96,7 +97,7 @@ def test_class_head_is_gap_of_the_hook4_map():
 
 
 def test_class_head_width_follows_the_level4_channels():
-    """Not a fixed 768 (the reference's vitl bug, spec 6.1.6)."""
+    """Not a fixed 768 (the reference's vitl bug, ``docs/methods/getam.md#22-backbones``)."""
     net = GETAMNet(StandInViT(embed_dim=12), num_classes=C, features=FEATURES, se_reduction=4,
                    reassemble_channels=(2, 4, 6, 20))
     assert (net.cls_head.in_features, net.cls_head.out_features) == (20, C)

@@ -1,6 +1,6 @@
-"""GETAM's online pseudo labels (spec 2.5 steps 3-7): crafted cases with known answers, the
-OpenCV opening convention, and agreement with a per-image NumPy/OpenCV transcription of the
-reference's steps on random batches."""
+"""GETAM's online pseudo labels (``docs/methods/getam.md#25-online-pseudo-labels``, steps 3-7):
+crafted cases with known answers, the OpenCV opening convention, and agreement with a
+per-image NumPy/OpenCV transcription of the reference's steps on random batches."""
 from __future__ import annotations
 
 import cv2

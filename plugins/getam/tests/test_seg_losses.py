@@ -1,6 +1,6 @@
-"""GETAM's split cross-entropy and saliency BCE (spec 2.6): hand-computed values, the empty
-half (no NaN), both saliency targets, and the reference target reproduced from the aliased
-saliency array of the released code."""
+"""GETAM's split cross-entropy and saliency BCE (``docs/methods/getam.md#26-losses``):
+hand-computed values, the empty half (no NaN), both saliency targets, and the reference target
+reproduced from the aliased saliency array of the released code."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """The GETAM map (Sun et al., "GETAM: Gradient-weighted Element-wise Transformer Attention Map
-for Weakly-supervised Semantic Segmentation", arXiv 2112.02841; spec 2.4).
+for Weakly-supervised Semantic Segmentation", arXiv 2112.02841;
+``docs/methods/getam.md#24-the-getam-map``).
 
 For image b and a class c of its label, with y = the raw class logit (no sigmoid),
 A_l (heads, N, N) block l's post-softmax attention and G_l = dy / dA_l:
@@ -68,7 +69,7 @@ def positive_classes(labels: Labels, batch: int, num_classes: int) -> List[List[
 
 def getam_class_row(attentions: Sequence[torch.Tensor],
                     grads: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The class-token row of the GETAM layer sum (spec 2.4, steps 3-4):
+    """The class-token row of the GETAM layer sum (``docs/methods/getam.md`` §2.4, steps 3-4):
 
         S[0, :] = sum_l mean_h ReLU(G_l[:, 0, :] * A_l[:, 0, :]) * mean_h ReLU(G_l[:, 0, :])
 
@@ -85,7 +86,8 @@ def getam_class_row(attentions: Sequence[torch.Tensor],
 
 def readout_class_token_row(row: torch.Tensor, num_prefix_tokens: int,
                             grid: Tuple[int, int]) -> torch.Tensor:
-    """``ReLU(S[0, P:])`` laid out on the token grid: (..., N) -> (..., h, w) (spec 2.4, step 5)."""
+    """``ReLU(S[0, P:])`` laid out on the token grid: (..., N) -> (..., h, w)
+    (``docs/methods/getam.md`` §2.4, step 5)."""
     patches = F.relu(row[..., num_prefix_tokens:])
     if patches.shape[-1] != grid[0] * grid[1]:
         raise ValueError(f'{patches.shape[-1]} patch tokens for a {grid[0]}x{grid[1]} grid '
@@ -182,7 +184,8 @@ def _owner_parameters(model_cls_fn, backbone) -> list:
 
 def getam_maps_reference(model_cls_fn, backbone, img: torch.Tensor, labels: Labels,
                          start_layer: int = 6) -> torch.Tensor:
-    """The reference procedure (``generate_cam_2``, spec 2.4), one (image, class) at a time:
+    """The reference procedure (``generate_cam_2``, ``docs/methods/getam.md`` §2.4), one
+    (image, class) at a time:
 
         logits = model_cls_fn(batch)                          once, attention hooks on
         for b, c in positive pairs:

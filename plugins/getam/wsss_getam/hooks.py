@@ -1,4 +1,4 @@
-"""GETAM's two-phase schedule as an mmengine hook (spec 2.7).
+"""GETAM's two-phase schedule as an mmengine hook (``docs/methods/getam.md`` §2.7).
 
 With T the run's iterations, t the current one and ``cls_fraction`` = 0.5:
 

@@ -1,5 +1,6 @@
-"""GETAM's joint phase (spec 2.5-2.6): online pseudo labels from the network's own GETAM maps,
-then the segmentation losses next to the classification loss, on one batch.
+"""GETAM's joint phase (``docs/methods/getam.md`` §2.5-2.6): online pseudo labels from the
+network's own GETAM maps, then the segmentation losses next to the classification loss, on one
+batch.
 
 For a batch (normalised images x, raw RGB images I, labels y, saliency s, crop ROI r):
 

@@ -1,4 +1,5 @@
-"""GETAM's online pseudo labels (joint phase, spec 2.5 steps 3-7), batched in PyTorch.
+"""GETAM's online pseudo labels (joint phase), batched in PyTorch: steps 3-7 of
+``docs/methods/getam.md#25-online-pseudo-labels``.
 
 Input: per image the PAMR-refined GETAM maps of the C foreground classes (zeros, or anything,
 for the classes absent from the image label: they are zeroed here), the multi-hot image label

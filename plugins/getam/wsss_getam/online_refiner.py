@@ -1,4 +1,5 @@
-"""GETAM's online pseudo labels as a label refiner, to score them offline (spec 2.5 steps 3-7).
+"""GETAM's online pseudo labels as a label refiner, to score them offline (steps 3-7 of
+``docs/methods/getam.md#25-online-pseudo-labels``).
 
 In training the labels are made on each 256 x 256 crop from the GETAM maps of the moment
 (:class:`~wsss_getam.joint_phase.GETAMJointLoss`); to measure their quality, a

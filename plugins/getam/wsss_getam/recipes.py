@@ -1,7 +1,8 @@
 """GETAM's named training recipes (``TrainGETAM(recipe=NAME, ...)``; see
 :mod:`wsss_core.pipeline.recipes` for how options and models override them).
 
-* ``voc12``: the reference's VOC 2012 run (spec 2.7), with the released code's arithmetic:
+* ``voc12``: the reference's VOC 2012 run (``docs/methods/getam.md`` §2.7), with the released
+  code's arithmetic:
   train_aug, 20 epochs of batch 4, 256 crops after a long side in [230, 292], one SGD group
   at lr 0.04 built as the released code builds it (``reference_optimizer=True``: its weight
   decay 5e-4 lands in the momentum slot, so momentum 5e-4 and no weight decay),

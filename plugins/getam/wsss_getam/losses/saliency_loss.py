@@ -3,7 +3,7 @@
     p_bg = softmax(z)[:, 0]
     L    = mean_x BCE(p_bg(x), t(x)) = -mean_x [t log p_bg + (1 - t) log(1 - p_bg)]
 
-Two targets ``t`` (spec 2.6):
+Two targets ``t`` (``docs/methods/getam.md#26-losses``):
 
 * ``mode='intended'`` (default): ``t = 1 - s`` with ``s`` the binary saliency (1 where the saliency map
   is > 0): background probability high off the salient object.

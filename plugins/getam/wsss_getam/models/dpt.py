@@ -1,4 +1,5 @@
-"""The DPT decoder of GETAM (spec 2.3): reassemble, fusion, SE block and segmentation head.
+"""The DPT decoder of GETAM (``docs/methods/getam.md#23-the-network``): reassemble, fusion, SE
+block and segmentation head.
 
 DPT, the dense prediction transformer (Ranftl, Bochkovskiy & Koltun, "Vision Transformers for
 Dense Prediction", ICCV 2021), turns the tokens of four ViT blocks into an image-like pyramid
@@ -117,7 +118,7 @@ class TokenReassemble(nn.Module):
 
 
 class Reassemble(nn.Module):
-    """The four reassemble branches (DPT ``act_postprocess1..4``, spec 2.3).
+    """The four reassemble branches (DPT ``act_postprocess1..4``, ``docs/methods/getam.md`` §2.3).
 
     Plain ViT (every hook is (B, N, D) tokens), channels [96, 192, 384, 768] for ViT-B:
     strides 4, 8, 16, 32.  Hybrid R50+ViT (``is_hybrid``): hooks 1 and 2 are the ResNet
@@ -190,7 +191,7 @@ class ResidualConvUnit(nn.Module):
 
 
 class FeatureFusionBlock(nn.Module):
-    """DPT's fusion block (Ranftl et al. 2021, fig. 1 right; spec 2.3):
+    """DPT's fusion block (Ranftl et al. 2021, fig. 1 right; ``docs/methods/getam.md`` §2.3):
 
         fuse(x, s) = conv1x1( up2( RCU_2( x + RCU_1(s) ) ) ),   fuse(x) = conv1x1(up2(RCU_2(x)))
 
@@ -220,7 +221,8 @@ class FeatureFusionBlock(nn.Module):
 
 
 class DPTDecoder(nn.Module):
-    """DPT's "scratch" decoder (Ranftl et al. 2021, sec. 3 "Fusion"; spec 2.3):
+    """DPT's "scratch" decoder (Ranftl et al. 2021, sec. 3 "Fusion"; GETAM's in
+    ``docs/methods/getam.md#23-the-network``):
 
         l_i' = conv3x3_i(l_i)  (no bias, -> ``features``)                i = 1..4
         path4 = fuse_4(l_4'),  path_i = fuse_i(path_{i+1}, l_i')        i = 3, 2, 1
@@ -254,7 +256,7 @@ class DPTDecoder(nn.Module):
 
 class SEBlock(nn.Module):
     """GETAM's ``cam_module``: a conv body with squeeze-and-excitation (Hu et al., CVPR 2018)
-    and the block input as residual (spec 2.3):
+    and the block input as residual (``docs/methods/getam.md#23-the-network``):
 
         u = conv3x3(ReLU(conv3x3(x)))                      (both convs with bias)
         s = sigmoid(W_2 ReLU(W_1 GAP(u)))                  W_1: C -> C/r, W_2: C/r -> C, no bias
@@ -277,7 +279,7 @@ class SEBlock(nn.Module):
 
 
 class SegmentationHead(nn.Module):
-    """DPT's segmentation head as used by GETAM (spec 2.3):
+    """DPT's segmentation head as used by GETAM (``docs/methods/getam.md#23-the-network``):
 
         logits = up2( conv1x1( Dropout_p( ReLU(BN(conv3x3(x))) ) ) )
 

@@ -1,4 +1,5 @@
-"""GETAM's network (spec 2.3): one ViT encoder pass feeds a class head and a DPT segmenter.
+"""GETAM's network (``docs/methods/getam.md#23-the-network``): one ViT encoder pass feeds a class
+head and a DPT segmenter.
 
     hooks = ViT(img)                                 4 hooks (tokens, or ResNet maps on hybrid)
     l_1..l_4 = Reassemble(hooks)                     strides 4, 8, 16, 32 (DPT, Ranftl et al. 2021)
@@ -8,20 +9,20 @@
 The class head reads the hook-4 reassembled map, not the class token (the token reaches it
 through attention and the project readout).  Its input width is that map's channel count
 (768 for ViT-B, 1024 for ViT-L), not a fixed 768: the reference's ``Linear(768, 20)`` breaks
-``vitl`` (spec 6.1.6).
+``vitl`` (``docs/methods/getam.md#22-backbones``).
 
-Training (spec 2.1, 2.7) has two phases, set by ``model.phase`` (``'cls'`` or ``'joint'``;
-:class:`~wsss_getam.hooks.GETAMScheduleHook` switches it from the iteration): the
-classification phase's loss is the multilabel soft-margin loss on the class logits; the joint
-phase's (:class:`~wsss_getam.joint_phase.GETAMJointLoss`, from ``joint=``) adds the
-segmentation losses on online pseudo labels made from the network's own GETAM maps.  All
-parameters form one optimizer group (the reference's setting), so the model defines no
+Training (``docs/methods/getam.md`` §2.1, §2.7) has two phases, set by ``model.phase``
+(``'cls'`` or ``'joint'``; :class:`~wsss_getam.hooks.GETAMScheduleHook` switches it from the
+iteration): the classification phase's loss is the multilabel soft-margin loss on the class
+logits; the joint phase's (:class:`~wsss_getam.joint_phase.GETAMJointLoss`, from ``joint=``)
+adds the segmentation losses on online pseudo labels made from the network's own GETAM maps.
+All parameters form one optimizer group (the reference's setting), so the model defines no
 parameter groups: mmengine's default optimizer constructor gives exactly one.
 
-Inference (spec 2.8): :meth:`GETAMNet.fused_logits` averages the segmentation logits over
-square resizes of the image to ``test_sizes`` (256, 320, 480; aspect not kept), each resized
-back bilinearly (align_corners=False) to the image size; DeepLab's ``TestSegmentor`` calls it
-and runs the dense CRF.
+Inference (``docs/methods/getam.md#28-inference``): :meth:`GETAMNet.fused_logits` averages the
+segmentation logits over square resizes of the image to ``test_sizes`` (256, 320, 480; aspect
+not kept), each resized back bilinearly (align_corners=False) to the image size; DeepLab's
+``TestSegmentor`` calls it and runs the dense CRF.
 
 ``forward(img, labels, mode)``:
 
@@ -76,7 +77,7 @@ class GETAMNet(BaseModel):
             (default: the reference's constants).
         test_sizes: the square input sizes :meth:`fused_logits` averages over.
         data_preprocessor: default ``NormalizeImages`` (ImageNet mean / std, for every
-            backbone, as the reference; spec 2.2).
+            backbone, as the reference; ``docs/methods/getam.md#22-backbones``).
     """
 
     def __init__(self, backbone: dict, num_classes: int = 20, features: int = 256,

@@ -1,4 +1,5 @@
-"""GETAM's ViT encoder (spec 2.2, 2.3 encoder part): a timm ViT / DeiT / R50+ViT hybrid that
+"""GETAM's ViT encoder (``docs/methods/getam.md`` §2.2, §2.3 encoder part): a timm
+ViT / DeiT / R50+ViT hybrid that
 
 * runs at any input size that is a multiple of its patch size (16): the grid part of the
   position embedding is resized bilinearly to the token grid at every forward, the prefix
@@ -35,7 +36,8 @@ __all__ = ['BACKBONES', 'TINY_BACKBONES', 'GETAMViT', 'resize_grid_pos_embed']
 
 logger = logging.getLogger(__name__)
 
-#: the reference's ``--backbone`` keys (spec 2.2): exact current-timm tags and hook blocks
+#: the reference's ``--backbone`` keys (``docs/methods/getam.md#22-backbones``): exact
+#: current-timm tags and hook blocks
 #: (on the hybrid, the first two hooks are ResNet stages 0 and 1, the others ViT blocks)
 BACKBONES: Dict[str, dict] = {
     'vitb_hybrid': dict(model_name='vit_base_r50_s16_384.orig_in21k_ft_in1k',
@@ -59,7 +61,8 @@ TINY_BACKBONES: Dict[str, dict] = {
 
 def resize_grid_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: Tuple[int, int],
                           new_grid: Tuple[int, int]) -> torch.Tensor:
-    """DPT's flexible position embedding (spec 2.2): ``[P_prefix, up(P_grid)]``.
+    """DPT's flexible position embedding (``docs/methods/getam.md#22-backbones``):
+    ``[P_prefix, up(P_grid)]``.
 
     ``pos_embed`` is (1, num_prefix + h0 w0, D); the grid part is laid out as (h0, w0), resized
     bilinearly (align_corners=False, torch's default, as the reference) to ``new_grid`` and

@@ -1,6 +1,6 @@
-"""TrainGETAM: GETAM's end-to-end training (spec 2.7) as a core training stage.
+"""TrainGETAM: GETAM's end-to-end training as a core training stage.
 
-``TrainClassifier``'s mmengine Runner with GETAM's recipe:
+``TrainClassifier``'s mmengine Runner with GETAM's recipe (``docs/methods/getam.md`` §2.7):
 
 * data: each image's long side resized to a random integer in [230, 292] (bilinear), flipped
   with p 0.5, randomly cropped to 256 x 256 with mean-colour padding; the saliency map moves
@@ -10,7 +10,7 @@
   of the poly-0.9 lr (no other scheduler);
 * batch 4, 20 epochs.
 
-The optimiser (spec 2.7): the reference hands ``(params, lr, weight_decay)`` positionally to
+The optimiser: the reference hands ``(params, lr, weight_decay)`` positionally to
 ``torch.optim.SGD``, so its weight decay 5e-4 lands in the momentum slot: it trains with
 momentum 5e-4 and no weight decay.  Default here: the intended SGD (momentum 0, weight decay
 5e-4); ``reference_optimizer=True`` reproduces the quirk.  The model (``GETAMNet``) records
@@ -31,7 +31,8 @@ __all__ = ['TrainGETAM', 'getam_train_pipeline', 'getam_optim_wrapper']
 
 
 def getam_train_pipeline(crop: int = 256, long_side: Sequence[int] = (230, 292)) -> list:
-    """The reference's augmentation (spec 2.7), saliency and ROI moved with the image."""
+    """The reference's augmentation (``docs/methods/getam.md`` §2.7), saliency and ROI moved with
+    the image."""
     return [dict(type='MarkValidPixels'),
             dict(type='RandomLongSide', low=int(long_side[0]), high=int(long_side[1]),
                  interpolation='bilinear'),
