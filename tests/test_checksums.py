@@ -76,7 +76,7 @@ def test_manifest_records_size_and_sha256_of_every_artifact(finished):
             for fname in names:
                 rel = os.path.relpath(os.path.join(dirpath, fname), stage_dir)
                 top = rel.split(os.sep)[0]
-                if rel in ('manifest.json', 'state.json') or top[:8].isdigit() or \
+                if rel in ('manifest.json', 'state.json', 'stage.log') or top[:8].isdigit() or \
                         rel in ('last_checkpoint',) or (rel.endswith('.pth') and
                                                         rel.startswith(('epoch_', 'iter_'))):
                     continue
@@ -91,6 +91,7 @@ def test_manifest_records_size_and_sha256_of_every_artifact(finished):
                 if f.startswith('cams/') and f.endswith('.npz')]) == 16
     assert [d for d in os.listdir(work_dir / 'classify') if d[:8].isdigit()], \
         'the mmengine log folder this test excludes exists'
+    assert (work_dir / 'classify' / 'stage.log').is_file()   # the stage's log, not recorded
 
 
 def test_what_is_recorded_and_what_is_not(tmp_path):

@@ -2,11 +2,19 @@
 
     wsss-run                                  # the quickstart on SyntheticShapes
     wsss-run --list-plugins
+    wsss-run --list-configs [PLUGIN]          # every shipped config with its first comment line
     wsss-run --check-plugin oaa               # the plugin conformance suite on one plugin
     wsss-run oaa::voc12_vgg16.py --work-dir runs/oaa --cfg-options data.data_root=/data/VOC2012
     wsss-run CONFIG --stages make_cams,refine  # redo two stages on the artifacts already there
     wsss-run CONFIG --verify                   # check every finished stage's files, change nothing
     torchrun --nproc_per_node=2 -m wsss_core.cli CONFIG --launcher pytorch
+
+The console shows per stage a start line naming the stage's log file (<work dir>/<stage>/
+stage.log), a progress bar and a result line; the rest is in the log files (-v shows it all).
+Exit status: 0 done; 1 a stage failed; 2 the config is wrong (cannot be resolved, or a
+component cannot be built from it: the message names the config key) or a plugin is missing.
+A failure prints one paragraph; its traceback is in <work dir>/wsss-run.log (and on the
+console with --debug).
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from pathlib import Path
 from typing import List, Optional
 
 QUICKSTART = 'core::quickstart.py'
+ALL_PLUGINS = '*'
 
 
 def _set_runtime_env() -> None:
@@ -49,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help='run the conformance suite on the installed plugin NAME (repeatable) '
                         'and exit: 0 when every check passes, 1 otherwise')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('-v', '--verbose', action='store_true',
+                   help="everything on the console: mmengine's environment dump and hook table, "
+                        'per-iteration lines, every log line of the stages')
+    p.add_argument('--debug', action='store_true',
+                   help='print the traceback of a failure (it is always in '
+                        '<work dir>/wsss-run.log)')
+    p.add_argument('--list-configs', nargs='?', const=ALL_PLUGINS, default=None,
+                   metavar='PLUGIN', help='list the configs every plugin (or PLUGIN) ships, '
+                   'with their first comment line, and exit')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -56,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
 def list_plugins_main() -> int:
     from .plugins import format_plugin_table, list_plugins
     print(format_plugin_table(list_plugins()))
+    return 0
+
+
+def list_configs_main(plugin: str) -> int:
+    """``--list-configs [PLUGIN]``: ``NAME::config.py  <first comment line>`` per shipped
+    config (no torch import)."""
+    from .config import ConfigError, format_config_table, shipped_configs
+    try:
+        rows = shipped_configs(None if plugin == ALL_PLUGINS else plugin)
+    except ConfigError as exc:
+        print(f'wsss-run: {exc}', file=sys.stderr)
+        return 2
+    print(format_config_table(rows))
     return 0
 
 
@@ -82,9 +113,20 @@ def _work_dir(args, cfg, spec: str) -> Path:
     return Path('work_dirs') / Path(spec.split('::')[-1]).stem
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s',
-                        datefmt='%H:%M:%S')
+def _setup_logging(args) -> None:
+    from . import console
+    console.setup_console(verbose_=args.verbose, progress=not args.no_progress)
+
+
+def _report_failure(exc: BaseException, message: str, args) -> None:
+    """``message`` on stderr (one paragraph); the traceback into the run's log file, and on
+    stderr too with ``--debug``."""
+    from . import console
+    logging.getLogger('wsss').error(message, exc_info=exc, extra=console.FILE_ONLY)
+    if args.debug:
+        import traceback
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    print(f'wsss-run: {message}', file=sys.stderr)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -94,7 +136,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return list_plugins_main()
     if args.check_plugin:
         return check_plugins_main(args.check_plugin)
-    _setup_logging()
+    if args.list_configs:
+        return list_configs_main(args.list_configs)
+    _setup_logging(args)
     from .config import ConfigError, dump_run_info, load_config
     from .plugins import PluginSelectionError, load_plugins
     spec = QUICKSTART if args.config in (None, 'quickstart') else args.config
@@ -109,7 +153,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if args.verify:
         return verify_main(cfg, _work_dir(args, cfg, spec))
-    from . import compat
+    from . import compat, console
+    from .config_errors import ConfigBuildError, add_base_config_hint
     from .pipeline.runner import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
     from .registry import UnknownComponentError
@@ -119,17 +164,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     pipeline = None
     try:
         work_dir.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            console.attach_run_log(work_dir)
+            logging.getLogger('wsss').info(f"wsss-run {' '.join(sys.argv[1:])} "
+                                           f'(cwd {os.getcwd()})', extra=console.FILE_ONLY)
         with work_dir_lock(work_dir):
             dump_run_info(cfg, work_dir, plugin_set.records)
             pipeline = Pipeline(cfg, work_dir, only=only, resume=args.resume,
                                 launcher=args.launcher, device=args.device,
                                 progress=not args.no_progress)
             results = pipeline.run()
+    except ConfigBuildError as exc:
+        add_base_config_hint(exc, cfg)
+        stage = getattr(pipeline, 'current_stage', None)
+        where = f"stage '{stage}' failed: " if stage else ''
+        _report_failure(exc, f'{where}{exc}', args)
+        return 2
     except (UnknownComponentError, ValueError, KeyError, OSError, RuntimeError) as exc:
         stage = getattr(pipeline, 'current_stage', None)
         where = f"stage '{stage}' failed: " if stage else ''
-        logging.getLogger('wsss').error(f'{where}{type(exc).__name__}: {exc}')
-        print(f'wsss-run: {where}{exc}', file=sys.stderr)
+        _report_failure(exc, f'{where}{exc}', args)
         return 1
     print(format_summary(results, work_dir))
     if getattr(pipeline, 'shard', None) is not None and pipeline.shard.independent:

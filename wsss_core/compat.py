@@ -11,6 +11,14 @@
    which fail without CUDA.  :func:`init_distributed` initialises the process group itself
    (gloo on CPU, NCCL on GPU) before the Runner looks, and :class:`DeviceAwareDDP` drops
    ``device_ids`` for a CPU module.
+3. **mmengine's console output during a stage.**  Every ``MMLogger`` (one per Runner) gets
+   its own console handler when it is made, inside ``Runner.__init__``, which logs the
+   environment dump and the hook table right away; no Runner argument sends them to a file
+   only.  :func:`route_mmengine_logs` wraps ``MMLogger.__init__`` (mmengine 0.10 only, the
+   version it was checked on: :data:`MMLOGGER_ROUTING_VERSIONS`) so that each new logger is
+   adopted by :func:`wsss_core.console.adopt_mmengine_logger`: quiet console while a stage
+   runs, records relayed to the stage's log file.  Other versions keep mmengine's console
+   output (a debug line says so).
 """
 from __future__ import annotations
 
@@ -106,6 +114,48 @@ class DeviceAwareDDP(MMDistributedDataParallel):
     def __init__(self, module, device_ids=None, **kwargs):
         on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+#: mmengine (major, minor) versions on which :func:`route_mmengine_logs` was checked
+MMLOGGER_ROUTING_VERSIONS = ((0, 10),)
+
+
+def mmengine_version_tuple(version: str = None) -> tuple:
+    """``'0.10.7'`` -> ``(0, 10)`` (default: the installed mmengine)."""
+    import mmengine
+    parts = (version or mmengine.__version__).split('.')
+    return tuple(int(''.join(c for c in p if c.isdigit()) or 0) for p in parts[:2])
+
+
+def route_mmengine_logs(version: str = None) -> bool:
+    """Adopt every MMLogger made from now on (and those made already) into the console
+    rules of :mod:`wsss_core.console`; True when in place.  Idempotent; on an mmengine
+    version outside :data:`MMLOGGER_ROUTING_VERSIONS` nothing is patched (False)."""
+    from mmengine.logging import MMLogger
+
+    from . import console
+    if getattr(MMLogger.__init__, '_wsss_routed', False):
+        return True
+    if mmengine_version_tuple(version) not in MMLOGGER_ROUTING_VERSIONS:
+        import logging
+
+        import mmengine
+        logging.getLogger('wsss').debug(
+            'mmengine %s: its console output is not routed to the stage logs (checked on %s)',
+            version or mmengine.__version__, MMLOGGER_ROUTING_VERSIONS)
+        return False
+    original = MMLogger.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        console.adopt_mmengine_logger(self)
+
+    __init__._wsss_routed = True
+    __init__.__wrapped__ = original
+    MMLogger.__init__ = __init__
+    for instance in list(MMLogger._instance_dict.values()):
+        console.adopt_mmengine_logger(instance)
+    return True
 
 
 def model_wrapper_cfg(find_unused_parameters: bool = False) -> dict:

@@ -29,7 +29,8 @@ from mmengine.config import Config
 from . import plugins
 
 __all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'install_config_shim',
-           'dump_run_info', 'environment_info']
+           'dump_run_info', 'environment_info', 'shipped_configs', 'config_summary',
+           'format_config_table']
 
 CORE_CONFIG_PACKAGE = 'wsss_core.configs'
 
@@ -67,6 +68,48 @@ def list_configs(config_dir: Path) -> List[str]:
     """The ``.py`` configs under ``config_dir`` as relative POSIX paths (no ``__init__``)."""
     return sorted(p.relative_to(config_dir).as_posix() for p in Path(config_dir).rglob('*.py')
                   if p.name != '__init__.py' and '__pycache__' not in p.parts)
+
+
+def config_summary(path) -> str:
+    """The first line of a config file when it is a comment (what the config runs, on which
+    data, which files it needs), without the ``#``; ``'(no description)'`` otherwise."""
+    try:
+        with open(path, encoding='utf-8') as fh:
+            first = fh.readline().strip()
+    except OSError as exc:
+        return f'(unreadable: {exc.strerror})'
+    return first.lstrip('#').strip() if first.startswith('#') else '(no description)'
+
+
+def shipped_configs(plugin: Optional[str] = None) -> List[Tuple[str, str]]:
+    """``('NAME::rel/path.py', first comment line)`` for every config the discovered plugins
+    ship (the core first, then by discovery order), or only ``plugin``'s.  Plugins without a
+    configs package are left out of the full list; naming one raises :class:`ConfigError`.
+    Only the configs packages are imported (no torch)."""
+    if plugin is not None:
+        names = [plugin]
+    else:
+        names = [r.name for r in plugins.discovered_plugins()]
+        names.sort(key=lambda n: n != plugins.CORE_NAME)
+    rows = []
+    for name in names:
+        try:
+            config_dir = _plugin_config_dir(name)
+        except ConfigError:
+            if plugin is not None:
+                raise
+            continue
+        rows += [(f'{name}::{rel}', config_summary(config_dir / rel))
+                 for rel in list_configs(config_dir)]
+    return rows
+
+
+def format_config_table(rows: List[Tuple[str, str]]) -> str:
+    """One line per config: the spec padded to the longest, two spaces, its summary."""
+    if not rows:
+        return '(no configs shipped)'
+    width = max(len(spec) for spec, _ in rows)
+    return '\n'.join(f'{spec:<{width}}  {summary}' for spec, summary in rows)
 
 
 def _find_plugin(name: str) -> Optional[plugins.PluginRecord]:

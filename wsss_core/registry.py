@@ -11,6 +11,7 @@ import difflib
 from typing import Any, Callable, Optional
 
 from mmengine import registry as mme
+from mmengine.utils import ManagerMixin
 
 SCOPE = 'wsss_core'
 
@@ -104,14 +105,41 @@ def lookup(registry: mme.Registry, type_name: str):
 
 
 def build(cfg: Any, registry: mme.Registry, **default_args):
-    """Build ``cfg`` (a dict with ``type``) from ``registry``; objects pass through unchanged."""
+    """Build ``cfg`` (a dict with ``type``) from ``registry``; objects pass through unchanged.
+
+    Options that do not fit the component's constructor (one it does not take, a required
+    one missing) raise :class:`~wsss_core.config_errors.ConfigBuildError` naming the
+    component, the option and the options it takes; checked against the signature before
+    the call (for registries that call the class with the dict's options), and recognised
+    in the ``TypeError`` of the call (a class passing ``**kwargs`` on to its base).
+    """
+    from . import config_errors
     if cfg is None or not isinstance(cfg, dict):
         return cfg
     cfg = dict(cfg)
     obj_type = cfg.get('type')
-    if isinstance(obj_type, str):
-        lookup(registry, obj_type)
+    obj_cls = lookup(registry, obj_type) if isinstance(obj_type, str) else obj_type
     for key, value in default_args.items():
         cfg.setdefault(key, value)
-    with mme.DefaultScope.overwrite_default_scope(SCOPE):
-        return registry.build(cfg)
+    if callable(obj_cls) and registry.build_func in _PLAIN_BUILD_FUNCS and not (
+            isinstance(obj_cls, type) and issubclass(obj_cls, ManagerMixin)):
+        options = [k for k in cfg if k not in ('type', '_scope_')]
+        problems = config_errors.signature_problems(obj_cls, options)
+        if problems is not None:
+            raise config_errors.ConfigBuildError(
+                obj_type if isinstance(obj_type, str) else getattr(obj_cls, '__name__', '?'),
+                problems[0], problems[1], registry=registry.name,
+                accepted=config_errors.accepted_options(obj_cls))
+    try:
+        with mme.DefaultScope.overwrite_default_scope(SCOPE):
+            return registry.build(cfg)
+    except TypeError as exc:
+        found = config_errors.from_type_error(exc, cfg)
+        if found is None:
+            raise
+        raise found[0] from exc
+
+
+#: registry build functions that call ``type(**options)`` for a dict (the signature check
+#: of :func:`build` applies); others (schedulers, optimiser wrappers) add arguments themselves
+_PLAIN_BUILD_FUNCS = (mme.build_from_cfg, mme.build_model_from_cfg)

@@ -11,11 +11,13 @@ def build_dataset(data_cfg: dict, **overrides):
 
     String options naming an item (``data_root='item:voc12-aug'``) are resolved to its path
     (:mod:`wsss_core.prepare.refs`)."""
+    from ..config_errors import config_key
     from ..prepare.refs import resolve_path
     cfg = dict(data_cfg)
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg = {k: resolve_path(v) for k, v in cfg.items()}
-    return build(cfg, DATASETS)
+    with config_key('data', cfg=data_cfg):   # a bad option: ConfigBuildError naming `data`
+        return build(cfg, DATASETS)
 
 
 __all__ = ['build_dataset', 'SampleRecord', 'VOCLayoutDataset', 'read_cls_list', 'read_id_list']

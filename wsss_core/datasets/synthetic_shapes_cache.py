@@ -193,8 +193,11 @@ def _meta(cfg, rows_by_split) -> dict:
 
 
 def generate_into(root: Path, cfg, workers: int = 2, progress: bool = True) -> None:
-    """Generate the whole dataset of ``cfg`` into the (empty) directory ``root``; meta last."""
+    """Generate the whole dataset of ``cfg`` into the (empty) directory ``root``; meta last.
+    The progress bar shows with ``progress`` unless the run says no progress bars
+    (:func:`wsss_core.console.progress_enabled`: ``--no-progress``)."""
     from tqdm import tqdm
+    from .. import console
     from ..io import write_json
     for sub in SUBDIRS:
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -203,7 +206,7 @@ def generate_into(root: Path, cfg, workers: int = 2, progress: bool = True) -> N
     rows_by_split = {'train': [], 'val': []}
     total = cfg.num_train + cfg.num_val
     with tqdm(total=total, desc=f'SyntheticShapes {cfg.fingerprint()}', unit='img',
-              disable=not progress) as bar:
+              disable=not (progress and console.progress_enabled())) as bar:
         for job, res in zip(jobs, _run_jobs(jobs, workers, bar)):
             rows_by_split[job[2]].extend(res)
     for split, rows in rows_by_split.items():

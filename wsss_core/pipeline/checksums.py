@@ -9,6 +9,8 @@ every file under the stage dir gets an entry
 not artifacts or keep changing after the stage finished:
 
 * ``manifest.json`` and ``state.json`` (the records themselves);
+* the stage's log files ``stage.log`` (``stage.rank<r>.log``, ``stage.shard-<i>-of-<n>.log``;
+  :mod:`~wsss_core.console`): the result line is written after the manifest;
 * ``shards/`` (the records of sharded runs, merged into the manifest);
 * hidden files (``.lock``, the ``.name.*.tmp`` temporaries of atomic writes);
 * mmengine's per-run log folder ``<YYYYMMDD_HHMMSS>/`` (text log, ``vis_data`` scalars)
@@ -55,6 +57,7 @@ _UNRECORDED_NAMES = {'manifest.json', 'state.json'}
 _UNRECORDED_DIRS = {'shards'}
 _MMENGINE_RUN = re.compile(r'^\d{8}_\d{6}(\.py)?$')   # mmengine's run-log folder / config dump
 _RESUME_CHECKPOINT = re.compile(r'^((epoch|iter)_\d+\.pth|last_checkpoint)$')
+_STAGE_LOG = re.compile(r'^stage(\.(rank\d+|shard-\d+-of-\d+))?\.log$')
 _MAX_LISTED = 20
 
 logger = logging.getLogger('wsss')
@@ -92,7 +95,7 @@ def is_recorded(relpath: str) -> bool:
         return False
     if len(parts) == 1:
         return parts[0] not in _UNRECORDED_NAMES and not _MMENGINE_RUN.match(parts[0]) \
-            and not _RESUME_CHECKPOINT.match(parts[0])
+            and not _RESUME_CHECKPOINT.match(parts[0]) and not _STAGE_LOG.match(parts[0])
     return parts[0] not in _UNRECORDED_DIRS and not _MMENGINE_RUN.match(parts[0])
 
 

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from .. import console
+from ..config_errors import StageKey, config_key
 from ..io import write_json
 from ..registry import STAGES, build
 from .checksums import verify_stage
@@ -82,6 +84,9 @@ class Pipeline:
         #: the stage running now (None between stages): names the stage in a failure
         self.current_stage: Optional[str] = None
         self.stages = self._build_stages(cfg.get('stages') or [])
+        #: stage name -> (index in cfg.stages, its dict): names the config key in build errors
+        self.stage_cfgs = {s.name: (i, _plain(c)) for i, (s, c) in
+                           enumerate(zip(self.stages, cfg.get('stages') or []))}
         names = [s.name for s in self.stages]
         self.only = None if not only else list(only)
         unknown = [n for n in (self.only or []) if n not in names]
@@ -97,7 +102,8 @@ class Pipeline:
             scfg = scfg.to_dict() if hasattr(scfg, 'to_dict') else dict(scfg)
             if 'name' not in scfg:
                 raise StageError(f"stage #{i} ({scfg.get('type')}) has no 'name'")
-            stage = build(scfg, STAGES)
+            with config_key('stages', StageKey(i, scfg['name']), cfg=scfg, fallback=True):
+                stage = build(scfg, STAGES)
             if stage.name in seen:
                 raise StageError(f"two stages are named '{stage.name}'")
             for dep in stage.inputs():
@@ -115,6 +121,14 @@ class Pipeline:
                             launcher=self.launcher, device=self.device, progress=self.progress,
                             seed=self.cfg.get('seed'), logger=logger)
 
+    def check_items(self) -> None:
+        """Stop before any stage if data or weights named ``'item:NAME'`` (in the data
+        config or any stage's options, recipes included) are not installed
+        (:func:`wsss_core.prepare.refs.check_config_items`)."""
+        from ..prepare.refs import check_config_items
+        check_config_items(dict(data=self.cfg.get('data'),
+                                stages={s.name: s.options for s in self.stages}))
+
     def run(self) -> List[StageResult]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with work_dir_lock(self.work_dir):
@@ -122,6 +136,7 @@ class Pipeline:
 
     def _run_all(self) -> List[StageResult]:
         self.shard = current_shard()
+        self.check_items()
         hashes, results = {}, []
         for stage in self.stages:
             ctx = self.context(stage)
@@ -209,13 +224,24 @@ class Pipeline:
 
     def _run_stage(self, stage: Stage, ctx: StageContext, digest: str, upstream: dict,
                    status: str) -> StageResult:
+        """Run ``stage`` with its log file open (:func:`~wsss_core.console.stage_log`): the
+        console gets its start line (naming the file) and its result line, the file the rest."""
+        with console.stage_log(ctx.stage_dir / console.stage_log_name(),
+                               progress=ctx.progress) as log_path:
+            return self._run_logged_stage(stage, ctx, digest, upstream, status, log_path)
+
+    def _run_logged_stage(self, stage: Stage, ctx: StageContext, digest: str, upstream: dict,
+                          status: str, log_path) -> StageResult:
         main = is_main_process()
         sharded = is_sharded_stage(stage) and self.shard.split
         where = f' (shard {self.shard.index}/{self.shard.count})' if sharded else ''
-        logger.info(f'[{stage.name}] {type(stage).__name__} starts{where}')
+        logger.info(f'[{stage.name}] {type(stage).__name__} starts{where} (log: {log_path})',
+                    extra=console.CONSOLE)
         start = time.time()
         self.current_stage = stage.name
-        with PeakMemory() as peak:
+        index, stage_cfg = self.stage_cfgs.get(stage.name, (None, None))
+        with PeakMemory() as peak, config_key('stages', StageKey(index, stage.name),
+                                              cfg=stage_cfg, fallback=True):
             record = stage.run(ctx) or {}
         self.current_stage = None
         record = dict(record, stage=stage.name, type=type(stage).__name__, config_hash=digest,
@@ -231,7 +257,7 @@ class Pipeline:
         if main:
             write_manifest(ctx.stage_dir, record)
         _barrier()
-        logger.info(f'[{stage.name}] done in {record["duration_s"]:.1f} s')
+        logger.info(console.result_line(stage.name, stage, record), extra=console.CONSOLE)
         return StageResult(stage.name, status, read_manifest(ctx.stage_dir) or record, stage)
 
     @staticmethod
@@ -260,10 +286,11 @@ class Pipeline:
             if not records:
                 logger.info(f'[{stage.name}] shard {shard.index}/{shard.count} done in '
                             f'{record["duration_s"]:.1f} s; the shard that finishes last '
-                            'writes the manifest')
+                            'writes the manifest', extra=console.CONSOLE)
                 return StageResult(stage.name, 'shard done', None, stage)
             write_manifest(ctx.stage_dir, self._merged(stage, ctx, records))
-        logger.info(f'[{stage.name}] all {shard.count} shards done: manifest written')
+        logger.info(f'[{stage.name}] all {shard.count} shards done: manifest written',
+                    extra=console.CONSOLE)
         return StageResult(stage.name, status, read_manifest(ctx.stage_dir), stage)
 
 
@@ -335,6 +362,10 @@ def supersede(stage_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(stage_dir), str(target))
     return target
+
+
+def _plain(cfg) -> dict:
+    return cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
 
 
 def _default_device() -> str:

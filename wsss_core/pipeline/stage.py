@@ -221,15 +221,22 @@ class TrainingStage(Stage):
         training stage: checkpoints written atomically, the non-finite loss guard (stage
         option ``nonfinite_loss``), the random generators saved in checkpoints so that
         ``--resume`` continues exactly, the seed per rank, and resume from the newest
-        complete checkpoint (``last_checkpoint`` repaired if a kill left it broken)."""
+        complete checkpoint (``last_checkpoint`` repaired if a kill left it broken); plus
+        the console's training progress bar (:mod:`~wsss_core.pipeline.progress_hook`)
+        unless ``--no-progress`` or ``-v``."""
+        from .. import console
         from .exact_resume import atomic_checkpoints, repair_last_checkpoint, with_random_state
         from .loss_guard import with_loss_guard
+        from .progress_hook import with_progress_bar
         hooks = dict(default_hooks)
         if isinstance(hooks.get('checkpoint'), dict):
             hooks['checkpoint'] = atomic_checkpoints(hooks['checkpoint'])
         custom = with_loss_guard(self.name, self.options.get('custom_hooks'),
                                  self.options.get('nonfinite_loss'))
-        return dict(default_hooks=hooks, custom_hooks=with_random_state(custom),
+        custom = with_progress_bar(with_random_state(custom), self.name,
+                                   ctx.progress and console.progress_enabled()
+                                   and not console.verbose())
+        return dict(default_hooks=hooks, custom_hooks=custom,
                     randomness=self.runner_randomness(ctx),
                     resume=ctx.resume and repair_last_checkpoint(ctx.stage_dir) is not None)
 
