@@ -42,7 +42,8 @@ class TinyGETAM(nn.Module):
 
 
 def direct_map(model, img, b: int, c: int, prefix: int, start: int = START) -> torch.Tensor:
-    """Spec 2.4 written out for one (image, class): full N x N products, loop over blocks."""
+    """The GETAM map (``docs/methods/getam.md#24-the-getam-map``) written out for one (image,
+    class): full N x N products, loop over blocks."""
     with model.backbone.capturing_attention():
         logit = model.cls_logits(img)[b, c]
         attns = model.backbone.attentions[start:]

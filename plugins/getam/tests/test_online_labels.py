@@ -106,7 +106,7 @@ def test_binary_opening_matches_opencv(size):
 
 # ----------------------------------------------------------------------------- transcription
 def reference_labels(maps, labels, sal, q=0.9, k=10):
-    """Spec 2.5 steps 3-7 for one image at a time, NumPy + OpenCV, literal."""
+    """``docs/methods/getam.md`` §2.5 steps 3-7 for one image at a time, NumPy + OpenCV, literal."""
     out_label, out_done = [], []
     for m, y, s in zip(maps, labels, sal):
         norm = m / (m.max(axis=(1, 2), keepdims=True) + 1e-5)

@@ -50,7 +50,8 @@ def naive_bilinear(grid: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def naive_forward(vit, img: torch.Tensor, prefix: int):
-    """Spec 2.2-2.3 by hand: tokens, the blocks' outputs and their attention matrices."""
+    """``docs/methods/getam.md`` §2.2-2.3 by hand: tokens, the blocks' outputs and their attention
+    matrices."""
     b = img.shape[0]
     proj = vit.patch_embed.proj
     x = F.conv2d(img, proj.weight, proj.bias, stride=16)

@@ -96,7 +96,7 @@ def readout_class_token_row(row: torch.Tensor, num_prefix_tokens: int,
 
 
 def upsample_maps(maps: torch.Tensor, size) -> torch.Tensor:
-    """Spec 2.4, step 6: bilinear, align_corners=True, to the crop size."""
+    """``docs/methods/getam.md`` §2.4, step 6: bilinear, align_corners=True, to the crop size."""
     return F.interpolate(maps, size=tuple(size), mode='bilinear', align_corners=True)
 
 
