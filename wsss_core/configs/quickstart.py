@@ -1,4 +1,4 @@
-# The quickstart: baseline CAM pipeline on SyntheticShapes, CPU, a few minutes on 2 cores.
+# The quickstart: baseline CAM pipeline on SyntheticShapes, CPU, a few minutes; needs no files.
 #   classify -> CAMs (multi-scale + flip) -> pseudo labels (threshold; saliency fusion)
 #   -> evaluation of each -> a PNG sheet of a few images.
 # Run: wsss-run            (or: wsss-run quickstart, or: wsss-run core::quickstart.py)

@@ -1,3 +1,4 @@
+# The quickstart's CAM labels -> DeepLab v2 on SyntheticShapes, CPU; needs no files.
 # WSSS end to end on SyntheticShapes, CPU: the quickstart's CAM pseudo labels (saliency
 # fusion), then DeepLab v2 (ASPP + MSC) trained on them and tested on the val images with the
 # dense CRF.  Shares the quickstart's stage names and settings, so pointed at the

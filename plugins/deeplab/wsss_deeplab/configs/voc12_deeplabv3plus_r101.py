@@ -1,3 +1,4 @@
+# DeepLab v3+ ResNet-101 on VOC 2012 (train_aug GT); needs VOC2012 + SBD, timm's resnet101.tv_in1k.
 # DeepLab v3+ (ResNet-101 at output stride 16, ASPP with image pooling at rates 6/12/18,
 # decoder on the stride-4 features) on VOC 2012, as the stronger segmentation head users
 # compare against.  Data, augmentation, schedule and test protocol are those of

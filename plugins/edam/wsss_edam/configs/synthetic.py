@@ -1,3 +1,4 @@
+# EDAM next to the core baseline, down to DeepLab, on SyntheticShapes, CPU; needs no files.
 # EDAM end to end on SyntheticShapes, CPU, next to the core's baseline.
 #
 #   baseline (the quickstart's stages + DeepLab, exactly as oaa::synthetic.py names them)

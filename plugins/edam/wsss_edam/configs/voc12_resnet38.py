@@ -1,3 +1,4 @@
+# EDAM on VOC 2012; needs VOC2012 + SBD, saliency maps, ResNet-38 and COCO-init DeepLab weights.
 # EDAM (Wu et al., CVPR 2021) on PASCAL VOC 2012 with the reference settings
 # (specs/edam_moana.md part A):
 #   ResNet-38 (ImageNet weights converted to psa's names, conv1a/b2* frozen, BN frozen, no

@@ -1,3 +1,4 @@
+# EDAM on VOC 2012, CRF input fixed; needs VOC2012 + SBD, saliency, ResNet-38 + DeepLab weights.
 # EDAM on PASCAL VOC 2012 with DeepLab's CRF input fixed.
 # Differs from edam::voc12_resnet38.py only in: the DeepLab test's dense CRF sees the raw RGB
 # image (image='raw_rgb'), not the mean-subtracted BGR image wrapped to uint8.

@@ -1,3 +1,4 @@
+# GETAM ViT-B/16 hybrid on COCO 2014; needs COCO 2014 (VOC-style), saliency, timm weights.
 # GETAM on MS COCO 2014 (80 classes), ViT-B/16 hybrid: the COCO route the reference never
 # released (its README: "coming soon"; reported 36.4 mIoU on val).  The VOC recipe
 # ('voc12', getam::voc12_vitb_hybrid.py) with the data changed:

@@ -1,3 +1,4 @@
+# GETAM ViT-B/16 hybrid on COCO 2014, slips fixed; needs COCO 2014, saliency, timm weights.
 # GETAM on MS COCO 2014, ViT-B/16 hybrid, with the released code's two slips corrected.
 # Differs from getam::coco14_vitb_hybrid.py only in: the intended SGD (weight decay 5e-4, no
 # momentum; reference_optimizer=False) and the intended saliency-loss target (1 - saliency).

@@ -1,3 +1,4 @@
+# GETAM with a tiny ViT from scratch on SyntheticShapes, CPU; needs no files.
 # GETAM end to end on SyntheticShapes, CPU, with a tiny ViT from scratch.
 #
 #   TrainGETAM: classification phase (first half of the iterations), then the joint phase

@@ -1,3 +1,4 @@
+# GETAM ViT-B/16 hybrid on VOC 2012, slips fixed; needs VOC2012 + SBD, saliency PNGs, timm weights.
 # GETAM on PASCAL VOC 2012, ViT-B/16 hybrid, with the released code's two slips corrected.
 # Differs from getam::voc12_vitb_hybrid.py only in: the intended SGD (weight decay 5e-4, no
 # momentum; reference_optimizer=False) and the intended saliency-loss target (1 - saliency;

@@ -1,3 +1,4 @@
+# MoANA vs plain CAMs, IRN route down to DeepLab, on SyntheticShapes, CPU; needs no files.
 # MoANA for WSSS on SyntheticShapes, CPU: the IRN route with and without the MoANA block,
 # both measured in the same run (same seed, data, schedule; the only difference is the block).
 #

@@ -1,3 +1,4 @@
+# MoANA vs plain ResNet-50 for WSOL on SyntheticShapes, CPU; needs no files.
 # MoANA for WSOL on SyntheticShapes, CPU: ResNet-50 with and without the MoANA block (WSOL
 # calibration X (1 + M)), measured in the same run, each evaluated in both WSOL modes.
 #

@@ -1,3 +1,4 @@
+# MoANA (IRN route, DeepLab) on VOC 2012; needs VOC2012 + SBD, ResNet-50 + DeepLab weights.
 # MoANA for WSSS on PASCAL VOC 2012: the released pipeline (spec edam_moana.md B.5 / B.8, the
 # IRN route of getam_baseline.md section 4) down to DeepLab v2 and its evaluation.
 #

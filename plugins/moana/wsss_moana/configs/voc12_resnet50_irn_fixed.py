@@ -1,3 +1,4 @@
+# MoANA on VOC 2012, the project's behaviour; needs VOC2012 + SBD, ResNet-50 + DeepLab weights.
 # MoANA for WSSS on PASCAL VOC 2012 with the project's behaviour instead of the release's.
 # Differs from moana::voc12_resnet50_irn.py only in: MoANA's BatchNorms use their running
 # statistics at CAM inference (inference_bn='running') and the DeepLab test's dense CRF sees the

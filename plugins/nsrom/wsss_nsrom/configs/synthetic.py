@@ -1,3 +1,4 @@
+# NSROM next to OAA and the core baseline on SyntheticShapes, CPU; needs no files.
 # NSROM end to end on SyntheticShapes, CPU, next to OAA and the core baseline of the same run.
 #
 #   NSROM classifier (OAA's, with the GloRe graph-reasoning unit in the head) + accumulation

@@ -1,3 +1,4 @@
+# NSROM on VOC 2012, two DeepLab rounds; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab weights.
 # NSROM (Yao et al., CVPR 2021) on PASCAL VOC 2012 with the reference settings
 # (specs/oaa_nsrom_deeplab.md section 3), two DeepLab rounds in one config:
 #   NSROM classifier: VGG16 (OAA's) with the GloRe unit in the head, 256x256 warp + colour

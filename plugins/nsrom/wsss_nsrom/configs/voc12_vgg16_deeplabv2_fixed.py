@@ -1,3 +1,4 @@
+# NSROM on VOC 2012, the project's arithmetic; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab.
 # NSROM on PASCAL VOC 2012 with the project's arithmetic instead of the reference's.
 # Differs from nsrom::voc12_vgg16_deeplabv2.py only in: float attention maps (quantize=False on
 # the accumulation hook) and both DeepLab CRF passes (round 1 on train_aug, the test) on the

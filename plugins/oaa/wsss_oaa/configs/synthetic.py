@@ -1,3 +1,4 @@
+# OAA and OAA+ next to the core baseline on SyntheticShapes, CPU, ~30 min; needs no files.
 # OAA end to end on SyntheticShapes, CPU, next to the core's baseline measured in the same run.
 #
 #   baseline (the quickstart's stages): CAM classifier -> multi-scale CAMs -> saliency fusion

@@ -1,3 +1,4 @@
+# OAA-drop on VOC 2012; needs VOC2012 + SBD, saliency_aug, VGG16 + COCO-init DeepLab weights.
 # OAA-drop (the TPAMI extension of OAA): as oaa::voc12_vgg16.py, with the attention-drop input
 # layer during classifier training: with probability 0.5 per image, the pixels where the
 # image's latest accepted attention map exceeds 0.6 are set to the mean colour; the 8-bit

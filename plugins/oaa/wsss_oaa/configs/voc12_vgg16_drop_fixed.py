@@ -1,3 +1,4 @@
+# OAA-drop on VOC 2012, project's arithmetic; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab.
 # OAA-drop on PASCAL VOC 2012 with the project's arithmetic instead of the reference's.
 # Differs from oaa::voc12_vgg16_drop.py only in: float attention maps (quantize=False on the
 # accumulation hook, so the drop resizes float maps, and on ExportAttention) and the DeepLab

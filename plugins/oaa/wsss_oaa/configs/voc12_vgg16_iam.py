@@ -1,3 +1,4 @@
+# OAA+ (integral attention) on VOC 2012; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab weights.
 # OAA+ : as oaa::voc12_vgg16.py, then the integral attention model (spec 2.7): the same VGG16
 # network without pooling, trained for 15 epochs on the accumulated maps with the split
 # positive / negative loss (threshold 0.001), batch 1 x 5 whose loss is summed, not averaged,

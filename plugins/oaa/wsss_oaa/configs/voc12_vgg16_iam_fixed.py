@@ -1,3 +1,4 @@
+# OAA+ on VOC 2012, the project's arithmetic; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab.
 # OAA+ on PASCAL VOC 2012 with the project's arithmetic instead of the reference's.
 # Differs from oaa::voc12_vgg16_iam.py only in: float attention maps (quantize=False on the
 # accumulation hook and on ExportAttention) and the DeepLab test's CRF on the raw RGB image
