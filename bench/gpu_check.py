@@ -4,17 +4,18 @@
         [--small] [--threads N] [--list]
     (= .venv/bin/python bench/gpu_check.py ...)
 
-On one GPU it runs, in this order, each check of :data:`CHECKS` (``--list`` prints them):
+On one GPU it runs, in this order, each check of :func:`all_checks` (``--list`` prints them):
 every plugin's training stages for a few iterations with ``amp='auto'`` and channels-last
 where offered, float16 with loss scaling as a second pass (``train_*``,
 :mod:`gpu_check_stages`); EDAM's CMA with the reference's attention dropout on the fused
 SDPA kernel and its peak memory against explicit attention at 46 x 46 tokens; the GETAM map
-and its vmapped backward; batched vs loop CAMs; ``compile=True`` on the quickstart
-classifier; channels-last DeepLab steps; TestSegmentor's CRF workers fed by the network on
-the GPU; a one-GPU ``torchrun`` with ``sync_bn`` (NCCL, SyncBatchNorm, DDP); FLOP/s vs the
-matmul peak; data vs model throughput (:mod:`gpu_check_paths`).  Each check compares the
-float32 outputs on the device with the CPU's on the same weights and inputs (TF32 off) to a
-tolerance it states, requires finite losses, and records its figures.
+and its vmapped backward; batched vs loop CAMs; channels-last DeepLab steps; a one-GPU
+``torchrun`` with ``sync_bn`` (NCCL, SyncBatchNorm, DDP); FLOP/s vs the matmul peak; pinned
+vs pageable loading; data vs model throughput; TestSegmentor's CRF workers fed by the
+network on the GPU; ``compile=True`` on the quickstart classifier (:mod:`gpu_check_paths`).
+Each check compares the float32 outputs on the device with the CPU's on the same weights
+and inputs (TF32 off) to a tolerance it states, requires finite losses, and records its
+figures.
 
 Outputs, all under ``--out`` (default ``$OUT`` if set, else a fresh temporary folder):
 ``gpu_check.json`` (device, versions, one record per check: status passed / failed /
@@ -59,6 +60,7 @@ EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CUDA = 0, 1, 2, 3
 DEFAULT_TIME_LIMIT = 480.0
 JSON_NAME, COLUMN_NAME = 'gpu_check.json', 'gpu_column.md'
 NO_CUDA = 'no CUDA device: nothing checked'
+NOT_SELECTED = 'not selected (--only)'
 
 #: environment variables pointed inside --out (caches and temporary files) -> sub-folder
 ISOLATED_DIRS = dict(WSSS_CACHE='wsss_cache', TMPDIR='tmp', TORCHINDUCTOR_CACHE_DIR='inductor',
@@ -269,8 +271,8 @@ def environment(device: str) -> dict:
                     nccl=_nccl_version(),
                     tf32=dict(matmul=torch.backends.cuda.matmul.allow_tf32,
                               cudnn=torch.backends.cudnn.allow_tf32))
-    else:
-        info['device_name'] = info['cpu']
+    else:   # the CPU run names the CPU; a CUDA run without a GPU names nothing
+        info['device_name'] = info['cpu'] if device == 'cpu' else None
     return info
 
 
@@ -314,22 +316,30 @@ def gpu_column(result: dict) -> str:
     cpu = not str(result['device']).startswith('cuda')
     title = (f'`--device cpu` exercise on {name}: NOT GPU figures' if cpu else
              f"GPU column: {name}, torch {env.get('torch')}, CUDA {env.get('cuda_runtime')}")
-    lines = [f'{title} (`{result["command"]}`, {time.strftime("%Y-%m-%d", time.gmtime(result["started"]))}, '
-             f"{result['duration_s']:.0f} s)", '',
+    day = time.strftime('%Y-%m-%d', time.gmtime(result['started']))
+    lines = [f"{title} (`{result['command']}`, {day}, {result['duration_s']:.0f} s)", '',
              f"| row | {'CPU (script exercise)' if cpu else 'GPU: ' + name} |", '|---|---|']
     for rec in result['checks']:
         for row in rec.get('column', []):
-            lines.append(f"| `{row['row']}` | {row['text']} |")
-        if rec['status'] != 'passed' and not rec.get('column'):
-            lines.append(f"| `{rec['name']}` | {rec['status']}: {rec['reason'][:200]} |")
+            lines.append(f"| `{row['row']}` | {_cell(row['text'])} |")
+        if rec['status'] != 'passed' and not rec.get('column') and rec['reason'] != NOT_SELECTED:
+            lines.append(f"| `{rec['name']}` | {rec['status']}: {_cell(rec['reason'][:200])} |")
     return '\n'.join(lines) + '\n'
+
+
+def _cell(text: str) -> str:
+    """``text`` safe in a markdown table cell (its pipes escaped, one line)."""
+    return ' '.join(text.replace('|', '\\|').split())
 
 
 def format_summary(result: dict) -> str:
     """The short table printed at the end, then what was skipped and why."""
+    cut = result.get('cut_by_time_limit') or []
     lines = [f"gpu_check: {result['status']} on {result['device']} "
              f"({result.get('environment', {}).get('device_name', '?')}), "
-             f"{result['duration_s']:.0f} s; files in {result['out']}"]
+             f"{result['duration_s']:.0f} s"
+             + (f', INCOMPLETE: {len(cut)} checks cut by the time limit' if cut else '')
+             + f"; files in {result['out']}"]
     width = max([len(r['name']) for r in result['checks']] + [5])
     for rec in result['checks']:
         reason = f"  {rec['reason'][:160]}" if rec['status'] == 'failed' else ''
@@ -385,7 +395,7 @@ def select(checks: Sequence[Check], only: Optional[Sequence[str]]):
     if not only:
         return list(checks), []
     run = [c for c in checks if c.name in only]
-    left = [check_record(c.name, c.what, 'skipped', 'not selected (--only)')
+    left = [check_record(c.name, c.what, 'skipped', NOT_SELECTED)
             for c in checks if c.name not in only]
     return run, left
 
@@ -467,6 +477,10 @@ def _finisher(result: dict, checks, progress: dict, out: Path, t0: float):
             result['summary'] = summarize(result['checks'])
             failed = stopped or result['summary']['failed'] > 0
             result['status'] = 'stopped' if stopped else ('failed' if failed else 'passed')
+            cut = [r['name'] for r in result['checks'] if r['status'] == 'skipped'
+                   and r['reason'].startswith(('time limit', 'the watchdog'))]
+            result['complete'] = not cut and not stopped
+            result['cut_by_time_limit'] = cut
             result['exit_code'] = EXIT_FAILED if failed else EXIT_PASSED
             result['duration_s'] = time.monotonic() - t0
             if not str(result['device']).startswith('cuda'):

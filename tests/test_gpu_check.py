@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,7 +33,10 @@ def load(name: str):
         sys.path.insert(0, str(BENCH))
     before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
+        if name == 'gpu_check':
+            module.check_names()   # imports the check modules, without bytecode too
+        return module
     finally:
         sys.dont_write_bytecode = before
 
@@ -150,7 +155,8 @@ def test_the_time_limit_marks_the_remaining_checks_skipped(tmp_path):
               gpu_check.Check('b', 'b', never)]
     records = gpu_check.run_checks(checks, ctx, log=lambda *a, **k: None)
     assert [r['status'] for r in records] == ['passed', 'skipped', 'skipped']
-    assert all(r['reason'].startswith('time limit: 1 s of 1 s spent') for r in records[1:])
+    assert all(re.fullmatch(r'time limit: \d+ s of 1 s spent before it could start',
+                            r['reason']) for r in records[1:])
 
 
 def test_the_watchdog_records_the_running_check_and_writes_the_files(tmp_path, capsys):
@@ -169,6 +175,28 @@ def test_the_watchdog_records_the_running_check_and_writes_the_files(tmp_path, c
     assert 'time limit of 9 s' in written['checks'][1]['reason']
     assert finish(stopped=False) == 1       # the first finish holds
     assert 'hung' in capsys.readouterr().out
+
+
+def test_the_gpu_column_names_the_device_and_keeps_each_row_in_its_cell():
+    gpu_check = load('gpu_check')
+    rows = [dict(row='cam/multiscale_batched', text='loop 1, batched 2 img/s: **2.00** (max '
+                                                    '|difference| 1e-7)')]
+    checks = [gpu_check.check_record('cam', 'cam', 'passed'),
+              gpu_check.check_record('compile', 'c', 'failed', 'RuntimeError: a | b\nc'),
+              gpu_check.check_record('flops', 'f', 'skipped', gpu_check.NOT_SELECTED)]
+    checks[0]['column'] = rows
+    result = dict(status='failed', device='cuda', command='scripts/gpu_check.sh',
+                  started=0.0, duration_s=12.0, checks=checks,
+                  environment=dict(device_name='NVIDIA H100 80GB HBM3', torch='2.14',
+                                   cuda_runtime='13.0'))
+    lines = gpu_check.gpu_column(result).splitlines()
+    assert lines[0].startswith('GPU column: NVIDIA H100 80GB HBM3, torch 2.14, CUDA 13.0')
+    assert lines[2] == '| row | GPU: NVIDIA H100 80GB HBM3 |'
+    assert lines[4:] == [
+        '| `cam/multiscale_batched` | loop 1, batched 2 img/s: **2.00** (max \\|difference\\| '
+        '1e-7) |',
+        '| `compile` | failed: RuntimeError: a \\| b c |']     # not-selected checks: no row
+    assert all(line.count('|') - line.count('\\|') == 3 for line in lines[2:])
 
 
 # ----------------------------------------------------------------------------- the probe
@@ -214,7 +242,7 @@ def test_cpu_exercise_of_two_cheap_checks_passes_with_finite_losses(tmp_path):
     assert by['cam']['status'] == 'passed' and by['train_core']['status'] == 'skipped'
     stage = by['train_deeplab']['details']['amp_auto']['deeplab']
     losses = list(stage['first_losses'].values()) + list(stage['last_losses'].values())
-    assert stage['iterations'] == 3 and all(map(lambda v: v == v and abs(v) < 1e6, losses))
+    assert stage['iterations'] == 3 and all(math.isfinite(v) for v in losses)
     assert stage['optim_wrapper']['type'] == 'OptimWrapper'      # amp='auto' on CPU: fp32
     assert stage['model']['nchw_only_4d'] == 0                    # channels_last=True
     assert {a['dtype'] for a in stage['autocast'] if a['error'] is None} == \
