@@ -1,6 +1,6 @@
 # DeepLab v2 ResNet-101 on VOC 2012 (train_aug GT); needs VOC2012 + SBD, COCO-init DeepLab weights.
 # DeepLab v2 (ResNet-101, ASPP 6/12/18/24, MSC 0.5/0.75 max fusion) with the recipe of
-# kazuto1011/deeplab-pytorch (specs/oaa_nsrom_deeplab.md section 4): COCO-initialised
+# kazuto1011/deeplab-pytorch (docs/methods/deeplab.md#4-the-reference-recipe): COCO-initialised
 # weights, Caffe BGR input, crop 321, batch 5 x iter_size 2, 20000 updates, SGD lr 2.5e-4
 # (x10 / x20 on the ASPP), poly 0.9 recomputed every 10 updates, test on val with the
 # dense CRF (deeplab preset) on the image deeplab-pytorch's main.py crf passes: the

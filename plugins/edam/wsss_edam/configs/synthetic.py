@@ -58,7 +58,7 @@ stages = [
                             optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
                             constructor='EDAMOptimWrapperConstructor',
                             paramwise_cfg=dict(lr_mults=dict(new=1.0)))),
-    # DA masks, 4 scales + flip, max-normalised per class (spec A.8 steps 1-4)
+    # DA masks, 4 scales + flip, max-normalised per class (docs/methods/edam.md §8 steps 1-4)
     dict(type='MakeCAMs', name='edam_masks', source='edam_classify', split='train',
          generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True),
     # EDAM's products scored as its eval.py does (psa-style: plain mean over all classes)

@@ -1,6 +1,6 @@
 # EDAM on VOC 2012; needs VOC2012 + SBD, saliency maps, ResNet-38 and COCO-init DeepLab weights.
 # EDAM (Wu et al., CVPR 2021) on PASCAL VOC 2012 with the reference settings
-# (specs/edam_moana.md part A):
+# (docs/methods/edam.md):
 #   ResNet-38 (ImageNet weights converted to psa's names, conv1a/b2* frozen, BN frozen, no
 #   ReLU after bn7) + DA layer + collaborative multi-attention over pairs of train_aug images
 #   sharing a class; SGD 1e-3 momentum 0.9 wd 5e-4, groups x1 / x10 (new layers) / x1

@@ -1,7 +1,8 @@
 # GETAM DeiT-B/16 on VOC 2012; needs VOC2012 + SBD, saliency PNGs, timm DeiT-B/16 weights.
 # GETAM on PASCAL VOC 2012 with the DeiT-B/16 backbone (timm tag
 # deit_base_patch16_384.fb_in1k; reported 66.0 val / 68.9 test mIoU): everything as
-# getam::voc12_vitb_hybrid.py but the encoder (spec 2.2: hook blocks 2, 5, 8, 11).
+# getam::voc12_vitb_hybrid.py but the encoder (hook blocks 2, 5, 8, 11;
+# docs/methods/getam.md#22-backbones).
 _base_ = ['./voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_voc12_deit'
 

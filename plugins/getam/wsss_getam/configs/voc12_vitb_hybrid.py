@@ -1,6 +1,6 @@
 # GETAM ViT-B/16 hybrid on VOC 2012 (reference); needs VOC2012 + SBD, saliency PNGs, timm weights.
-# GETAM (Sun et al.) on PASCAL VOC 2012 with the reference settings (specs/getam_baseline.md
-# section 2; the recipe 'voc12' in wsss_getam/recipes.py), backbone ViT-B/16 hybrid (R50 +
+# GETAM (Sun et al.) on PASCAL VOC 2012 with the reference settings (docs/methods/getam.md;
+# the recipe 'voc12' in wsss_getam/recipes.py), backbone ViT-B/16 hybrid (R50 +
 # ViT-B/16, timm tag vit_base_r50_s16_384.orig_in21k_ft_in1k):
 #   train_aug, long side in [230, 292], flip, 256 crops, batch 4, 20 epochs
 #   ((10582 // 4) * 20 = 52900 iterations), one SGD group lr 0.04, poly 0.9; classification

@@ -1,8 +1,8 @@
 # Base of the MoANA WSOL configs (not run alone): ResNet-50 + MoANA, trainer, WSOL eval.
 # Shared part of the MoANA WSOL configs: ResNet-50 at output stride 8 with the MoANA block at
-# the end of layer4, the reference trainer's settings (spec edam_moana.md B.5) and the WSOL
-# evaluation in both modes (B.6).  The dataset configs set ``data``, ``num_classes`` and the
-# batch size.
+# the end of layer4, the reference trainer's settings (docs/methods/moana.md#5-training-settings)
+# and the WSOL evaluation in both modes (docs/methods/moana.md#6-wsol-evaluation).  The dataset
+# configs set ``data``, ``num_classes`` and the batch size.
 seed = 0
 plugins = ['moana']
 

@@ -1,7 +1,7 @@
 # MoANA WSOL on CUB-200-2011; needs data/wsol (wsolevaluation), weights/resnet50-19c8e357.pth.
 # MoANA WSOL on CUB-200-2011 (wsolevaluation metadata layout), ResNet-50 + MoANA, the
-# reference trainer's settings (spec edam_moana.md B.5; the repository ships ILSVRC's only,
-# so the batch size here is wsolevaluation's CUB default, 32).
+# reference trainer's settings (docs/methods/moana.md#5-training-settings; the repository
+# ships ILSVRC's only, so the batch size here is wsolevaluation's CUB default, 32).
 #
 #   data/wsol/dataset/CUB/<class folder>/<image>.jpg
 #   data/wsol/metadata/CUB/{train,val,test}/{image_ids,class_labels,image_sizes,localization}.txt

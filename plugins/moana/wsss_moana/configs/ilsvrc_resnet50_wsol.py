@@ -1,7 +1,8 @@
 # MoANA WSOL on ILSVRC; needs data/wsol (wsolevaluation), weights/resnet50-19c8e357.pth.
 # MoANA WSOL on ILSVRC (ImageNet-1k, wsolevaluation metadata layout: train = ImageNet train,
 # val = ImageNetV2, test = ImageNet val), ResNet-50 + MoANA, the settings of the released
-# trainer (spec edam_moana.md B.5, Localization/configs/config.json): batch 256, 20 epochs.
+# trainer (docs/methods/moana.md#5-training-settings; the release's
+# Localization/configs/config.json): batch 256, 20 epochs.
 #
 #   data/wsol/dataset/ILSVRC/{train,val,val2}/...
 #   data/wsol/metadata/ILSVRC/{train,val,test}/{image_ids,class_labels,image_sizes,localization}.txt

@@ -1,6 +1,7 @@
 # MoANA (IRN route, DeepLab) on VOC 2012; needs VOC2012 + SBD, ResNet-50 + DeepLab weights.
-# MoANA for WSSS on PASCAL VOC 2012: the released pipeline (spec edam_moana.md B.5 / B.8, the
-# IRN route of getam_baseline.md section 4) down to DeepLab v2 and its evaluation.
+# MoANA for WSSS on PASCAL VOC 2012: the released pipeline (docs/methods/moana.md §5 and §8,
+# the IRN route of docs/methods/baseline.md#4-irn-and-the-irn-route) down to DeepLab v2 and
+# its evaluation.
 #
 #   ResNet-50 (torchvision ImageNet weights, strides 2/2/2/1 = output stride 16, frozen BN,
 #   frozen conv1/bn1) + MoANA (calibration 0.35 + 0.65 M, its own BN trained) + biased 1x1
@@ -21,11 +22,11 @@
 #   training mode;
 # * DeepLab's test CRF on deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe).
 # moana::voc12_resnet50_irn_fixed.py runs running statistics and the CRF on the raw RGB image.
-# Decisions the released code leaves open (spec B.8, B.10), made explicit here:
+# Decisions the released code leaves open (docs/methods/moana.md §8, §10), made explicit here:
 # * The IRN backbone is the plain ImageNet ResNet-50 (the original IRN), not the CAM network
 #   with an untrained MoANA block; backbone_from='classify' (with the classifier's backbone
 #   config) would use the trained CAM backbone instead.
-# No MoANA VOC numbers are published (spec B.9).
+# No MoANA VOC numbers are published (docs/methods/moana.md#9-reported-numbers).
 #
 #   wsss-run moana::voc12_resnet50_irn.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 #

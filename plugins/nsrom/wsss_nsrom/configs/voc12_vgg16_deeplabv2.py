@@ -1,6 +1,6 @@
 # NSROM on VOC 2012, two DeepLab rounds; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab weights.
 # NSROM (Yao et al., CVPR 2021) on PASCAL VOC 2012 with the reference settings
-# (specs/oaa_nsrom_deeplab.md section 3), two DeepLab rounds in one config:
+# (docs/methods/nsrom.md), two DeepLab rounds in one config:
 #   NSROM classifier: VGG16 (OAA's) with the GloRe unit in the head, 256x256 warp + colour
 #   jitter, batch 5, SGD nesterov 1e-3 x1/x2/x10/x20, x0.1 at epochs 5 and 10, 15 epochs,
 #   accumulation skipping classes with sigmoid score < 0.1, 8-bit maps (quantize=True)

@@ -1,6 +1,6 @@
 # OAA on VOC 2012 (reference settings); needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab weights.
 # OAA (Jiang et al., ICCV 2019) on PASCAL VOC 2012 with the reference hyper-parameters of
-# OAA-PyTorch (specs/oaa_nsrom_deeplab.md section 2):
+# OAA-PyTorch (docs/methods/oaa.md):
 #   VGG16 classifier (pool4 stride 1, no pool5, dilated conv5) + online attention accumulation
 #   over 15 epochs (from the 2nd on, top-k filter, last-epoch fill)
 #   -> accumulated maps resized to the images (bicubic, min-max)

@@ -1,11 +1,12 @@
 # OAA+ (integral attention) on VOC 2012; needs VOC2012 + SBD, saliency_aug, VGG16 + DeepLab weights.
-# OAA+ : as oaa::voc12_vgg16.py, then the integral attention model (spec 2.7): the same VGG16
-# network without pooling, trained for 15 epochs on the accumulated maps with the split
-# positive / negative loss (threshold 0.001), batch 1 x 5 whose loss is summed, not averaged,
-# as in the reference (loss_weight 5 with accumulative_counts 5); its maps (the image resized
-# to short side 224 as in training, one scale, no flip, upsampled back; spec 2.8) make the
-# proxy labels.  Reported: 66.6 mIoU on val, 67.8 with CRF.  The corrected arithmetic (float
-# maps, CRF on the raw RGB image): oaa::voc12_vgg16_iam_fixed.py.
+# OAA+ : as oaa::voc12_vgg16.py, then the integral attention model
+# (docs/methods/oaa.md#27-integral-attention-model): the same VGG16 network without pooling,
+# trained for 15 epochs on the accumulated maps with the split positive / negative loss
+# (threshold 0.001), batch 1 x 5 whose loss is summed, not averaged, as in the reference
+# (loss_weight 5 with accumulative_counts 5); its maps (the image resized to short side 224 as
+# in training, one scale, no flip, upsampled back; docs/methods/oaa.md#28-attention-map-inference)
+# make the proxy labels.  Reported: 66.6 mIoU on val, 67.8 with CRF.  The corrected arithmetic
+# (float maps, CRF on the raw RGB image): oaa::voc12_vgg16_iam_fixed.py.
 #
 #   wsss-run oaa::voc12_vgg16_iam.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
 _base_ = ['oaa::voc12_vgg16.py']
