@@ -282,8 +282,8 @@ CORE_ITEMS: Tuple[PrepareItem, ...] = (
                  'VGG16, ImageNet (torchvision): OAA and NSROM classifiers'),
     _torchvision('torchvision-resnet50', 'resnet50-19c8e357.pth', 97.8,
                  'ResNet-50, ImageNet (torchvision, the original weights irn and MoANA use)'),
-    _torchvision('torchvision-resnet101', 'resnet101-5d3b4d8f.pth', 170.5,
-                 'ResNet-101, ImageNet (torchvision, original weights)'),
+    _torchvision('torchvision-resnet101', 'resnet101-63fe2227.pth', 170.5,
+                 "ResNet-101, ImageNet (torchvision's V1 weights, timm's resnet101.tv_in1k)"),
     _torchvision('torchvision-inception-v3', 'inception_v3_google-0cc3c7bd.pth', 103.9,
                  'Inception v3, ImageNet (torchvision; the WSOL literature\'s third backbone)'),
     PrepareItem(

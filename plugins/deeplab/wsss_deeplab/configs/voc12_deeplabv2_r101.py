@@ -23,7 +23,7 @@ seed = 0
 work_dir = 'work_dirs/voc12_deeplabv2_r101'
 plugins = ['deeplab']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
+data = dict(type='VOC2012', data_root='item:voc12-aug')
 
 stages = [
     # wsss_deeplab/recipes.py, 'voc12_deeplabv2_r101': the values listed above

@@ -17,7 +17,7 @@ seed = 0
 work_dir = 'work_dirs/voc12_deeplabv3plus_r101'
 plugins = ['deeplab']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
+data = dict(type='VOC2012', data_root='item:voc12-aug')
 
 stages = [
     # the v2 recipe's data, schedule and test protocol with the v3+ network
@@ -25,7 +25,7 @@ stages = [
          model=dict(type='DeepLabV3Plus', num_classes=21,
                     backbone=dict(type='DeepLabResNet', depth=101, output_stride=16,
                                   out_indices=(0, 3), stride_in_1x1=False, norm='frozen',
-                                  timm_weights='resnet101.tv_in1k'),
+                                  pretrained='item:torchvision-resnet101'),
                     rates=(6, 12, 18), msc_scales=(), input_style='imagenet')),
     dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101',
          crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),

@@ -23,13 +23,14 @@ seed = 0
 work_dir = 'work_dirs/edam_voc12_resnet38'
 plugins = ['deeplab', 'edam']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency')
+data = dict(type='VOC2012', data_root='item:voc12-aug',
+            saliency_dir='item:voc12-saliency-poolnet')
 
 # the stages, named so that edam::voc12_resnet38_fixed.py reuses them ({{_base_.<name>}})
 classify = dict(
     type='TrainPairClassifier', name='classify', train_split='train_aug', val_split=None,
     model=dict(type='EDAMClassifier',
-               backbone=dict(type='ResNet38', pretrained='weights/resnet38d_imagenet.pth',
+               backbone=dict(type='ResNet38', pretrained='item:psa-resnet38',
                              final_relu=False)),
     passes=25, max_epochs=1, batch_size=4, num_workers=4, warmup_steps=2000, power=0.9,
     pipeline=[dict(type='RandomLongSide', low=256, high=512),

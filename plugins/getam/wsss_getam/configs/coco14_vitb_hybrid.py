@@ -17,7 +17,8 @@
 _base_ = ['./voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_coco14_vitb_hybrid'
 
-data = dict(_delete_=True, type='COCO2014', data_root='data/coco2014', saliency_dir='saliency')
+data = dict(_delete_=True, type='COCO2014', data_root='item:coco14',
+            saliency_dir='item:coco14-saliency-getam')
 
 stages = [
     dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True, train_split='train',

@@ -8,6 +8,7 @@ work_dir = 'work_dirs/getam_voc12_deit_distilled'
 
 stages = [
     dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
-         model=dict(backbone=dict(model_name='deit_distilled'))),
+         model=dict(backbone=dict(model_name='deit_distilled',
+                                        checkpoint='item:timm-deit_base_distilled_patch16_384.fb_in1k'))),
     {{_base_.test}},
 ]

@@ -8,7 +8,7 @@ work_dir = 'work_dirs/getam_voc12_deit_fixed'
 stages = [
     dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
          reference_optimizer=False,
-         model=dict(backbone=dict(model_name='deit'),
+         model=dict(backbone=dict(model_name='deit', checkpoint='item:timm-deit_base_patch16_384.fb_in1k'),
                     joint=dict(saliency_loss=dict(mode='intended')))),
     {{_base_.test}},
 ]

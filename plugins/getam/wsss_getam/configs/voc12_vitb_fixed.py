@@ -8,7 +8,7 @@ work_dir = 'work_dirs/getam_voc12_vitb_fixed'
 stages = [
     dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
          reference_optimizer=False,
-         model=dict(backbone=dict(model_name='vitb'),
+         model=dict(backbone=dict(model_name='vitb', checkpoint='item:timm-vit_base_patch16_384.orig_in21k_ft_in1k'),
                     joint=dict(saliency_loss=dict(mode='intended')))),
     {{_base_.test}},
 ]

@@ -26,7 +26,7 @@ seed = 0
 work_dir = 'work_dirs/getam_voc12_vitb_hybrid'
 plugins = ['deeplab', 'getam']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency')
+data = dict(type='VOC2012', data_root='item:voc12-aug', saliency_dir='item:voc12-saliency-getam')
 # miou: GETAM's Evaluator (nan-mean over the classes in ground truth or prediction)
 test = dict(type='TestSegmentor', name='test', checkpoint='getam', split='val', workers=8,
             crf=dict(type='DenseCRF', preset='getam', image='raw_rgb'), miou_convention='union')

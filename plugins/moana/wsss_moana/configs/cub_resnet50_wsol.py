@@ -12,7 +12,7 @@
 _base_ = ['./_wsol_resnet50.py']
 work_dir = 'work_dirs/moana_cub_resnet50_wsol'
 
-data = dict(type='WSOLMetadata', data_root='data/wsol', name='CUB', num_classes=200)
+data = dict(type='WSOLMetadata', data_root='item:cub200-wsol', name='CUB', num_classes=200)
 
 stages = [
     dict(type='TrainClassifier', name='classify', model={{_base_.model}}, max_epochs=20,

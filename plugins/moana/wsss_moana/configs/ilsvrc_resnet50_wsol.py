@@ -11,7 +11,7 @@
 _base_ = ['./_wsol_resnet50.py']
 work_dir = 'work_dirs/moana_ilsvrc_resnet50_wsol'
 
-data = dict(type='WSOLMetadata', data_root='data/wsol', name='ILSVRC', num_classes=1000)
+data = dict(type='WSOLMetadata', data_root='item:ilsvrc-wsol', name='ILSVRC', num_classes=1000)
 
 stages = [
     dict(type='TrainClassifier', name='classify', model={{_base_.model}}, max_epochs=20,

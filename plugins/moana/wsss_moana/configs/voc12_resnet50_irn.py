@@ -36,9 +36,9 @@ seed = 0
 work_dir = 'work_dirs/moana_voc12_resnet50_irn'
 plugins = ['deeplab', 'moana']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012')
+data = dict(type='VOC2012', data_root='item:voc12-aug')
 
-resnet50_weights = 'weights/resnet50-19c8e357.pth'
+resnet50_weights = 'item:torchvision-resnet50'
 cam_backbone = dict(type='TorchvisionResNet', output_stride=16, pretrained=resnet50_weights,
                     norm_eval=True, frozen_stem=True)
 # MoANA's BatchNorms at CAM inference normalise each image + flip pair with its own statistics,

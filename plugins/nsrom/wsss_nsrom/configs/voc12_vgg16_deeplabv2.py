@@ -23,7 +23,7 @@ seed = 0
 work_dir = 'work_dirs/nsrom_voc12_vgg16_deeplabv2'
 plugins = ['deeplab', 'oaa', 'nsrom']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency_aug')
+data = dict(type='VOC2012', data_root='item:voc12-aug', saliency_dir='item:voc12-saliency-aug')
 
 optim = dict(type='OptimWrapper',
              optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4),
@@ -34,7 +34,7 @@ optim = dict(type='OptimWrapper',
 schedule = [dict(type='MultiStepLR', milestones=[5, 10], gamma=0.1, by_epoch=True)]
 warp = dict(type='Resize', size=(256, 256), interpolation='bilinear')
 jitter = dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
-vgg16 = dict(type='VGG16OAA', pretrained='weights/vgg16-397923af.pth')
+vgg16 = dict(type='VGG16OAA', pretrained='item:torchvision-vgg16')
 classifier_training = dict(train_split='train_aug', val_split=None, max_epochs=15,
                            batch_size=5, num_workers=4, optim_wrapper=optim,
                            param_scheduler=schedule, log_interval=200)

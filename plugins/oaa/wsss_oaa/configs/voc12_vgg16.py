@@ -24,7 +24,7 @@ seed = 0
 work_dir = 'work_dirs/oaa_voc12_vgg16'
 plugins = ['deeplab', 'oaa']
 
-data = dict(type='VOC2012', data_root='data/VOCdevkit/VOC2012', saliency_dir='saliency_aug')
+data = dict(type='VOC2012', data_root='item:voc12-aug', saliency_dir='item:voc12-saliency-aug')
 
 # classifier: batch 1 x gradient accumulation 5, SGD nesterov, lr 1e-3 with x1/x2/x10/x20,
 # weight decay on every group, lr x0.1 at epoch 10, ResizeShort(224) + colour jitter
@@ -39,7 +39,7 @@ oaa_schedule = [dict(type='MultiStepLR', milestones=[10], gamma=0.1, by_epoch=Tr
 oaa_pipeline = [dict(type='Resize', short_side=224),
                 dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1),
                 dict(type='PackInputs', keys=('img', 'labels'))]
-vgg16 = dict(type='VGG16OAA', pretrained='weights/vgg16-397923af.pth')
+vgg16 = dict(type='VGG16OAA', pretrained='item:torchvision-vgg16')
 
 # DeepLab v2 ResNet-101 as deeplab::voc12_deeplabv2_r101.py, trained on the proxy labels
 
