@@ -276,6 +276,14 @@ def environment(device: str) -> dict:
     return info
 
 
+def use_device(device: str) -> None:
+    """Make ``cuda:N`` the current CUDA device; ``cuda`` keeps the current one (torch's
+    ``set_device`` refuses a device without an index), ``cpu`` changes nothing."""
+    if device.startswith('cuda:'):
+        import torch
+        torch.cuda.set_device(int(device.split(':', 1)[1]))
+
+
 def _nccl_version() -> Optional[str]:
     try:
         import torch
@@ -435,8 +443,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f'with a GPU (or --device cpu to exercise the script). Exit code '
               f'{EXIT_NO_CUDA}; JSON: {out / JSON_NAME}')
         return EXIT_NO_CUDA
-    if args.device.startswith('cuda'):
-        torch.cuda.set_device(torch.device(args.device))
+    use_device(args.device)
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     ctx = CheckContext(device=args.device, out=out, small=args.small, threads=threads,

@@ -82,25 +82,18 @@ def edam_cma(ctx, f) -> None:
     feat = torch.randn(4, d, size, size)
     masks = torch.rand(4, classes, size, size)
 
-    # 1. the reference's attention dropout on a fused kernel only (CUDA)
-    if ctx.cuda:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        fused = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
-        dev = copy.deepcopy(cma).to(ctx.device)
-        for dtype in (torch.bfloat16, torch.float32):
-            x, m = feat.to(ctx.device).requires_grad_(), masks.to(ctx.device)
-            with sdpa_kernel(fused), torch.autocast('cuda', dtype=dtype,
-                                                   enabled=dtype != torch.float32):
-                logits = dev(x, m)
-            logits.float().square().mean().backward()
-            f.finite(f'fused SDPA, attn dropout 0.1, {dtype}: logits',
-                     _cpu(logits).flatten().tolist())
-            f.finite(f'fused SDPA, attn dropout 0.1, {dtype}: feature grads',
-                     [float(x.grad.abs().max())])
-        f.details['fused_sdpa_with_dropout'] = 'ran (flash / memory-efficient kernels only)'
-    else:
-        f.details['fused_sdpa_with_dropout'] = ('not on the CPU: its fused kernel has no '
-                                                'dropout (SDPA falls back to the math kernel)')
+    # 1. a fused SDPA kernel only (flash / memory-efficient: an error if neither applies),
+    #    forward + backward: on CUDA with the reference's attention dropout, under autocast
+    #    (bf16 where the GPU has it, as amp='auto') and in float32; on the CPU without
+    #    dropout (its fused kernel has none), to run the same code
+    dropout = 0.1 if ctx.cuda else 0.0
+    half = torch.bfloat16 if not ctx.cuda or torch.cuda.is_bf16_supported() else torch.float16
+    for dtype in (half, torch.float32):
+        what = f'fused SDPA only, attention dropout {dropout}, {str(dtype)[6:]}'
+        logits, grad = fused_sdpa_step(cma, feat, masks, ctx.device, dtype, dropout)
+        f.finite(f'{what}: logits', logits.flatten().tolist())
+        f.finite(f'{what}: feature grads', grad.flatten().tolist())
+    f.details['fused_sdpa'] = f'ran with attention dropout {dropout} ({str(half)[6:]}, float32)'
 
     # 2. float32, dropout off: SDPA = explicit on the device, device = CPU
     def run(model, device, attention):
@@ -137,6 +130,25 @@ def edam_cma(ctx, f) -> None:
               f"**{ratio:.3f}** ({args.size} x {args.size} tokens per image, D "
               f"{args.in_channels}, {args.classes} classes, attention dropout 0.1"
               f"{', bf16 autocast' if args.bf16 else ''}; one training step)")
+
+
+def fused_sdpa_step(cma, feat, masks, device: str, dtype, attn_dropout: float):
+    """Logits and feature gradients of one training-mode CMA step on ``device`` with SDPA
+    restricted to the fused kernels (flash, memory-efficient), in ``dtype`` (autocast
+    unless float32)."""
+    import contextlib
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    net = copy.deepcopy(cma).to(device).train()
+    net.attention = 'sdpa'
+    net.encoders.attn_dropout = float(attn_dropout)
+    x = feat.to(device).requires_grad_()
+    cast = (contextlib.nullcontext() if dtype == torch.float32 else
+            torch.autocast(torch.device(device).type, dtype=dtype))
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]), cast:
+        logits = net(x, masks.to(device))
+    logits.float().square().mean().backward()
+    return _cpu(logits), _cpu(x.grad)
 
 
 # ----------------------------------------------------------------------------- GETAM map

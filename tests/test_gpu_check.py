@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,15 @@ def test_the_gpu_column_names_the_device_and_keeps_each_row_in_its_cell():
     assert all(line.count('|') - line.count('\\|') == 3 for line in lines[2:])
 
 
+def test_only_an_indexed_cuda_device_is_made_current(monkeypatch):
+    gpu_check = load('gpu_check')
+    calls = []
+    monkeypatch.setattr(torch.cuda, 'set_device', calls.append)
+    for device in ('cuda', 'cpu', 'cuda:1'):
+        gpu_check.use_device(device)
+    assert calls == [1]     # torch.cuda.set_device('cuda') raises: no index
+
+
 # ----------------------------------------------------------------------------- the probe
 def test_dropout_off_makes_training_mode_deterministic_and_keeps_batch_norm_training():
     probe = load('gpu_check_probe')
@@ -228,6 +238,22 @@ def test_exact_fp32_turns_tf32_off_and_restores_it():
         assert torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_the_fused_sdpa_step_has_no_fallback_to_the_math_kernel():
+    """edam_cma's step allows only the fused kernels: on the CPU (whose fused kernel has no
+    dropout) it runs without attention dropout and fails with it, so a pass on a GPU means
+    a fused kernel ran with the reference's dropout."""
+    paths = load('gpu_check_paths')
+    from wsss_edam.models.collaborative_attention import CollaborativeMultiAttention
+    torch.manual_seed(0)
+    cma = CollaborativeMultiAttention(16, 3)
+    feat, masks = torch.randn(2, 16, 4, 4), torch.rand(2, 3, 4, 4)
+    logits, grad = paths.fused_sdpa_step(cma, feat, masks, 'cpu', torch.float32, 0.0)
+    assert logits.shape == (2, 3) and grad.shape == feat.shape and grad.abs().sum() > 0
+    with warnings.catch_warnings(), pytest.raises(RuntimeError, match='No available kernel'):
+        warnings.simplefilter('ignore')             # torch says why each kernel was refused
+        paths.fused_sdpa_step(cma, feat, masks, 'cpu', torch.float32, 0.1)
 
 
 # ----------------------------------------------------------------------------- --device cpu
