@@ -162,3 +162,17 @@ def test_dataset_builder_resolves_an_item_data_root(roots, core_registered):
     dataset = build_dataset(dict(type='VOCLayoutDataset', data_root='item:voc12'),
                             split='train')
     assert len(dataset) == 3 and str(dataset.records[0].img_path).startswith(str(target))
+
+
+def test_prepare_for_a_config_gets_the_items_its_recipes_name(roots, monkeypatch):
+    """deeplab::voc12_deeplabv2_r101.py names voc12-aug in its data config; the COCO init
+    weights come from its stages' recipe only, and voc12-aug brings voc12 and sbd."""
+    from wsss_core.prepare import cli, fetch
+    asked = []
+    monkeypatch.setattr(fetch, 'prepare_items', lambda names, items, **kw: asked.extend(names))
+    assert cli.main(['--for', 'deeplab::voc12_deeplabv2_r101.py', '--no-progress']) == 0
+    assert sorted(asked) == ['deeplabv2-r101-coco', 'voc12-aug']
+    order = [item.name for item in fetch.resolve_order(asked, all_items())]
+    assert sorted(order) == ['deeplabv2-r101-coco', 'sbd', 'voc12', 'voc12-aug']
+    assert order.index('voc12') < order.index('voc12-aug') > order.index('sbd')
+    assert not (roots / 'data').exists() and not (roots / 'weights').exists()

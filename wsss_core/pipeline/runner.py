@@ -121,13 +121,18 @@ class Pipeline:
                             launcher=self.launcher, device=self.device, progress=self.progress,
                             seed=self.cfg.get('seed'), logger=logger)
 
+    def item_scope(self) -> dict:
+        """Where this run names data and weights (``'item:NAME'``): the data config and every
+        stage's options as built, recipes included; what :meth:`check_items` and
+        ``wsss-prepare --for`` scan."""
+        return dict(data=self.cfg.get('data'), stages={s.name: s.options for s in self.stages})
+
     def check_items(self) -> None:
         """Stop before any stage if data or weights named ``'item:NAME'`` (in the data
         config or any stage's options, recipes included) are not installed
         (:func:`wsss_core.prepare.refs.check_config_items`)."""
         from ..prepare.refs import check_config_items
-        check_config_items(dict(data=self.cfg.get('data'),
-                                stages={s.name: s.options for s in self.stages}))
+        check_config_items(self.item_scope())
 
     def run(self) -> List[StageResult]:
         self.work_dir.mkdir(parents=True, exist_ok=True)

@@ -118,14 +118,30 @@ def _saliency(args, items, roots) -> int:
 
 
 def _config_item_names(spec: str, items) -> List[str]:
+    """The items config ``spec`` names: in the config itself and in its stages as the
+    pipeline builds them (a recipe's weights, e.g. DeepLab's COCO init, live only there)."""
     from ..config import load_config
     from .refs import config_items
     cfg = load_config(spec)
-    named = [item.name for item, _ in config_items(cfg.to_dict(), items)]
+    scope = dict(config=cfg.to_dict(), built=_built_item_scope(spec, cfg))
+    named = [item.name for item, _ in config_items(scope, items)]
     if not named:
         print(f'wsss-prepare: {spec} names no item (it reads nothing that wsss-prepare '
               'installs, or names paths directly)', file=sys.stderr)
     return named
+
+
+def _built_item_scope(spec: str, cfg) -> dict:
+    """:meth:`Pipeline.item_scope` of the config: plugins loaded, stages built (nothing is
+    written; the work dir is never created)."""
+    from ..pipeline.runner import Pipeline
+    from ..plugins import load_plugins
+    load_plugins(cfg.get('plugins'))
+    try:
+        pipeline = Pipeline(cfg, work_dir=os.devnull)
+    except Exception as exc:   # a build error: say which config, as wsss-run would
+        raise ValueError(f'{spec}: its stages do not build: {exc}') from exc
+    return pipeline.item_scope()
 
 
 def _verify(names, items, roots) -> int:
