@@ -125,12 +125,15 @@ def test_mmengine_lines_go_to_the_stage_log(tmp_path, verbose):
     with console.stage_log(tmp_path / 'stage.log'):
         logger.info('environment dump')
         logger.error('a real problem')
+        for _ in range(3):
+            logger.warning('a deprecation')
     logger.info('between stages')
     shown, kept = stream.getvalue(), (tmp_path / 'stage.log').read_text()
     assert ('environment dump' in shown) == verbose
     assert 'a real problem' in shown and 'between stages' in shown
     assert 'environment dump' in kept and 'a real problem' in kept
     assert 'between stages' not in kept
+    assert kept.count('a deprecation') == 1      # mmengine's filter of repeated warnings
 
 
 def test_installed_mmengine_is_a_checked_version():

@@ -166,8 +166,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         work_dir.mkdir(parents=True, exist_ok=True)
         if is_main_process():
             console.attach_run_log(work_dir)
-            logging.getLogger('wsss').info(f"wsss-run {' '.join(sys.argv[1:])} "
-                                           f'(cwd {os.getcwd()})', extra=console.FILE_ONLY)
+            command = ' '.join(sys.argv[1:] if argv is None else argv)
+            logging.getLogger('wsss').info(f'wsss-run {command} (cwd {os.getcwd()})',
+                                           extra=console.FILE_ONLY)
         with work_dir_lock(work_dir):
             dump_run_info(cfg, work_dir, plugin_set.records)
             pipeline = Pipeline(cfg, work_dir, only=only, resume=args.resume,

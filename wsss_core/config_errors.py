@@ -70,7 +70,8 @@ class StageKey:
 
 
 def format_key_path(path: Sequence) -> str:
-    """``['stages', StageKey(3, 'labels'), 'refiners', 0]`` -> ``stages.3 (name 'labels').refiners.0``."""
+    """``['stages', StageKey(3, 'labels'), 'refiners', 0]`` ->
+    ``stages.3 (name 'labels').refiners.0``."""
     return '.'.join(str(p) for p in path)
 
 

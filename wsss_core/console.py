@@ -207,14 +207,22 @@ class StageLogRelay(logging.Handler):
 
 def adopt_mmengine_logger(logger: logging.Logger) -> None:
     """Gate ``logger``'s console handlers (:class:`MMEngineConsoleGate`) and relay its records
-    to the open stage log (:class:`StageLogRelay`); idempotent."""
-    for h in logger.handlers:
-        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) \
-                and not any(isinstance(f, MMEngineConsoleGate) for f in h.filters):
+    to the open stage log (:class:`StageLogRelay`, with the console handler's own filters:
+    mmengine's filter of repeated warnings); idempotent."""
+    consoles = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, (logging.FileHandler, StageLogRelay))]
+    for h in consoles:
+        if not any(isinstance(f, MMEngineConsoleGate) for f in h.filters):
             h.addFilter(MMEngineConsoleGate())
     if not any(isinstance(h, StageLogRelay) for h in logger.handlers):
         relay = StageLogRelay()
         relay.setLevel(logging.INFO)
+        for f in (consoles[0].filters if consoles else []):
+            if isinstance(f, logging.Filter) and not isinstance(f, MMEngineConsoleGate):
+                try:   # a fresh one: a shared one would have seen the console's records
+                    relay.addFilter(type(f)(f.name))
+                except TypeError:
+                    pass
         logger.handlers.append(relay)
 
 
