@@ -116,7 +116,8 @@ def edam_cma(ctx, f) -> None:
     # 3. peak memory, SDPA vs explicit, at the reference's size (each in a fresh process)
     args = SimpleNamespace(pairs=1, size=8 if ctx.small else 46, classes=classes if ctx.small
                            else 20, in_channels=64 if ctx.small else 4096, threads=ctx.threads,
-                           repeats=1, device=ctx.device, bf16=ctx.cuda)
+                           repeats=1, device=ctx.device,
+                           bf16=ctx.cuda and torch.cuda.is_bf16_supported())
     rows = {a: edam_cma_memory.run_variant(args, a, 0.1) for a in ('sdpa', 'explicit')}
     f.details['memory'] = dict(config=vars(args), rows=rows)
     errors = {a: r['error'] for a, r in rows.items() if 'error' in r}
