@@ -9,11 +9,11 @@ import zipfile
 import pytest
 import torch
 
-from wsss_deeplab.testing import registered  # noqa: F401
+from wsss_deeplab.testing import caffemodel_of, registered  # noqa: F401
+from wsss_deeplab.testing import small_caffe_model as small_model
 
 pytest.importorskip('google.protobuf')
 
-from test_deeplab_convert_caffe import caffemodel_of, small_model  # noqa: E402
 from wsss_core.prepare.fetch import prepare_items  # noqa: E402
 from wsss_core.prepare.ledger import item_status  # noqa: E402
 from wsss_core.testing.http_server import serve  # noqa: E402

@@ -12,6 +12,7 @@ from wsss_core.testing import isolate_test_process, tiny_classify_stage, tiny_da
 
 isolate_test_process('wsss_deeplab_tests_')  # before torch is imported
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -79,3 +80,71 @@ def tiny_segmentation_pipeline(segmentor: dict, test: dict) -> dict:
                  model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE)), **segmentor),
             dict(type='TestSegmentor', name='test', checkpoint='deeplab', split='val', **test),
         ])
+
+
+# ----------------------------------------------------------------------------- .caffemodel
+# A small DeepLabV2 written as the authors' DeepLab v2 ResNet-101 .caffemodel would hold it
+# (the converter's tests and wsss-prepare's): ResNet stages of 3, 4, 2, 3 blocks, base width
+# 2, so that both of Caffe's unit spellings occur (res2a/res2b/res2c, res3a/res3b1/...).
+LAYERS = (3, 4, 2, 3)
+#: Caffe's unit names per stage for these block counts (the ResNet-101 prototxt uses letters
+#: in stages 2 and 5 and a, b1, b2, ... in stages 3 and 4)
+UNITS = {2: ['a', 'b', 'c'], 3: ['a', 'b1', 'b2', 'b3'], 4: ['a', 'b1'], 5: ['a', 'b', 'c']}
+BRANCH = {'1': '2a', '2': '2b', '3': '2c'}
+#: the BatchNorm scale factor stored in the file: a power of two, so sum / s is exact
+FACTOR = 1024.0
+
+
+def small_caffe_model(num_classes=3, norm='frozen'):
+    return tiny_v2(num_classes, msc_scales=(),
+                   backbone=dict(type='DeepLabResNet', depth=101, layers=LAYERS, base_width=2,
+                                 norm=norm))
+
+
+def caffe_names(key: str):
+    """(layer name of the weight / mean-var, of gamma-beta) for one of our module paths."""
+    if key == 'conv1':
+        return 'conv1', None
+    if key == 'bn1':
+        return 'bn_conv1', 'scale_conv1'
+    stage, block, rest = key.split('.', 2)
+    unit = f'{int(stage[5:]) + 1}{UNITS[int(stage[5:]) + 1][int(block)]}'
+    if rest.startswith('downsample'):
+        branch, is_bn = '1', rest.endswith('1')
+    else:
+        branch, is_bn = BRANCH[rest[-1]], rest.startswith('bn')
+    if is_bn:
+        return f'bn{unit}_branch{branch}', f'scale{unit}_branch{branch}'
+    return f'res{unit}_branch{branch}', None
+
+
+def caffemodel_of(model, path, head=True, extra=(), eps=None):
+    """Write ``model``'s weights as the authors' .caffemodel would hold them (protobuf from
+    the test extra builds the file)."""
+    from wsss_core.testing.caffe_proto import make_layer, write_caffemodel
+    state = model.state_dict()
+    layers = [make_layer('data', 'Input')]
+    backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    modules = sorted({k.rsplit('.', 1)[0] for k in backbone})
+    for module in modules:
+        name, scale_name = caffe_names(module)
+        if scale_name is None:
+            layers.append(make_layer(name, 'Convolution', [backbone[f'{module}.weight'].numpy()]))
+            continue
+        mean = backbone[f'{module}.running_mean'].numpy() * FACTOR
+        var = backbone[f'{module}.running_var'].numpy() * FACTOR
+        layers.append(make_layer(name, 'BatchNorm', [mean, var, np.array([FACTOR])], eps=eps))
+        layers.append(make_layer(scale_name, 'Scale', [backbone[f'{module}.weight'].numpy(),
+                                                         backbone[f'{module}.bias'].numpy()]))
+        layers.append(make_layer(name.replace('bn', 'relu', 1), 'ReLU'))
+    if head:
+        for i in range(4):
+            layers.append(make_layer(f'fc1_voc12_c{i}', 'Convolution', [
+                state[f'decode_head.convs.{i}.weight'].numpy(),
+                state[f'decode_head.convs.{i}.bias'].numpy()]))
+    # the multi-scale copies of the training net share the weights: other values here,
+    # so that taking them instead would show
+    layers.append(make_layer('conv1_res075', 'Convolution', [np.zeros((1, 1, 1, 1))]))
+    layers.append(make_layer('fc1_voc12_c0_res05', 'Convolution', [np.zeros((1, 1, 1, 1))]))
+    layers.extend(extra)
+    write_caffemodel(path, layers)
