@@ -11,7 +11,9 @@ from wsss_core.config import load_config
 from wsss_core.config_errors import (ConfigBuildError, StageKey, accepted_options,
                                      add_base_config_hint, config_key, signature_problems)
 from wsss_core.datasets import build_dataset
+from wsss_core import registry
 from wsss_core.registry import LABEL_REFINERS, MODELS, UnknownComponentError, build
+from wsss_core.testing import tiny_classify_stage
 
 register_core_components()
 
@@ -176,6 +178,18 @@ def test_pipeline_names_the_stage_that_cannot_be_built(tmp_path):
     assert "the stage 'RefineLabels' needs the option 'cams'" in str(info.value)
 
 
+def test_pipeline_checks_the_data_options_before_any_stage(tmp_path):
+    from mmengine.config import Config
+
+    from wsss_core.pipeline.runner import Pipeline
+    cfg = Config(dict(data=dict(type='SyntheticShapes', generater=dict(num_train=4)),
+                      stages=[tiny_classify_stage()]))
+    with pytest.raises(ConfigBuildError) as info:
+        Pipeline(cfg, tmp_path, device='cpu')
+    assert info.value.key_path == 'data' and info.value.options == ('generater',)
+    assert not (tmp_path / 'classify').exists()
+
+
 # --- _base_ configs ------------------------------------------------------------------------
 def _write(path, text):
     path.write_text(text)
@@ -216,23 +230,26 @@ def test_option_written_in_the_child_gets_no_base_hint(tmp_path):
 @pytest.fixture
 def wsss_run():
     """``wsss-run ARGS`` in this process: (exit status, stdout, stderr).  Captured in buffers
-    that stay open: the loggers a run makes keep their streams after it."""
+    that stay open: the loggers a run makes keep their streams after it.  The configs load
+    the core only (``plugins = ['core']``): the plugins' registrations would outlive the test."""
     from wsss_core import cli, console
 
     def run(*args):
         out, err = io.StringIO(), io.StringIO()
+        provider = registry._provider_lookup      # plugin loading installs its own
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 status = cli.main(list(args))
         finally:
             console.reset()
+            registry.set_provider_lookup(provider)
         return status, out.getvalue(), err.getvalue()
     return run
 
 
 @pytest.mark.parametrize('debug', [False, True])
 def test_wsss_run_prints_one_paragraph_for_the_base_example(tmp_path, wsss_run, debug):
-    config = _write(tmp_path / 'voc.py', "_base_ = ['core::quickstart.py']\n"
+    config = _write(tmp_path / 'voc.py', "_base_ = ['core::quickstart.py']\nplugins = ['core']\n"
                                          f"data = dict(type='VOC2012', data_root='{tmp_path}')\n")
     work = tmp_path / 'work'
     status, _, err = wsss_run(config, '--work-dir', str(work), '--no-progress',
@@ -240,8 +257,10 @@ def test_wsss_run_prints_one_paragraph_for_the_base_example(tmp_path, wsss_run, 
     assert status == 2, err[-3000:]
     message = [line for line in err.splitlines() if line.startswith('wsss-run:')]
     assert len(message) == 1
-    for part in ("stage 'classify' failed", 'config key `data`', "dataset 'VOC2012'",
-                 "option 'generator'", 'core::quickstart.py', '_delete_=True'):
+    assert message[0].startswith("wsss-run: config key `data`: the dataset 'VOC2012' does not "
+                                 "take the option 'generator'")    # before any stage runs
+    for part in ('core::quickstart.py', '_delete_=True'):
         assert part in message[0]
+    assert 'starts' not in err
     assert ('Traceback' in err) == debug
     assert 'Traceback' in (work / 'wsss-run.log').read_text()

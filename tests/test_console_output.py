@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from mmengine.logging import HistoryBuffer, MMLogger
 
-from wsss_core import cli, compat, console
+from wsss_core import cli, compat, console, registry
 from wsss_core.components import register_core_components
 from wsss_core.datasets.synthetic_shapes import SyntheticShapesConfig
 from wsss_core.datasets.synthetic_shapes_cache import generate_into
@@ -36,15 +36,19 @@ def _console_defaults():
 @pytest.fixture
 def wsss_run():
     """``wsss-run ARGS`` in this process: (exit status, stdout + stderr lines).  Captured in
-    buffers that stay open: the loggers a run makes keep their streams after it."""
+    buffers that stay open: the loggers a run makes keep their streams after it.  The configs
+    load the core only (``plugins = ['core']``): the plugins' registrations would outlive the
+    test."""
 
     def run(*args):
         out, err = io.StringIO(), io.StringIO()
+        provider = registry._provider_lookup      # plugin loading installs its own
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 status = cli.main(list(args))
         finally:
             console.reset()
+            registry.set_provider_lookup(provider)
         return status, (out.getvalue() + err.getvalue()).splitlines()
     return run
 
@@ -57,7 +61,7 @@ def _write_config(path, cfg: dict) -> str:
 # --- the whole run -------------------------------------------------------------------------
 def test_tiny_run_console_has_a_start_and_a_result_line_per_stage(tmp_path, wsss_run):
     cfg = tiny_pipeline_cfg(dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR)))
-    config = _write_config(tmp_path / 'tiny.py', cfg)
+    config = _write_config(tmp_path / 'tiny.py', dict(cfg, plugins=['core']))
     work = tmp_path / 'work'
     status, lines = wsss_run(config, '--work-dir', str(work), '--no-progress')
     assert status == 0, '\n'.join(lines[-40:])

@@ -17,7 +17,9 @@ Where the errors come from:
    before calling it (:func:`signature_problems`), and turns a ``TypeError`` of the call
    itself (``X.__init__() got an unexpected keyword argument 'o'``, ``missing 1 required
    ... argument: 'o'``) into a :class:`ConfigBuildError`;
-2. the places that know where a dict sits in the run's config wrap the build in
+2. the pipeline checks the options of ``data`` when it is built (:func:`check_options`),
+   before any stage runs;
+3. the places that know where a dict sits in the run's config wrap the build in
    :func:`config_key` (the pipeline for each stage, :func:`~wsss_core.datasets.build_dataset`
    for ``data``): an error from the block is located in that dict (the sub-dict of the failing
    component, found by its ``type`` and option, :func:`locate`) and gets its full key path.
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ['ConfigBuildError', 'StageKey', 'config_key', 'signature_problems',
+__all__ = ['ConfigBuildError', 'StageKey', 'config_key', 'check_options', 'signature_problems',
            'accepted_options', 'locate', 'from_type_error', 'add_base_config_hint',
            'format_key_path']
 
@@ -239,6 +241,22 @@ def _type_matches(type_name, owner: str) -> bool:
 def _type_label(type_name) -> str:
     return type_name if isinstance(type_name, str) else getattr(type_name, '__name__',
                                                                  str(type_name))
+
+
+def check_options(cfg, registry, *path) -> None:
+    """Raise a :class:`ConfigBuildError` at config key ``path`` now, before anything is
+    built, when the dict ``cfg`` gives options its ``type`` does not take (the signature rule
+    of :func:`signature_problems`; missing options are left to the build, which may add
+    them).  A type not registered (yet) or not inspectable is left to the build too."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('type'), str):
+        return
+    obj = registry.get(cfg['type'])
+    if obj is None:
+        return
+    found = signature_problems(obj, [k for k in cfg if k not in ('type', '_scope_')])
+    if found is not None and found[0] == UNEXPECTED:
+        raise ConfigBuildError(cfg['type'], UNEXPECTED, found[1], registry=registry.name,
+                               accepted=accepted_options(obj), path=list(path))
 
 
 # ----------------------------------------------------------------------------- locating

@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .. import console
-from ..config_errors import StageKey, config_key
+from ..config_errors import StageKey, check_options, config_key
 from ..io import write_json
-from ..registry import STAGES, build
+from ..registry import DATASETS, STAGES, build
 from .checksums import verify_stage
 from .manifest import (DamagedManifestError, config_hash, read_manifest, read_state,
                        write_manifest, write_state)
@@ -84,6 +84,8 @@ class Pipeline:
         #: the stage running now (None between stages): names the stage in a failure
         self.current_stage: Optional[str] = None
         self.stages = self._build_stages(cfg.get('stages') or [])
+        if cfg.get('data') is not None:   # an option the dataset does not take: now, not later
+            check_options(_plain(cfg.get('data')), DATASETS, 'data')
         #: stage name -> (index in cfg.stages, its dict): names the config key in build errors
         self.stage_cfgs = {s.name: (i, _plain(c)) for i, (s, c) in
                            enumerate(zip(self.stages, cfg.get('stages') or []))}
