@@ -176,3 +176,11 @@ def test_prepare_for_a_config_gets_the_items_its_recipes_name(roots, monkeypatch
     assert sorted(order) == ['deeplabv2-r101-coco', 'sbd', 'voc12', 'voc12-aug']
     assert order.index('voc12') < order.index('voc12-aug') > order.index('sbd')
     assert not (roots / 'data').exists() and not (roots / 'weights').exists()
+
+
+def test_prepare_for_a_config_that_names_no_item_does_nothing(roots, capsys):
+    from wsss_core.prepare import cli
+    for extra in ([], ['--verify']):       # --verify: not every item, none
+        assert cli.main(['--for', 'oaa::synthetic.py', *extra]) == 0
+        captured = capsys.readouterr()
+        assert 'names no item' in captured.err and captured.out == ''

@@ -73,7 +73,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if names[:1] == ['saliency']:
             return _saliency(args, items, roots)
         if args.for_config:
-            names += _config_item_names(args.for_config, items)
+            named = _config_item_names(args.for_config, items)
+            if not named and not names:
+                return 0          # the config needs nothing wsss-prepare installs
+            names += named
         if args.verify:
             return _verify(names or list(items), items, roots)
         if not names:
