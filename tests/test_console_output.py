@@ -182,6 +182,20 @@ def test_training_bar_shows_iterations_epoch_and_mean_loss(capsys):
     assert 'epoch 1/1, loss 2.0000' in final       # (1 + 3) / 2
 
 
+def test_iteration_based_training_shows_no_epoch(capsys):
+    from mmengine.runner.loops import IterBasedTrainLoop
+    loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)   # its counters only
+    loop._max_iters, loop._max_epochs = 3, 1
+    runner = SimpleNamespace(train_loop=loop, iter=1, epoch=0,       # resumed after 1 of 3
+                             message_hub=SimpleNamespace(log_scalars={}))
+    hook = TrainProgressBar(desc='[deeplab] train')
+    hook.before_train(runner)
+    hook.after_train_iter(runner, 0)
+    hook.after_train(runner)
+    final = capsys.readouterr().err.replace('\r', '\n').strip().splitlines()[-1]
+    assert '2/3' in final and 'epoch' not in final
+
+
 @pytest.mark.parametrize('progress,verbose,expected', [(True, False, True), (False, False, False),
                                                        (True, True, False)])
 def test_training_stages_add_the_bar_unless_no_progress_or_verbose(tmp_path, progress, verbose,

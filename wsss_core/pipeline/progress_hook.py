@@ -2,7 +2,7 @@
 
 :class:`TrainProgressBar` is an mmengine hook that drives one tqdm bar over the run's
 iterations (``train_loop.max_iters``; a resumed run starts at its iteration), with the epoch
-(epoch-based loops) and the loss, averaged over the last ``window`` iterations from the
+(epoch-based loops only) and the loss, averaged over the last ``window`` iterations from the
 message hub (``train/loss``, the value mmengine's logger reports), as the bar's postfix; tqdm
 gives the rate and the ETA.  Only the main process shows a bar.  Training stages add it
 (:func:`with_progress_bar`) unless ``--no-progress`` or ``-v`` (which shows mmengine's
@@ -45,9 +45,8 @@ class TrainProgressBar(Hook):
         if self._bar is None:
             return
         parts = []
-        max_epochs = getattr(runner.train_loop, 'max_epochs', None)
-        if max_epochs:
-            parts.append(f'epoch {runner.epoch + 1}/{max_epochs}')
+        if _by_epoch(runner.train_loop):
+            parts.append(f'epoch {runner.epoch + 1}/{runner.train_loop.max_epochs}')
         scalars = runner.message_hub.log_scalars
         if 'train/loss' in scalars:
             parts.append(f"loss {scalars['train/loss'].mean(self.window):.4f}")
@@ -58,6 +57,13 @@ class TrainProgressBar(Hook):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _by_epoch(loop) -> bool:
+    """Whether the loop counts epochs: any loop with ``max_epochs`` but mmengine's
+    iteration-based one (which reports a nominal single epoch)."""
+    from mmengine.runner.loops import IterBasedTrainLoop
+    return not isinstance(loop, IterBasedTrainLoop) and bool(getattr(loop, 'max_epochs', None))
 
 
 def with_progress_bar(custom_hooks: Optional[Sequence], name: str, show: bool) -> list:
