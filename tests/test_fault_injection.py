@@ -339,7 +339,8 @@ def test_wsss_run_reports_a_full_disk_naming_the_file(reference, tmp_path, capsy
         code = main([cfg_path, '--work-dir', str(work), '--no-progress'])
     err = capsys.readouterr().err
     assert code == 1
-    assert f'wsss-run: disk full: no space left on the device to write {full["path"]}' in err
+    assert (f"wsss-run: stage 'cams' failed: disk full: no space left on the device to "
+            f'write {full["path"]}') in err
     assert len(snapshot(work / 'cams', ('cams/*',))) == 2 and temp_files(work) == []
 
 
