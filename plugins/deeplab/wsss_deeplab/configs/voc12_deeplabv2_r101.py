@@ -11,14 +11,16 @@
 # 76.65 / 77.93 mIoU with CRF as published).  A WSSS method trains it on its pseudo labels:
 # add the labels stage before it and set  labels='<that stage>'  on 'deeplab'.
 #
-#   wsss-run deeplab::voc12_deeplabv2_r101.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for deeplab::voc12_deeplabv2_r101.py
+#   wsss-run deeplab::voc12_deeplabv2_r101.py
 #
-# Weights are never downloaded: put deeplab-pytorch's converted COCO checkpoint
-# (deeplabv1_resnet101-coco.pth) under weights/, or start from ImageNet (timm's
-# torchvision ResNet-101, read from the local cache only):
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD) and
+# deeplabv2-r101-coco (the authors' COCO-initialised Caffe weights, converted: the recipe's
+# init_checkpoint).  wsss-run downloads nothing; wsss-prepare does.  To start from ImageNet
+# instead, after `wsss-prepare torchvision-resnet101`:
 #   --cfg-options stages.0.model.init_checkpoint=None stages.0.model.input_style=imagenet \
 #       stages.0.model.backbone.stride_in_1x1=False \
-#       stages.0.model.backbone.timm_weights=resnet101.tv_in1k
+#       stages.0.model.backbone.pretrained=item:torchvision-resnet101
 seed = 0
 work_dir = 'work_dirs/voc12_deeplabv2_r101'
 plugins = ['deeplab']

@@ -3,7 +3,11 @@
 # Differs from deeplab::voc12_deeplabv2_r101.py only in: the test's dense CRF sees the raw RGB
 # image (image='raw_rgb'), not the mean-subtracted BGR image wrapped to uint8.
 #
-#   wsss-run deeplab::voc12_deeplabv2_r101_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for deeplab::voc12_deeplabv2_r101_fixed.py
+#   wsss-run deeplab::voc12_deeplabv2_r101_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# deeplabv2-r101-coco.
 _base_ = ['deeplab::voc12_deeplabv2_r101.py']
 work_dir = 'work_dirs/voc12_deeplabv2_r101_fixed'
 

@@ -1,4 +1,4 @@
-# DeepLab v3+ ResNet-101 on VOC 2012 (train_aug GT); needs VOC2012 + SBD, timm's resnet101.tv_in1k.
+# DeepLab v3+ ResNet-101 on VOC 2012 (train_aug GT); needs VOC2012 + SBD, torchvision ResNet-101.
 # DeepLab v3+ (ResNet-101 at output stride 16, ASPP with image pooling at rates 6/12/18,
 # decoder on the stride-4 features) on VOC 2012, as the stronger segmentation head users
 # compare against.  Data, augmentation, schedule and test protocol are those of
@@ -7,11 +7,13 @@
 # image), so the two heads differ only in the head; no MSC (v3+ is usually trained without
 # it).  Not a paper's config: the CRF runs on the raw image, not deeplab-pytorch's quirk.
 #
-#   wsss-run deeplab::voc12_deeplabv3plus_r101.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for deeplab::voc12_deeplabv3plus_r101.py
+#   wsss-run deeplab::voc12_deeplabv3plus_r101.py
 #
-# Initial weights: torchvision's ImageNet ResNet-101 from the local timm cache only
-# (resnet101.tv_in1k; nothing is downloaded; a missing file is named in the error), or
-# a local file with  --cfg-options stages.0.model.init_checkpoint=PATH .
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD) and
+# torchvision-resnet101 (torchvision's ImageNet ResNet-101, the file timm's resnet101.tv_in1k
+# names).  wsss-run downloads nothing; wsss-prepare does.  Another start: a local file with
+#   --cfg-options stages.0.model.init_checkpoint=PATH .
 # Not run here: no VOC data offline; no measured figure exists for it yet.
 seed = 0
 work_dir = 'work_dirs/voc12_deeplabv3plus_r101'

@@ -14,11 +14,15 @@
 # mean-subtracted BGR image wrapped to uint8; so does this config (the DeepLab recipe).
 # edam::voc12_resnet38_fixed.py runs that CRF on the raw RGB image.
 #
-#   wsss-run edam::voc12_resnet38.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for edam::voc12_resnet38.py && wsss-run edam::voc12_resnet38.py
 #
-# Needs, all local: VOC2012 + SBD, PoolNet saliency maps under <data_root>/saliency/,
-# weights/resnet38d_imagenet.pth (psa's converted ilsvrc-cls_rna-a1 weights) and
-# weights/deeplabv1_resnet101-coco.pth.
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-poolnet (EDAM's PoolNet maps), psa-resnet38 (ResNet-38 model A1, ImageNet)
+# and deeplabv2-r101-coco (the DeepLab recipe's COCO init).  voc12-saliency-poolnet and
+# psa-resnet38 are downloaded by hand (`wsss-prepare ITEM` says from where), then installed
+# with  wsss-prepare voc12-saliency-poolnet --from DIR_OR_ARCHIVE  and
+# wsss-prepare psa-resnet38 --from FILE  (the MXNet .params, converted, or psa's .pth).
+# wsss-run downloads nothing; wsss-prepare does, into $WSSS_DATA / $WSSS_WEIGHTS.
 seed = 0
 work_dir = 'work_dirs/edam_voc12_resnet38'
 plugins = ['deeplab', 'edam']

@@ -3,7 +3,11 @@
 # Differs from edam::voc12_resnet38.py only in: the DeepLab test's dense CRF sees the raw RGB
 # image (image='raw_rgb'), not the mean-subtracted BGR image wrapped to uint8.
 #
-#   wsss-run edam::voc12_resnet38_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for edam::voc12_resnet38_fixed.py && wsss-run edam::voc12_resnet38_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-poolnet, psa-resnet38, deeplabv2-r101-coco; voc12-saliency-poolnet and
+# psa-resnet38 are downloaded by hand and given with --from (see edam::voc12_resnet38.py).
 _base_ = ['edam::voc12_resnet38.py']
 work_dir = 'work_dirs/edam_voc12_resnet38_fixed'
 

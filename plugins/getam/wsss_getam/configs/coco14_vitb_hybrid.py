@@ -2,18 +2,22 @@
 # GETAM on MS COCO 2014 (80 classes), ViT-B/16 hybrid: the COCO route the reference never
 # released (its README: "coming soon"; reported 36.4 mIoU on val).  The VOC recipe
 # ('voc12', getam::voc12_vitb_hybrid.py) with the data changed:
-#   train2014 (82,081 images) with image labels from the index masks, saliency maps under
-#   <data_root>/saliency/, val2014 (40,137) for the test; 80 foreground classes.
+#   train2014 (82,081 images) with image labels from the index masks, GETAM's saliency
+#   maps (coco14-saliency-getam), val2014 (40,137) for the test; 80 foreground classes.
 # Choices the reference does not document, made here: 5 epochs of batch 4
 # ((82081 // 4) * 5 = 102,600 iterations, about twice the VOC run's), the reference's
 # unreleased COCO helper's 95th-percentile label completion (cut_threshold=0.95; VOC 0.9),
 # the VOC test sizes and CRF.  As the VOC config (the recipe), it runs the released optimiser
 # and saliency-loss target; the corrected run is getam::coco14_vitb_hybrid_fixed.py.
 #
-#   wsss-run getam::coco14_vitb_hybrid.py --cfg-options data.data_root=/data/coco2014
+#   wsss-prepare --for getam::coco14_vitb_hybrid.py && wsss-run getam::coco14_vitb_hybrid.py
 #
-# Needs, all local: COCO 2014 in the VOC-style layout of wsss_core.datasets.coco14 (index
-# PNGs, lists train14.txt / val14.txt), saliency PNGs, the backbone's timm weights.
+# Data and weights (items; `wsss-prepare --for` gets them): coco14 (COCO 2014 converted to
+# the VOC-style layout of wsss_core.datasets.coco14: index PNGs, lists train14.txt /
+# val14.txt), coco14-saliency-getam, timm-vit_base_r50_s16_384.orig_in21k_ft_in1k.
+# coco14-saliency-getam is downloaded by hand (`wsss-prepare coco14-saliency-getam` says
+# from where), then  wsss-prepare coco14-saliency-getam --from DIR_OR_ARCHIVE .  wsss-run
+# downloads nothing; wsss-prepare does.
 _base_ = ['./voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_coco14_vitb_hybrid'
 

@@ -3,6 +3,12 @@
 # deit_base_distilled_patch16_384.fb_in1k; reported 70.7 val / 71.1 test mIoU): everything as
 # getam::voc12_vitb_hybrid.py but the encoder (hook blocks 2, 5, 8, 11;
 # docs/methods/getam.md#22-backbones).
+#
+#   wsss-prepare --for getam::voc12_deit_distilled.py && wsss-run getam::voc12_deit_distilled.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-getam (by hand: wsss-prepare voc12-saliency-getam --from DIR_OR_ARCHIVE),
+# timm-deit_base_distilled_patch16_384.fb_in1k.
 _base_ = ['./voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_voc12_deit_distilled'
 

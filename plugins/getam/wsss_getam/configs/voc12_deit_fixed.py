@@ -2,6 +2,12 @@
 # GETAM on PASCAL VOC 2012 with the DeiT-B/16 backbone, the released code's two slips corrected.
 # Differs from getam::voc12_deit.py only in: the intended SGD (weight decay 5e-4, no momentum;
 # reference_optimizer=False) and the intended saliency-loss target (1 - saliency).
+#
+#   wsss-prepare --for getam::voc12_deit_fixed.py && wsss-run getam::voc12_deit_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-getam (by hand: wsss-prepare voc12-saliency-getam --from DIR_OR_ARCHIVE),
+# timm-deit_base_patch16_384.fb_in1k.
 _base_ = ['getam::voc12_deit.py']
 work_dir = 'work_dirs/getam_voc12_deit_fixed'
 

@@ -2,6 +2,12 @@
 # GETAM on PASCAL VOC 2012 with the ViT-B/16 backbone, the released code's two slips corrected.
 # Differs from getam::voc12_vitb.py only in: the intended SGD (weight decay 5e-4, no momentum;
 # reference_optimizer=False) and the intended saliency-loss target (1 - saliency).
+#
+#   wsss-prepare --for getam::voc12_vitb_fixed.py && wsss-run getam::voc12_vitb_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-getam (by hand: wsss-prepare voc12-saliency-getam --from DIR_OR_ARCHIVE),
+# timm-vit_base_patch16_384.orig_in21k_ft_in1k.
 _base_ = ['getam::voc12_vitb.py']
 work_dir = 'work_dirs/getam_voc12_vitb_fixed'
 

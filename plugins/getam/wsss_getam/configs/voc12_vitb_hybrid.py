@@ -17,11 +17,14 @@
 # target (aliased; model.joint.saliency_loss=dict(mode='reference')).  The corrected run
 # (weight decay 5e-4, no momentum; target 1 - saliency): getam::voc12_vitb_hybrid_fixed.py.
 #
-#   wsss-run getam::voc12_vitb_hybrid.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for getam::voc12_vitb_hybrid.py && wsss-run getam::voc12_vitb_hybrid.py
 #
-# Needs, all local: VOC2012 + SBD, saliency PNGs under <data_root>/saliency/ (the reference's
-# released maps), the timm weights of the backbone in the local HF cache (pretrained=True) or
-# as a file (set the backbone's checkpoint=).  Nothing is downloaded.
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-getam (the reference's released maps) and
+# timm-vit_base_r50_s16_384.orig_in21k_ft_in1k (the backbone's timm weights, read as a file:
+# the recipe's checkpoint=).  voc12-saliency-getam is downloaded by hand (`wsss-prepare
+# voc12-saliency-getam` says from where), then  wsss-prepare voc12-saliency-getam --from
+# DIR_OR_ARCHIVE .  wsss-run downloads nothing; wsss-prepare does.
 seed = 0
 work_dir = 'work_dirs/getam_voc12_vitb_hybrid'
 plugins = ['deeplab', 'getam']

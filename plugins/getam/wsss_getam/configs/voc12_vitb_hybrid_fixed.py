@@ -4,7 +4,12 @@
 # momentum; reference_optimizer=False) and the intended saliency-loss target (1 - saliency;
 # saliency_loss mode='intended').  No published number was produced this way.
 #
-#   wsss-run getam::voc12_vitb_hybrid_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for getam::voc12_vitb_hybrid_fixed.py
+#   wsss-run getam::voc12_vitb_hybrid_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-getam (by hand: wsss-prepare voc12-saliency-getam --from DIR_OR_ARCHIVE),
+# timm-vit_base_r50_s16_384.orig_in21k_ft_in1k.
 _base_ = ['getam::voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_voc12_vitb_hybrid_fixed'
 

@@ -6,7 +6,7 @@
 seed = 0
 plugins = ['moana']
 
-resnet50_weights = 'item:torchvision-resnet50'   # torchvision ImageNet weights, local file
+resnet50_weights = 'item:torchvision-resnet50'   # torchvision ImageNet weights (an item)
 
 model = dict(
     type='MoANAClassifier', loss='cross_entropy', cam_bias=True, init='kaiming',

@@ -1,12 +1,14 @@
-# MoANA WSOL on CUB-200-2011; needs data/wsol (wsolevaluation), weights/resnet50-19c8e357.pth.
+# MoANA WSOL on CUB-200-2011; needs items cub200-wsol, torchvision-resnet50.
 # MoANA WSOL on CUB-200-2011 (wsolevaluation metadata layout), ResNet-50 + MoANA, the
 # reference trainer's settings (docs/methods/moana.md#5-training-settings; the repository
 # ships ILSVRC's only, so the batch size here is wsolevaluation's CUB default, 32).
 #
-#   data/wsol/dataset/CUB/<class folder>/<image>.jpg
-#   data/wsol/metadata/CUB/{train,val,test}/{image_ids,class_labels,image_sizes,localization}.txt
-#   weights/resnet50-19c8e357.pth
-#   wsss-run moana::cub_resnet50_wsol.py
+#   wsss-prepare --for moana::cub_resnet50_wsol.py && wsss-run moana::cub_resnet50_wsol.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): cub200-wsol (CUB-200-2011 with
+# wsolevaluation's metadata, under $WSSS_DATA/wsol: dataset/CUB/<class folder>/<image>.jpg,
+# metadata/CUB/{train,val,test}/*.txt) and torchvision-resnet50 (ImageNet ResNet-50).
+# wsss-run downloads nothing; wsss-prepare does.
 #
 # The released trainer builds the classifier with 1000 outputs even for CUB; this uses 200.
 _base_ = ['./_wsol_resnet50.py']

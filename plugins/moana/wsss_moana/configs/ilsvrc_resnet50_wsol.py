@@ -1,13 +1,18 @@
-# MoANA WSOL on ILSVRC; needs data/wsol (wsolevaluation), weights/resnet50-19c8e357.pth.
+# MoANA WSOL on ILSVRC; needs items ilsvrc-wsol (images by hand), torchvision-resnet50.
 # MoANA WSOL on ILSVRC (ImageNet-1k, wsolevaluation metadata layout: train = ImageNet train,
 # val = ImageNetV2, test = ImageNet val), ResNet-50 + MoANA, the settings of the released
 # trainer (docs/methods/moana.md#5-training-settings; the release's
 # Localization/configs/config.json): batch 256, 20 epochs.
 #
-#   data/wsol/dataset/ILSVRC/{train,val,val2}/...
-#   data/wsol/metadata/ILSVRC/{train,val,test}/{image_ids,class_labels,image_sizes,localization}.txt
-#   weights/resnet50-19c8e357.pth
-#   wsss-run moana::ilsvrc_resnet50_wsol.py
+#   wsss-prepare --for moana::ilsvrc_resnet50_wsol.py && wsss-run moana::ilsvrc_resnet50_wsol.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): ilsvrc-wsol (ImageNet-1k with
+# wsolevaluation's metadata, under $WSSS_DATA/wsol: dataset/ILSVRC/{train,val}/...,
+# metadata/ILSVRC/{train,val,test}/*.txt; this config reads train and test) and
+# torchvision-resnet50 (ImageNet ResNet-50).  ImageNet's images are downloaded by hand
+# (register at image-net.org: ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar), then
+#   wsss-prepare ilsvrc-wsol --from DIR        (the folder holding both tars)
+# wsss-run downloads nothing; wsss-prepare does.
 _base_ = ['./_wsol_resnet50.py']
 work_dir = 'work_dirs/moana_ilsvrc_resnet50_wsol'
 

@@ -28,10 +28,12 @@
 #   config) would use the trained CAM backbone instead.
 # No MoANA VOC numbers are published (docs/methods/moana.md#9-reported-numbers).
 #
-#   wsss-run moana::voc12_resnet50_irn.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for moana::voc12_resnet50_irn.py && wsss-run moana::voc12_resnet50_irn.py
 #
-# Needs, all local: VOC2012 + SBD (SegmentationClassAug), weights/resnet50-19c8e357.pth
-# (torchvision) and weights/deeplabv1_resnet101-coco.pth.
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD,
+# SegmentationClassAug), torchvision-resnet50 (ImageNet ResNet-50: the classifier and IRN)
+# and deeplabv2-r101-coco (the DeepLab recipe's COCO init).  wsss-run downloads nothing;
+# wsss-prepare does, into $WSSS_DATA / $WSSS_WEIGHTS.
 seed = 0
 work_dir = 'work_dirs/moana_voc12_resnet50_irn'
 plugins = ['deeplab', 'moana']

@@ -4,7 +4,11 @@
 # statistics at CAM inference (inference_bn='running') and the DeepLab test's dense CRF sees the
 # raw RGB image (image='raw_rgb').
 #
-#   wsss-run moana::voc12_resnet50_irn_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for moana::voc12_resnet50_irn_fixed.py
+#   wsss-run moana::voc12_resnet50_irn_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# torchvision-resnet50, deeplabv2-r101-coco.
 _base_ = ['moana::voc12_resnet50_irn.py']
 work_dir = 'work_dirs/moana_voc12_resnet50_irn_fixed'
 

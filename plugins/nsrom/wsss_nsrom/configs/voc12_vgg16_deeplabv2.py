@@ -11,10 +11,12 @@
 #   -> non-salient region masking -> DeepLab round 2 from the same COCO initialisation
 #   -> val with CRF.  Reported: 70.4 mIoU on val (NSROM README, released checkpoint).
 #
-#   wsss-run nsrom::voc12_vgg16_deeplabv2.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for nsrom::voc12_vgg16_deeplabv2.py && wsss-run nsrom::voc12_vgg16_deeplabv2.py
 #
-# Needs, all local: VOC2012 + SBD, saliency maps in <data_root>/saliency_aug/, torchvision's
-# vgg16-397923af.pth and deeplab-pytorch's deeplabv1_resnet101-coco.pth under weights/.
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-aug (the saliency_aug maps), torchvision-vgg16 (ImageNet VGG16) and
+# deeplabv2-r101-coco (the COCO-initialised ResNet-101 both DeepLab rounds start from).
+# wsss-run downloads nothing; wsss-prepare does, into $WSSS_DATA / $WSSS_WEIGHTS.
 # No hand edits between the rounds: round 2 reads round 1's artifacts through the pipeline.
 # The reference's arithmetic: 8-bit maps (quantize=True) and both DeepLab CRF passes on
 # deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe);

@@ -4,7 +4,11 @@
 # the accumulation hook) and both DeepLab CRF passes (round 1 on train_aug, the test) on the
 # raw RGB image (image='raw_rgb').  No published number was produced this way.
 #
-#   wsss-run nsrom::voc12_vgg16_deeplabv2_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for nsrom::voc12_vgg16_deeplabv2_fixed.py
+#   wsss-run nsrom::voc12_vgg16_deeplabv2_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-aug, torchvision-vgg16, deeplabv2-r101-coco.
 _base_ = ['nsrom::voc12_vgg16_deeplabv2.py']
 work_dir = 'work_dirs/nsrom_voc12_vgg16_deeplabv2_fixed'
 

@@ -8,12 +8,12 @@
 #   -> DeepLab v2 ResNet-101 (deeplab-pytorch recipe, 20k iterations) -> val mIoU with CRF.
 # Reported: 65.7 mIoU on val, 66.9 with CRF (OAA-PyTorch README).
 #
-#   wsss-run oaa::voc12_vgg16.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for oaa::voc12_vgg16.py && wsss-run oaa::voc12_vgg16.py
 #
-# Needs, all local (nothing is downloaded): VOC2012 + SBD train_aug in the VOC layout, the
-# saliency maps under <data_root>/saliency_aug/, torchvision's ImageNet VGG16
-# (weights/vgg16-397923af.pth) and deeplab-pytorch's COCO-initialised ResNet-101
-# (weights/deeplabv1_resnet101-coco.pth).
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD
+# train_aug), voc12-saliency-aug (the saliency_aug maps), torchvision-vgg16 (ImageNet VGG16)
+# and deeplabv2-r101-coco (the DeepLab recipe's COCO-initialised ResNet-101).  wsss-run
+# downloads nothing; wsss-prepare does, into $WSSS_DATA / $WSSS_WEIGHTS.
 # The reference's arithmetic: 8-bit attention maps (quantize=True), as its PNG files, and the
 # DeepLab test's CRF on deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe).
 # oaa::voc12_vgg16_fixed.py runs float maps and the CRF on the raw RGB image.

@@ -6,7 +6,10 @@
 # Reported: 67.5 mIoU on val, 68.8 with CRF (OAA-PyTorch README).  The corrected arithmetic
 # (float maps, CRF on the raw RGB image): oaa::voc12_vgg16_drop_fixed.py.
 #
-#   wsss-run oaa::voc12_vgg16_drop.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for oaa::voc12_vgg16_drop.py && wsss-run oaa::voc12_vgg16_drop.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-aug, torchvision-vgg16, deeplabv2-r101-coco.
 _base_ = ['oaa::voc12_vgg16.py']
 work_dir = 'work_dirs/oaa_voc12_vgg16_drop'
 

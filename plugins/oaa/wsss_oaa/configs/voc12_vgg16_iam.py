@@ -8,7 +8,10 @@
 # make the proxy labels.  Reported: 66.6 mIoU on val, 67.8 with CRF.  The corrected arithmetic
 # (float maps, CRF on the raw RGB image): oaa::voc12_vgg16_iam_fixed.py.
 #
-#   wsss-run oaa::voc12_vgg16_iam.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for oaa::voc12_vgg16_iam.py && wsss-run oaa::voc12_vgg16_iam.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-aug, torchvision-vgg16, deeplabv2-r101-coco.
 _base_ = ['oaa::voc12_vgg16.py']
 work_dir = 'work_dirs/oaa_voc12_vgg16_iam'
 

@@ -4,7 +4,10 @@
 # accumulation hook and on ExportAttention) and the DeepLab test's CRF on the raw RGB image
 # (image='raw_rgb').  No published number was produced this way.
 #
-#   wsss-run oaa::voc12_vgg16_iam_fixed.py --cfg-options data.data_root=/data/VOCdevkit/VOC2012
+#   wsss-prepare --for oaa::voc12_vgg16_iam_fixed.py && wsss-run oaa::voc12_vgg16_iam_fixed.py
+#
+# Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD),
+# voc12-saliency-aug, torchvision-vgg16, deeplabv2-r101-coco.
 _base_ = ['oaa::voc12_vgg16_iam.py']
 work_dir = 'work_dirs/oaa_voc12_vgg16_iam_fixed'
 
