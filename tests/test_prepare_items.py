@@ -184,3 +184,8 @@ def test_prepare_for_a_config_that_names_no_item_does_nothing(roots, capsys):
         assert cli.main(['--for', 'oaa::synthetic.py', *extra]) == 0
         captured = capsys.readouterr()
         assert 'names no item' in captured.err and captured.out == ''
+
+
+def test_prepare_for_a_base_config_without_stages_scans_the_config_alone():
+    from wsss_core.prepare.cli import _config_item_names
+    assert _config_item_names('moana::_wsol_resnet50.py', all_items()) == ['torchvision-resnet50']

@@ -136,9 +136,11 @@ def _config_item_names(spec: str, items) -> List[str]:
 
 def _built_item_scope(spec: str, cfg) -> dict:
     """:meth:`Pipeline.item_scope` of the config: plugins loaded, stages built (nothing is
-    written; the work dir is never created)."""
+    written; the work dir is never created).  A base config without stages: nothing."""
     from ..pipeline.runner import Pipeline
     from ..plugins import load_plugins
+    if not cfg.get('stages'):
+        return {}
     load_plugins(cfg.get('plugins'))
     try:
         pipeline = Pipeline(cfg, work_dir=os.devnull)
