@@ -206,3 +206,20 @@ def test_training_stages_add_the_bar_unless_no_progress_or_verbose(tmp_path, pro
                        progress=progress)
     hooks = stage.protected_runner_kwargs(ctx, {})['custom_hooks']
     assert (dict(type='TrainProgressBar', desc='[classify] train') in hooks) == expected
+
+
+def test_the_console_handler_writes_to_the_current_stderr(monkeypatch):
+    """A handler made while stderr was one stream writes to the stream stderr is now (a
+    closed earlier stream, as pytest leaves after a test, is never written to)."""
+    import io
+    import logging
+    import sys
+
+    from wsss_core.console import CurrentStderrHandler
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, 'stderr', first)
+    handler = CurrentStderrHandler()
+    first.close()
+    monkeypatch.setattr(sys, 'stderr', second)
+    handler.emit(logging.LogRecord('wsss', logging.INFO, __file__, 1, 'hello', None, None))
+    assert second.getvalue() == 'hello\n'

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -87,6 +88,23 @@ class ConsoleFilter(logging.Filter):
         return bool(getattr(record, 'console', False)) or not _stage_logs
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A :class:`logging.StreamHandler` on whatever ``sys.stderr`` is when a record is
+    emitted, not the stream of the moment it was made: a process that redirects or replaces
+    stderr after set-up (pytest does, per test) still gets the line, never a closed stream."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_console(verbose_: bool = False, progress: bool = True) -> logging.Handler:
     """The console handler on the root logger (stderr, INFO, :class:`ConsoleFilter`) and the
     console options; replaces an earlier one of ours."""
@@ -95,7 +113,7 @@ def setup_console(verbose_: bool = False, progress: bool = True) -> logging.Hand
     for h in list(root.handlers):
         if getattr(h, '_wsss_console', False):
             root.removeHandler(h)
-    handler = logging.StreamHandler()
+    handler = CurrentStderrHandler()
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt='%H:%M:%S'))
     handler.addFilter(ConsoleFilter())
     handler._wsss_console = True
