@@ -114,26 +114,8 @@ def test_paper_configs_run_the_reference_arithmetic_and_fixed_variants_do_not(
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     from wsss_core.pipeline import Pipeline
-    cfg = load('synthetic.py')
-    names = [s['name'] for s in cfg.stages]
-    shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False}
-    for name in ('classify', 'oaa_classify', 'oaa_iam', 'oaa_late_classify'):
-        k = names.index(name)
-        shrink.update({f'stages.{k}.max_epochs': 1 if name in ('classify', 'oaa_iam') else 2,
-                       f'stages.{k}.batch_size': 8, f'stages.{k}.val_split': None,
-                       f'stages.{k}.model.backbone': dict(type='SmallResNet',
-                                                          widths=(8, 8, 16, 16))})
-    late = names.index('oaa_late_classify')
-    shrink[f'stages.{late}.custom_hooks'] = [dict(type='OAAAccumulationHook', start_epoch=1)]
-    for name in ('deeplab', 'oaa_deeplab'):
-        k = names.index(name)
-        shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
-                       f'stages.{k}.crop_size': 48, f'stages.{k}.model': dict(
-                           type='DeepLabV2', rates=(1, 2, 3, 4), backbone=dict(type='SmallResNet',
-                                                                     widths=(8, 8, 16, 16)))})
-    for name in ('test', 'oaa_test'):
-        shrink[f'stages.{names.index(name)}.workers'] = 0
-    cfg.merge_from_dict(shrink)
+    from wsss_oaa.tiny_configs import shrink_synthetic
+    cfg = shrink_synthetic(load('synthetic.py'))
     res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
     for name in ('eval_oaa_cams', 'eval_oaa_accumulated', 'eval_oaa_iam_cams'):
         assert 0.0 <= res[name].manifest['metrics']['miou'] <= 1.0
