@@ -1,10 +1,9 @@
 """MakeCAMs: class activation maps of a trained classifier for every image of a split.
 
 Per image, the ground-truth classes' maps after multi-scale + flip inference and per-class
-max normalisation are written to ``cams/<id>.npz`` (class ids + float16 maps).  Images
-whose file exists are skipped, so an interrupted run resumes where it stopped.  The stage
-is sharded (:mod:`~wsss_core.pipeline.sharding`): under torchrun or ``WSSS_SHARD=i/n``
-each process does its share of the images.
+max normalisation are written to ``cams/<id>.npz`` (class ids + float16 maps).  A
+:class:`~wsss_core.pipeline.per_image.PerImageStage`: images whose file exists are skipped
+(resume), and under torchrun or ``WSSS_SHARD=i/n`` each process does its share.
 """
 from __future__ import annotations
 
@@ -13,20 +12,19 @@ from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..cams import DEFAULT_SCALES, multiscale_cams, normalize_cams
 from ..datasets import build_dataset
 from ..datasets.transforms import Resize
 from ..io import save_cam
 from ..registry import CAM_GENERATORS, STAGES, build, lookup
-from .sharding import shard
-from .stage import Stage, StageContext
+from .per_image import PerImageStage
+from .stage import StageContext
 from .train_classifier import load_trained_model
 
 
 @STAGES.register_module()
-class MakeCAMs(Stage):
+class MakeCAMs(PerImageStage):
     """Write normalised CAMs of ``source``'s classifier for ``split``.
 
     Args:
@@ -42,7 +40,7 @@ class MakeCAMs(Stage):
     """
 
     input_keys = ('source',)
-    sharded = True  # run() does this process's share of the images (see sharding)
+    progress_label = 'CAMs'
 
     def __init__(self, name: str, source: str, split: str = 'train',
                  generator: Optional[dict] = None, scales: Sequence[float] = DEFAULT_SCALES,
@@ -58,35 +56,39 @@ class MakeCAMs(Stage):
         super().__init__(name, **options)
         self.resize = Resize(**resize) if resize else None
 
-    def run(self, ctx: StageContext) -> dict:
+    def setup(self, ctx: StageContext) -> None:
         o = self.options
-        model, _ = load_trained_model(ctx, o['source'], ctx.device)
-        generator = build(o['generator'], CAM_GENERATORS)
-        dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
-                                max_samples=o['max_samples'])
-        out_dir = Path(ctx.stage_dir) / 'cams'
-        mine = shard(range(len(dataset)))
-        todo = [i for i in mine if not (out_dir / f'{dataset.records[i].img_id}.npz').is_file()]
-        bar = tqdm(total=len(todo), desc=f'[{self.name}] CAMs', unit='img',
-                   disable=not ctx.progress)
-        for batch in batches_of_equal_size(dataset, todo, o['batch_size']):
-            self._process(batch, model, generator, out_dir, ctx.device)
-            bar.update(len(batch))
-        bar.close()
-        return dict(counts=dict(images=len(mine), computed=len(todo),
-                                reused=len(mine) - len(todo)),
-                    artifacts=dict(cams='cams', split=o['split'],
-                                   num_classes=dataset.num_classes,
-                                   class_names=list(dataset.class_names)))
+        self.model, _ = load_trained_model(ctx, o['source'], ctx.device)
+        self.generator = build(o['generator'], CAM_GENERATORS)
+        self.dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
+                                     max_samples=o['max_samples'])
 
-    def _process(self, batch: List[dict], model, generator, out_dir: Path, device: str) -> None:
-        o = self.options
+    def items(self, ctx: StageContext) -> range:
+        return range(len(self.dataset))
+
+    def outputs(self, ctx: StageContext, index: int) -> List[Path]:
+        return [Path(ctx.stage_dir) / 'cams' / f'{self.dataset.records[index].img_id}.npz']
+
+    def process_todo(self, ctx: StageContext, todo: list, bar) -> list:
+        """The to-do images in batches of one image size (:func:`batches_of_equal_size`)."""
+        for batch in batches_of_equal_size(self.dataset, todo, self.options['batch_size']):
+            self._process(ctx, batch)
+            bar.update(len(batch))
+        return []
+
+    def summarise(self, ctx: StageContext, share) -> dict:
+        return dict(artifacts=dict(cams='cams', split=self.options['split'],
+                                   num_classes=self.dataset.num_classes,
+                                   class_names=list(self.dataset.class_names)))
+
+    def _process(self, ctx: StageContext, batch: List[dict]) -> None:
+        o, model, generator = self.options, self.model, self.generator
         images = [s['img'] for s in batch]
         size = images[0].shape[:2]
         if self.resize is not None:
             images = [self.resize(dict(img=im))['img'] for im in images]
         img = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-        img = model.data_preprocessor.normalize(img.to(device))
+        img = model.data_preprocessor.normalize(img.to(ctx.device))
         class_ids = [np.flatnonzero(s['labels'] > 0).tolist() for s in batch]
         with torch.inference_mode(not generator.needs_grad):
             maps = multiscale_cams(generator, model, img, o['scales'], o['flip'], class_ids,
@@ -95,7 +97,7 @@ class MakeCAMs(Stage):
             ids = np.flatnonzero(sample['labels'] > 0)
             cams = normalize_cams(cam, ids).cpu().numpy() if ids.size else \
                 np.zeros((0,) + cam.shape[-2:], np.float32)
-            save_cam(out_dir / f"{sample['img_id']}.npz", cams, ids)
+            save_cam(Path(ctx.stage_dir) / 'cams' / f"{sample['img_id']}.npz", cams, ids)
 
 
 def batches_of_equal_size(dataset, indices: Iterable[int], batch_size: int):
