@@ -40,6 +40,7 @@ class MakeCAMs(PerImageStage):
     """
 
     input_keys = ('source',)
+    output_file = ('cams', '.npz')
     progress_label = 'CAMs'
 
     def __init__(self, name: str, source: str, split: str = 'train',
@@ -63,12 +64,6 @@ class MakeCAMs(PerImageStage):
         self.dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
                                      max_samples=o['max_samples'])
 
-    def items(self, ctx: StageContext) -> range:
-        return range(len(self.dataset))
-
-    def outputs(self, ctx: StageContext, index: int) -> List[Path]:
-        return [Path(ctx.stage_dir) / 'cams' / f'{self.dataset.records[index].img_id}.npz']
-
     def process_todo(self, ctx: StageContext, todo: list, bar) -> list:
         """The to-do images in batches of one image size (:func:`batches_of_equal_size`)."""
         for batch in batches_of_equal_size(self.dataset, todo, self.options['batch_size']):
@@ -77,9 +72,7 @@ class MakeCAMs(PerImageStage):
         return []
 
     def summarise(self, ctx: StageContext, share) -> dict:
-        return dict(artifacts=dict(cams='cams', split=self.options['split'],
-                                   num_classes=self.dataset.num_classes,
-                                   class_names=list(self.dataset.class_names)))
+        return dict(artifacts=self.data_artifacts(self.options['split'], cams='cams'))
 
     def _process(self, ctx: StageContext, batch: List[dict]) -> None:
         o, model, generator = self.options, self.model, self.generator

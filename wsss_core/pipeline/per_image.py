@@ -3,12 +3,14 @@
 One run of such a stage (:meth:`PerImageStage.run`):
 
 1. :meth:`~PerImageStage.setup` loads what the work needs (model, data set, input folders);
-2. :meth:`~PerImageStage.items` lists the stage's items in order (usually data set indices);
+2. :meth:`~PerImageStage.items` lists the stage's items in order (by default the indices of
+   the data set that ``setup`` put in ``self.dataset``);
 3. a :attr:`~PerImageStage.sharded` stage keeps this process's share of them: shard ``i`` of
    ``n`` (:mod:`~wsss_core.pipeline.sharding`) takes items ``i, i + n, i + 2n, ...`` of the
    **full** list, split before step 4 so that concurrent shards never do an item twice;
 4. an item whose :meth:`~PerImageStage.outputs` all exist is finished (resume): only the
-   others are *to do*;
+   others are *to do* (by default an item writes ``<folder>/<image id><suffix>`` of
+   :attr:`~PerImageStage.output_file`);
 5. the work, over the to-do items in order, with a progress bar:
 
    * :meth:`~PerImageStage.process` (or :meth:`~PerImageStage.process_todo`, which may
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -75,6 +77,9 @@ class PerImageStage(Stage):
     revisit_finished: bool = False
     #: the base counts the record holds, of ``images``, ``computed``, ``reused``
     counted: Sequence[str] = ('images', 'computed', 'reused')
+    #: ``(folder, suffix)``: item ``i`` writes ``<folder>/<id><suffix>`` in the stage dir, ``id``
+    #: the image id of ``self.dataset.records[i]`` (the default :meth:`outputs`)
+    output_file: Optional[Tuple[str, str]] = None
     #: the progress bar's label after ``[<stage name>]``
     progress_label: str = 'images'
     #: processes for :meth:`job` (0 or 1: inline)
@@ -90,13 +95,17 @@ class PerImageStage(Stage):
         """Load what the work needs (model, data set, input folders) onto the stage; called
         at the start of every run, before :meth:`items`."""
 
-    def items(self, ctx: StageContext) -> Sequence:  # pragma: no cover - abstract
-        """The stage's items, in the order of its full list (before sharding)."""
-        raise NotImplementedError
+    def items(self, ctx: StageContext) -> Sequence:
+        """The stage's items, in the order of its full list (before sharding); by default
+        the indices of ``self.dataset`` (loaded by :meth:`setup`)."""
+        return range(len(self.dataset))
 
-    def outputs(self, ctx: StageContext, item) -> Sequence[Path]:  # pragma: no cover
-        """The files ``item`` writes; the item is finished when they all exist."""
-        raise NotImplementedError
+    def outputs(self, ctx: StageContext, item) -> Sequence[Path]:
+        """The files ``item`` writes; the item is finished when they all exist.  By default
+        ``<stage dir>/<folder>/<id><suffix>`` of :attr:`output_file` for data set index
+        ``item``."""
+        folder, suffix = self.output_file
+        return [Path(ctx.stage_dir) / folder / f'{self.dataset.records[item].img_id}{suffix}']
 
     def process_todo(self, ctx: StageContext, todo: list, bar) -> list:
         """This process's work on the to-do items, in order, advancing ``bar`` per item done:
@@ -120,6 +129,12 @@ class PerImageStage(Stage):
         """In the main process, once every shard finished: the merged ``record`` (counts
         already summed over shards), completed; by default unchanged."""
         return record
+
+    def data_artifacts(self, split: str, **folders) -> dict:
+        """The artifacts later stages read: ``folders`` (name -> folder in the stage dir),
+        then ``split`` and the ``num_classes`` and ``class_names`` of ``self.dataset``."""
+        return dict(folders, split=split, num_classes=self.dataset.num_classes,
+                    class_names=list(self.dataset.class_names))
 
     def progress_desc(self, phase: str) -> str:
         """The progress bar's text for ``phase``: 'process' (in this process), 'job' (the

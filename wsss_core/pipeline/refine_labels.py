@@ -1,11 +1,10 @@
 """RefineLabels: turn the CAMs of an earlier stage into pseudo-label PNGs with refiners.
 
 Each image's CAMs go through the chain of ``refiners`` (LABEL_REFINERS); the result is
-written as a palettised PNG ``labels/<id>.png``.  Existing files are kept (resume).
-With ``workers = n > 1`` the images are spread over ``n`` processes
-(:func:`~wsss_core.refiners.parallel.map_images`); the labels are the same as inline.
-The stage is sharded (:mod:`~wsss_core.pipeline.sharding`): under torchrun or
-``WSSS_SHARD=i/n`` each process labels its share of the images (with its own ``workers``).
+written as a palettised PNG ``labels/<id>.png``.  A
+:class:`~wsss_core.pipeline.per_image.PerImageStage`: existing files are kept (resume), with
+``workers = n > 1`` the images are spread over ``n`` processes (the labels are the same as
+inline), and under torchrun or ``WSSS_SHARD=i/n`` each process labels its share.
 
 ``extra_cams`` hands a chain the CAMs of further stages besides ``cams`` (e.g. NSROM's
 potential object mining reads the plain classifier's CAMs after the proxy labels were made
@@ -19,10 +18,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..datasets import build_dataset
-from ..refiners.parallel import RefineChainJob, map_images
+from ..refiners.parallel import RefineChainJob
 from ..registry import LABEL_REFINERS, STAGES, build, lookup
-from .sharding import shard
-from .stage import Stage, StageContext, StageError
+from .per_image import PerImageStage
+from .stage import StageContext, StageError
 
 #: sample keys a refiner chain already uses; ``extra_cams`` may not overwrite them
 RESERVED_SAMPLE_KEYS = frozenset({'img_id', 'cams', 'class_ids', 'img', 'saliency', 'label'})
@@ -52,7 +51,7 @@ def check_extra_cams(name: str, extra_cams) -> Dict[str, str]:
 
 
 @STAGES.register_module()
-class RefineLabels(Stage):
+class RefineLabels(PerImageStage):
     """Pseudo labels from ``cams`` (a MakeCAMs-like stage) through ``refiners``.
 
     Args:
@@ -66,7 +65,9 @@ class RefineLabels(Stage):
     """
 
     input_keys = ('cams',)
-    sharded = True  # run() does this process's share of the images (see sharding)
+    counted = ('images', 'computed')   # its manifests never had 'reused'
+    output_file = ('labels', '.png')
+    progress_label = 'labels'
 
     def __init__(self, name: str, cams: str, refiners: Optional[Sequence[dict]] = None,
                  workers: int = 0, extra_cams: Optional[Dict[str, str]] = None):
@@ -103,19 +104,17 @@ class RefineLabels(Stage):
             dirs[key] = ctx.stage_path(stage) / art['cams']
         return dirs
 
-    def run(self, ctx: StageContext) -> dict:
+    def setup(self, ctx: StageContext) -> None:
         src = ctx.manifest_of(self.options['cams'])['artifacts']
-        cam_dir = ctx.stage_path(self.options['cams']) / src['cams']
-        extra_dirs = self._extra_cam_dirs(ctx, src['split'])
+        self.cam_dir = ctx.stage_path(self.options['cams']) / src['cams']
+        self.extra_dirs = self._extra_cam_dirs(ctx, src['split'])
+        self.split = src['split']
+        self.dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
+
+    def job(self, ctx: StageContext) -> RefineChainJob:
         refiners = [build(r, LABEL_REFINERS) for r in self.options['refiners']]
-        dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
-        out_dir = Path(ctx.stage_dir) / 'labels'
-        mine = shard(range(len(dataset)))
-        todo = [i for i in mine if not (out_dir / f'{dataset.records[i].img_id}.png').is_file()]
-        job = RefineChainJob(dataset, refiners, cam_dir, out_dir, extra_cam_dirs=extra_dirs)
-        map_images(job, todo, workers=self.workers, desc=f'[{self.name}] labels',
-                   progress=ctx.progress)
-        return dict(counts=dict(images=len(mine), computed=len(todo)),
-                    artifacts=dict(labels='labels', split=src['split'],
-                                   num_classes=dataset.num_classes,
-                                   class_names=list(dataset.class_names)))
+        return RefineChainJob(self.dataset, refiners, self.cam_dir,
+                              Path(ctx.stage_dir) / 'labels', extra_cam_dirs=self.extra_dirs)
+
+    def summarise(self, ctx: StageContext, share) -> dict:
+        return dict(artifacts=self.data_artifacts(self.split, labels='labels'))
