@@ -252,14 +252,14 @@ def test_random_walk_labels_takes_only_its_share(tmp_path, tiny_data_cfg, monkey
     from wsss_core.pipeline.stage import StageContext
 
     class Walls:
-        def boundary_map(self, img):  # never called: _label_one is replaced below
+        def boundary_map(self, img):  # never called: process is replaced below
             raise AssertionError
 
     write_manifest(tmp_path / 'cams', dict(artifacts=dict(cams='cams', split='train')))
     monkeypatch.setattr(rw, 'load_trained_model', lambda ctx, name, device: (Walls(), {}))
     done = []
-    monkeypatch.setattr(rw.RandomWalkLabels, '_label_one',
-                        lambda self, model, dataset, index, *a: done.append(index))
+    monkeypatch.setattr(rw.RandomWalkLabels, 'process',
+                        lambda self, ctx, index: done.append(index))
     ids = [r.img_id for r in build_dataset(tiny_data_cfg, split='train').records]
     (tmp_path / 'rw' / 'labels').mkdir(parents=True)
     (tmp_path / 'rw' / 'labels' / f'{ids[4]}.png').write_bytes(b'')  # labelled before

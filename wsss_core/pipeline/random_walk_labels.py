@@ -15,8 +15,8 @@ Per image of the CAM stage's split:
    (radius, beta, 2^exp_times steps), x4 upsampling, crop, global max, background plane
    ``bg_threshold``, argmax -> ``labels/<id>.png`` (palettised; existing files are kept).
 
-The stage is sharded (:mod:`~wsss_core.pipeline.sharding`): under torchrun or
-``WSSS_SHARD=i/n`` each process labels its share of the images.
+A :class:`~wsss_core.pipeline.per_image.PerImageStage`: under torchrun or ``WSSS_SHARD=i/n``
+each process labels its share of the images.
 
 The artifacts are those of RefineLabels (``labels``, ``split``, ``num_classes``,
 ``class_names``), so EvaluateLabels and a segmentor's training stage read them alike.
@@ -24,19 +24,17 @@ The artifacts are those of RefineLabels (``labels``, ``split``, ``num_classes``,
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..datasets import build_dataset
 from ..io import check_label_values, load_cam, save_label_png
 from ..irn.random_walk import propagate_cams
 from ..registry import STAGES
-from .sharding import shard
-from .stage import Stage, StageContext, StageError
+from .per_image import PerImageStage
+from .stage import StageContext, StageError
 from .train_classifier import load_trained_model
 
 __all__ = ['RandomWalkLabels', 'flip_averaged_boundary', 'stride4_cams']
@@ -70,7 +68,7 @@ def stride4_cams(cams: torch.Tensor) -> torch.Tensor:
 
 
 @STAGES.register_module()
-class RandomWalkLabels(Stage):
+class RandomWalkLabels(PerImageStage):
     """Pseudo labels by IRN random-walk propagation (irn ``make_sem_seg_labels``).
 
     Args:
@@ -86,7 +84,8 @@ class RandomWalkLabels(Stage):
     """
 
     input_keys = ('cams', 'irn')
-    sharded = True  # run() does this process's share of the images (see sharding)
+    output_file = ('labels', '.png')
+    progress_label = 'random walk'
 
     def __init__(self, name: str, cams: str, irn: str, radius: int = 5, beta: float = 10,
                  exp_times: int = 8, bg_threshold: float = 0.25):
@@ -99,44 +98,36 @@ class RandomWalkLabels(Stage):
         super().__init__(name, cams=cams, irn=irn, radius=int(radius), beta=float(beta),
                          exp_times=int(exp_times), bg_threshold=float(bg_threshold))
 
-    def run(self, ctx: StageContext) -> dict:
+    def setup(self, ctx: StageContext) -> None:
         o = self.options
         src = ctx.manifest_of(o['cams']).get('artifacts') or {}
         if 'cams' not in src or 'split' not in src:
             raise StageError(f"[{self.name}] stage '{o['cams']}' recorded no 'cams' and 'split' "
                              'artifacts: point cams= at a MakeCAMs-like stage')
-        cam_dir = ctx.stage_path(o['cams']) / src['cams']
-        model, _ = load_trained_model(ctx, o['irn'], ctx.device)
-        if not callable(getattr(model, 'boundary_map', None)):
+        self.cam_dir, self.split = ctx.stage_path(o['cams']) / src['cams'], src['split']
+        self.model, _ = load_trained_model(ctx, o['irn'], ctx.device)
+        if not callable(getattr(self.model, 'boundary_map', None)):
             raise StageError(f"[{self.name}] the model of stage '{o['irn']}' "
-                             f'({type(model).__name__}) has no boundary_map(img): point irn= at '
-                             'a TrainIRN-like stage')
-        dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
-        out_dir = Path(ctx.stage_dir) / 'labels'
-        mine = shard(range(len(dataset)))
-        todo = [i for i in mine if not (out_dir / f'{dataset.records[i].img_id}.png').is_file()]
-        for index in tqdm(todo, desc=f'[{self.name}] random walk', unit='img',
-                          disable=not ctx.progress):
-            self._label_one(model, dataset, index, cam_dir, out_dir, ctx.device)
-        return dict(counts=dict(images=len(mine), computed=len(todo),
-                                reused=len(mine) - len(todo)),
-                    artifacts=dict(labels='labels', split=src['split'],
-                                   num_classes=dataset.num_classes,
-                                   class_names=list(dataset.class_names)))
+                             f'({type(self.model).__name__}) has no boundary_map(img): point '
+                             'irn= at a TrainIRN-like stage')
+        self.dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
 
-    def _label_one(self, model, dataset, index: int, cam_dir: Path, out_dir: Path,
-                   device) -> None:
-        o = self.options
+    def summarise(self, ctx: StageContext, share) -> dict:
+        return dict(artifacts=self.data_artifacts(self.split, labels='labels'))
+
+    def process(self, ctx: StageContext, index: int) -> None:
+        """Steps 1-3 of the module docstring for data set image ``index``."""
+        o, dataset = self.options, self.dataset
         sample = dataset.load_sample(index)
         img_id, img = sample['img_id'], sample['img']
-        cams, class_ids = load_cam(cam_dir / f'{img_id}.npz')
+        cams, class_ids = load_cam(self.cam_dir / f'{img_id}.npz')
         if cams.shape[1:] != img.shape[:2]:
             raise StageError(f'[{self.name}] CAMs of {img_id} are {cams.shape[1:]}, the image is '
                              f'{img.shape[:2]}: RandomWalkLabels needs full-resolution CAMs')
-        boundary = flip_averaged_boundary(model, img, device)
+        boundary = flip_averaged_boundary(self.model, img, ctx.device)
         seeds = stride4_cams(torch.from_numpy(cams).to(boundary.device))
         label = propagate_cams(seeds, boundary, class_ids, img.shape[:2], radius=o['radius'],
                                beta=o['beta'], exp_times=o['exp_times'],
                                bg_threshold=o['bg_threshold'])
         check_label_values(label, dataset.num_classes, f'pseudo label of {img_id}')
-        save_label_png(out_dir / f'{img_id}.png', label)
+        save_label_png(self.outputs(ctx, index)[0], label)
