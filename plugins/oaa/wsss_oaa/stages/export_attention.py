@@ -11,7 +11,8 @@ For every image of ``split`` and each of its ground-truth classes c, the accumul
 
 written to ``cams/<id>.npz`` in the core CAM format, class ids = the image's ground-truth
 ids, so the core's ``EvaluateLabels(cams=...)`` and ``RefineLabels(cams=...)`` read them.
-Existing files are kept (an interrupted run resumes).
+A :class:`~wsss_core.pipeline.per_image.PerImageStage`: existing files are kept (an
+interrupted run resumes).
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from wsss_core.datasets import build_dataset
 from wsss_core.io import DataFileError, load_cam, save_cam
-from wsss_core.pipeline.stage import Stage, StageContext, StageError
+from wsss_core.pipeline.per_image import PerImageStage
+from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.registry import STAGES
 
 from ..accumulation.hook import ACCUMULATED_DIR
@@ -60,7 +61,7 @@ def image_size(path) -> Tuple[int, int]:
 
 
 @STAGES.register_module()
-class ExportAttention(Stage):
+class ExportAttention(PerImageStage):
     """Write ``source``'s accumulated attention at image size as CAMs for ``split``.
 
     Args:
@@ -73,6 +74,9 @@ class ExportAttention(Stage):
     """
 
     input_keys = ('source',)
+    sharded = False
+    output_file = ('cams', '.npz')
+    progress_label = 'attention'
 
     def __init__(self, name: str, source: str, split: str = 'train', quantize: bool = False,
                  missing: str = 'error', max_samples: Optional[int] = None):
@@ -82,30 +86,29 @@ class ExportAttention(Stage):
         super().__init__(name, source=source, split=split, quantize=bool(quantize),
                          missing=missing, max_samples=max_samples)
 
-    def run(self, ctx: StageContext) -> dict:
+    def setup(self, ctx: StageContext) -> None:
         o = self.options
         ctx.manifest_of(o['source'])
-        src_dir = ctx.stage_path(o['source']) / ACCUMULATED_DIR
-        if not src_dir.is_dir():
+        self.src_dir = ctx.stage_path(o['source']) / ACCUMULATED_DIR
+        if not self.src_dir.is_dir():
             raise StageError(f"stage '{o['source']}' has no {ACCUMULATED_DIR}/ folder: train it "
                              "with custom_hooks=[dict(type='OAAAccumulationHook')]")
-        dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
-                                max_samples=o['max_samples'])
-        out_dir = Path(ctx.stage_dir) / 'cams'
-        todo = [rec for rec in dataset.records if not (out_dir / f'{rec.img_id}.npz').is_file()]
-        zero_filled = 0
-        for rec in tqdm(todo, desc=f'[{self.name}] attention', unit='img',
-                        disable=not ctx.progress):
-            ids = np.asarray(sorted(rec.class_ids), dtype=np.int64)
-            maps, n_missing = self._accumulated(src_dir, rec.img_id, ids, dataset.class_names)
-            zero_filled += n_missing
-            cams = zoom_attention(maps, image_size(rec.img_path), o['quantize'])
-            save_cam(out_dir / f'{rec.img_id}.npz', cams, ids)
-        return dict(counts=dict(images=len(dataset), computed=len(todo),
-                                reused=len(dataset) - len(todo), zero_filled_maps=zero_filled),
-                    artifacts=dict(cams='cams', split=o['split'],
-                                   num_classes=dataset.num_classes,
-                                   class_names=list(dataset.class_names)))
+        self.dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
+                                     max_samples=o['max_samples'])
+
+    def process(self, ctx: StageContext, index: int) -> int:
+        """Export image ``index``; returns how many of its maps were zero-filled."""
+        rec = self.dataset.records[index]
+        ids = np.asarray(sorted(rec.class_ids), dtype=np.int64)
+        maps, n_missing = self._accumulated(self.src_dir, rec.img_id, ids,
+                                            self.dataset.class_names)
+        cams = zoom_attention(maps, image_size(rec.img_path), self.options['quantize'])
+        save_cam(self.outputs(ctx, index)[0], cams, ids)
+        return n_missing
+
+    def summarise(self, ctx: StageContext, share) -> dict:
+        return dict(counts=dict(zero_filled_maps=sum(share.results)),
+                    artifacts=self.data_artifacts(self.options['split'], cams='cams'))
 
     def _accumulated(self, src_dir: Path, img_id: str, ids: np.ndarray,
                      class_names: Sequence[str]) -> Tuple[np.ndarray, int]:
