@@ -22,8 +22,9 @@ for the even k = 30 it is not centred -- a support pixel at (y, x) covers rows y
 y + 15 and columns x - 14 .. x + 15 (in general y - (k - 1 - k // 2) .. y + k // 2); the
 border adds no support.
 
-The stage :class:`MaskNonSalientRegions` writes O as palettised ``labels/<id>.png`` with a
-manifest that ``EvaluateLabels(labels=...)`` and ``TrainSegmentor(labels=...)`` read.
+The stage :class:`MaskNonSalientRegions` (a :class:`~wsss_core.pipeline.per_image.PerImageStage`)
+writes O as palettised ``labels/<id>.png`` with a manifest that ``EvaluateLabels(labels=...)``
+and ``TrainSegmentor(labels=...)`` read.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ import numpy as np
 
 from wsss_core.datasets import build_dataset
 from wsss_core.io import IGNORE_INDEX, read_gray_png, read_label_png, save_label_png
-from wsss_core.pipeline.stage import Stage, StageContext, StageError
-from wsss_core.refiners.parallel import map_images
+from wsss_core.pipeline.per_image import PerImageStage
+from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.registry import STAGES
 from wsss_oaa.proxy_labels import ignore_if_nearly_empty
 
@@ -87,7 +88,7 @@ class MaskJob:
 
     Called with an index into ``items`` = ``(img_id, saliency path, n classes)``; writes
     ``out_dir/<id>.png`` unless it exists (resume: then it is only read back) and returns
-    ``(img_id, computed, ignored pixels, pixels)``.
+    ``(img_id, ignored pixels, pixels)``.
     """
     items: list
     pred_dir: Path
@@ -104,13 +105,12 @@ class MaskJob:
     def __call__(self, index: int):
         img_id, sal_path, n_classes = self.items[index]
         path = self.out_dir / f'{img_id}.png'
-        computed = not path.is_file()
-        if computed:
+        if path.is_file():
+            out = read_label_png(path, self.num_classes)
+        else:
             out = self.mask(img_id, sal_path, n_classes)
             save_label_png(path, out)
-        else:
-            out = read_label_png(path, self.num_classes)
-        return img_id, computed, int((out == IGNORE_INDEX).sum()), int(out.size)
+        return img_id, int((out == IGNORE_INDEX).sum()), int(out.size)
 
     def mask(self, img_id: str, sal_path, n_classes: int) -> np.ndarray:
         pred = read_label_png(self.pred_dir / f'{img_id}.png', self.num_classes)
@@ -124,7 +124,7 @@ class MaskJob:
 
 
 @STAGES.register_module()
-class MaskNonSalientRegions(Stage):
+class MaskNonSalientRegions(PerImageStage):
     """NSRM labels from the first round's ``predictions`` and the pseudo ``labels``.
 
     Args:
@@ -144,6 +144,11 @@ class MaskNonSalientRegions(Stage):
     """
 
     input_keys = ('predictions', 'labels')
+    sharded = False
+    revisit_finished = True            # the ignored fraction covers the images labelled before
+    counted = ('images', 'computed')   # its manifests never had 'reused'
+    output_file = ('labels', '.png')
+    progress_label = 'masked labels'
 
     def __init__(self, name: str, predictions: str, labels: str, dilation: int = 30,
                  min_fg_ratio: float = 0.01, workers: int = 0):
@@ -197,22 +202,23 @@ class MaskNonSalientRegions(Stage):
                                  f'for {len(missing)} of the {len(recs)} images of split '
                                  f'{split!r}, e.g. {missing[:3]} (was it run with max_samples?)')
 
-    def run(self, ctx: StageContext) -> dict:
-        o = self.options
-        pred_dir, label_dir, split = self._inputs(ctx)
-        dataset = build_dataset(ctx.data_cfg, split=split, load_gt=False)
-        self._check(dataset, pred_dir, label_dir, split)
-        items = [(r.img_id, r.saliency_path, len(r.class_ids)) for r in dataset.records]
-        job = MaskJob(items, pred_dir, label_dir, Path(ctx.stage_dir) / 'labels',
-                      dataset.num_classes, o['dilation'], o['min_fg_ratio'])
-        results = map_images(job, range(len(items)), workers=self.workers,
-                             desc=f'[{self.name}] masked labels', progress=ctx.progress)
-        ignored_px = sum(r[2] for r in results)
-        pixels = sum(r[3] for r in results)
+    def setup(self, ctx: StageContext) -> None:
+        self.pred_dir, self.label_dir, self.split = self._inputs(ctx)
+        self.dataset = build_dataset(ctx.data_cfg, split=self.split, load_gt=False)
+        self._check(self.dataset, self.pred_dir, self.label_dir, self.split)
+
+    def job(self, ctx: StageContext) -> MaskJob:
+        items = [(r.img_id, r.saliency_path, len(r.class_ids)) for r in self.dataset.records]
+        return MaskJob(items, self.pred_dir, self.label_dir, Path(ctx.stage_dir) / 'labels',
+                       self.dataset.num_classes, self.options['dilation'],
+                       self.options['min_fg_ratio'])
+
+    def summarise(self, ctx: StageContext, share) -> dict:
+        ignored_px = sum(r[1] for r in share.results)
+        pixels = sum(r[2] for r in share.results)
+        records = self.dataset.records
         return dict(
             metrics=dict(ignored_fraction=ignored_px / pixels if pixels else 0.0),
-            counts=dict(images=len(items), computed=sum(r[1] for r in results),
-                        masked_images=sum(n >= 2 for _, _, n in items),
-                        ignored_images=sum(r[2] == r[3] for r in results)),
-            artifacts=dict(labels='labels', split=split, num_classes=dataset.num_classes,
-                           class_names=list(dataset.class_names)))
+            counts=dict(masked_images=sum(len(records[i].class_ids) >= 2 for i in share.items),
+                        ignored_images=sum(r[1] == r[2] for r in share.results)),
+            artifacts=self.data_artifacts(self.split, labels='labels'))
