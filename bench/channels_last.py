@@ -79,7 +79,7 @@ def main() -> None:
     os.environ.setdefault('OMP_NUM_THREADS', str(args.threads))
     import torch
     torch.set_num_threads(args.threads)
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     load_plugins(enabled=['deeplab'])
     print(f'DeepLab v2 on {args.device}, {args.threads} torch threads, {os.cpu_count()} CPUs, '
           f'load average before {os.getloadavg()[0]:.2f}')

@@ -89,7 +89,7 @@ def main() -> None:
     from mmengine.config import Config
     cv2.setNumThreads(1)
     torch.set_num_threads(args.threads)
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     load_plugins(enabled=['deeplab'])
     from deeplab_crf_workers import write_inputs
 

@@ -62,7 +62,7 @@ def main() -> None:
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     import cv2
     cv2.setNumThreads(1)
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     load_plugins(enabled=['deeplab'])
     from wsss_core.datasets import build_dataset
     from wsss_core.refiners.dense_crf import crf_params

@@ -161,7 +161,7 @@ def measure(iters: int = 30, warmup: int = 5, batch_size: int = 16, threads: int
     cv2.setNumThreads(0)
     import logging
     logging.getLogger('wsss').setLevel(logging.WARNING)
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     load_plugins(enabled=['deeplab'])
     register_hook()
 

@@ -53,7 +53,7 @@ def make_batch(size: dict, device: str, seed: int = 0) -> dict:
 def measure(name: str, device: str, repeats: int) -> dict:
     import torch
     from mmengine.optim import OptimWrapper
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     from wsss_core.registry import MODELS, build
     load_plugins(enabled=['deeplab', 'getam'])
     size = SIZES[name]

@@ -247,7 +247,7 @@ def channels_last(ctx, f) -> None:
     import channels_last as bench
     from gpu_check_probe import exact_fp32
     from wsss_core.pipeline.memory_format import to_channels_last
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     from wsss_core.registry import MODELS, build
     load_plugins(enabled=['deeplab'])
 
@@ -343,7 +343,7 @@ def crf_pipeline(ctx, f) -> None:
     import crf_pipeline as bench
     from deeplab_crf_workers import write_inputs
     from gpu_check_probe import exact_fp32
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     from wsss_core.registry import MODELS, build
     load_plugins(enabled=['deeplab'])
 

@@ -200,7 +200,7 @@ def run_training_check(ctx, f, name: str) -> None:
     from mmengine.config import Config
 
     from wsss_core.pipeline import Pipeline
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     what, plugins, build, trained, nhwc = STAGE_CHECKS[name]
     load_plugins(enabled=plugins)
     base = build()

@@ -67,7 +67,7 @@ def _numbers(tree, prefix: str = '') -> dict:
 def fingerprint() -> dict:
     import torch
     torch.set_num_threads(1)
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     load_plugins(['deeplab', 'oaa'])
     with tempfile.TemporaryDirectory(prefix='wsss_fingerprint_') as tmp:
         os.environ['WSSS_CACHE'] = os.path.join(tmp, 'cache')

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config, DictAction
 
-from wsss_core import config, plugins
+from wsss_core import config, plugin_loader
 from wsss_core.config import ConfigError, load_config, resolve_config_path
 
 sys.path.insert(0, str(Path(__file__).parent / 'fixtures' / 'plugins'))
@@ -36,7 +36,7 @@ model = dict(type='CAMClassifier', backbone=dict(type='SmallResNet', depth=dict(
 def root(tmp_path, monkeypatch):
     """sys.path entry for throwaway plugins, with a fresh discovery cache for this test."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(plugins._STATE, 'discovered', None)
+    monkeypatch.setattr(plugin_loader._STATE, 'discovered', None)
     return tmp_path
 
 
@@ -77,7 +77,7 @@ def test_core_scope_resolves_into_the_core_configs_package():
 def test_core_scope_uses_the_core_manifest(root, monkeypatch):
     fake = make_plugin(root, 'core', package=unique('wsssfix_core'),
                        configs={'datasets/tiny.py': "data = dict(type='Tiny', n=2)\n"})
-    monkeypatch.setattr(plugins, 'CORE_MODULE', fake.module)
+    monkeypatch.setattr(plugin_loader, 'CORE_MODULE', fake.module)
     (root / 'exp.py').write_text("_base_ = ['core::datasets/tiny.py']\nlr = 1\n")
     cfg = load_config(str(root / 'exp.py'))
     assert cfg.data == dict(type='Tiny', n=2) and cfg.lr == 1
@@ -164,7 +164,7 @@ def test_config_error_is_a_value_error():
 def test_dump_run_info_writes_three_files_and_the_config_reloads_equal(two_plugins, tmp_path):
     a, b = two_plugins
     cfg = load_config(f'{b.name}::exp.py', {'model.backbone.depth.n': 3})
-    records = plugins.list_plugins()
+    records = plugin_loader.list_plugins()
     work_dir = tmp_path / 'work'
     config.dump_run_info(cfg, work_dir, records)
     assert sorted(p.name for p in work_dir.iterdir()) == ['config.py', 'env.json',

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from wsss_core import plugins
+from wsss_core import plugin_loader
 from wsss_core.config import (_plugin_config_dir, config_summary, format_config_table,
                               list_configs, shipped_configs)
 
@@ -27,7 +27,7 @@ def test_every_shipped_config_is_listed_with_a_useful_first_line():
     rows = shipped_configs()
     assert rows[0][0].startswith('core::')
     expected = set()
-    for record in plugins.discovered_plugins():
+    for record in plugin_loader.discovered_plugins():
         if record.manifest is None or record.manifest.config_package is None:
             continue
         expected |= {f'{record.name}::{rel}'

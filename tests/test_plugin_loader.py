@@ -1,8 +1,8 @@
-"""Plugin discovery, isolation, duplicates, restriction and loading (wsss_core.plugins).
+"""Plugin discovery, isolation, duplicates, restriction and loading (wsss_core.plugin_loader).
 
 Registries are process-global, so every test writes its own throwaway plugins (unique
 plugin, package and component names) into ``tmp_path``; a fake core replaces the real
-``wsss_core.plugin`` where loading is involved, so these tests do not depend on (or import
+``wsss_core.core_plugin`` where loading is involved, so these tests do not depend on (or import
 torch through) the core's components.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from wsss_core import plugins
+from wsss_core import plugin_loader
 from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest
 
 sys.path.insert(0, str(Path(__file__).parent / 'fixtures' / 'plugins'))
@@ -31,15 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 def root(tmp_path, monkeypatch):
     """A directory on sys.path to write throwaway plugin packages into."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
+    monkeypatch.delenv(plugin_loader.ENV_VAR, raising=False)
     return tmp_path
 
 
 @pytest.fixture
 def core(root, monkeypatch):
-    """A fake built-in core plugin (no components) in place of wsss_core.plugin."""
+    """A fake built-in core plugin (no components) in place of wsss_core.core_plugin."""
     fake = make_plugin(root, 'core', package=unique('wsssfix_core'))
-    monkeypatch.setattr(plugins, 'CORE_MODULE', fake.module)
+    monkeypatch.setattr(plugin_loader, 'CORE_MODULE', fake.module)
     return fake
 
 
@@ -72,12 +72,12 @@ def test_good_plugin_loads_and_its_component_builds(core, root):
     cam = unique('GoodCam')
     good = make_plugin(root, unique('good'), components={'CAM_GENERATORS': [cam]})
 
-    listed = plugins.list_plugins(entry_points=eps(good))
+    listed = plugin_loader.list_plugins(entry_points=eps(good))
     assert [r.name for r in listed] == ['core', good.name]
     assert by_name(listed)[good.name].status == 'not-loaded'
     assert cam not in registry.CAM_GENERATORS.module_dict  # listing registers nothing
 
-    loaded = plugins.load_plugins(entry_points=eps(good))
+    loaded = plugin_loader.load_plugins(entry_points=eps(good))
     rec = loaded[good.name]
     assert (rec.status, rec.reason, rec.version, rec.module) == ('ok', '', '0.1.0', good.module)
     assert rec.manifest.components == {'CAM_GENERATORS': (cam,)}
@@ -91,28 +91,28 @@ def test_loading_twice_does_not_register_twice(core, root):
     from wsss_core import registry
     cam = unique('TwiceCam')
     good = make_plugin(root, unique('twice'), components={'CAM_GENERATORS': [cam]})
-    first = plugins.load_plugins(entry_points=eps(good))
+    first = plugin_loader.load_plugins(entry_points=eps(good))
     cls = registry.CAM_GENERATORS.get(cam)
-    second = plugins.load_plugins(entry_points=eps(good))
+    second = plugin_loader.load_plugins(entry_points=eps(good))
     assert first[good.name].status == second[good.name].status == 'ok'
     assert registry.CAM_GENERATORS.get(cam) is cls
-    assert by_name(plugins.list_plugins(entry_points=eps(good)))[good.name].status == 'ok'
+    assert by_name(plugin_loader.list_plugins(entry_points=eps(good)))[good.name].status == 'ok'
 
 
 def test_core_is_first_and_cannot_be_disabled(core, root):
     a = make_plugin(root, unique('aaa'))
-    records = plugins.list_plugins(entry_points=eps(a), enabled=[a.name])
+    records = plugin_loader.list_plugins(entry_points=eps(a), enabled=[a.name])
     assert records[0].name == 'core' and records[0].status == 'not-loaded'
-    records = plugins.list_plugins(entry_points=eps(a), enabled=['core'])
+    records = plugin_loader.list_plugins(entry_points=eps(a), enabled=['core'])
     assert records[0].status == 'not-loaded'
     assert by_name(records)[a.name].status == 'disabled'
 
 
 def test_real_core_manifest_is_listed_first_without_registering():
-    records = plugins.list_plugins(entry_points=[])
+    records = plugin_loader.list_plugins(entry_points=[])
     assert [r.name for r in records] == ['core']
     core = records[0]
-    assert core.module == 'wsss_core.plugin' and core.distribution == 'wsss-core'
+    assert core.module == 'wsss_core.core_plugin' and core.distribution == 'wsss-core'
     assert core.status in ('not-loaded', 'ok'), core.reason
     assert core.manifest.config_package == 'wsss_core.configs'
 
@@ -130,8 +130,8 @@ def test_a_broken_plugin_is_isolated(core, root, caplog, flag, where, cause):
     good = make_plugin(root, unique('good'), components={'CAM_GENERATORS': [cam]})
     bad = make_plugin(root, unique('bad'), components={'CAM_GENERATORS': [bad_cam]},
                       **{flag: True})
-    with caplog.at_level(logging.WARNING, logger='wsss_core.plugins'):
-        loaded = plugins.load_plugins(entry_points=eps(good, bad))
+    with caplog.at_level(logging.WARNING, logger='wsss_core.plugin_loader'):
+        loaded = plugin_loader.load_plugins(entry_points=eps(good, bad))
     rec = loaded[bad.name]
     assert rec.status == 'broken'
     assert f"plugin '{bad.name}' (module {bad.module}) {where}" in rec.reason
@@ -145,14 +145,14 @@ def test_failed_register_leaves_nothing_half_registered(core, root):
     from wsss_core import registry
     names = [unique('HalfA'), unique('HalfB')]
     bad = make_plugin(root, unique('half'), components={'MODELS': names}, register_error=True)
-    loaded = plugins.load_plugins(entry_points=eps(bad))
+    loaded = plugin_loader.load_plugins(entry_points=eps(bad))
     assert loaded[bad.name].status == 'broken'
     assert not set(names) & set(registry.MODELS.module_dict)
 
 
 def test_incompatible_api_version_names_both_versions(core, root):
     future = make_plugin(root, unique('future'), api_version=PLUGIN_API_VERSION + 1)
-    rec = plugins.load_plugins(entry_points=eps(future))[future.name]
+    rec = plugin_loader.load_plugins(entry_points=eps(future))[future.name]
     assert rec.status == 'incompatible'
     assert f'API version {PLUGIN_API_VERSION + 1}' in rec.reason
     assert f'API version {PLUGIN_API_VERSION}' in rec.reason and future.name in rec.reason
@@ -160,7 +160,7 @@ def test_incompatible_api_version_names_both_versions(core, root):
 
 def test_manifest_name_must_match_the_entry_point(core, root):
     odd = make_plugin(root, unique('odd'), manifest_name='other')
-    rec = plugins.list_plugins(entry_points=eps(odd))[1]
+    rec = plugin_loader.list_plugins(entry_points=eps(odd))[1]
     assert rec.status == 'broken' and "'other'" in rec.reason and odd.name in rec.reason
 
 
@@ -168,7 +168,7 @@ def test_a_name_installed_twice_is_reported(core, root):
     one = make_plugin(root, unique('twin'))
     two = make_plugin(root, unique('twin2'), package=unique('wsssfix_twin'))
     ep2 = importlib.metadata.EntryPoint(one.name, two.module, 'wsss.plugins')
-    records = plugins.list_plugins(entry_points=[one.entry_point(), ep2])
+    records = plugin_loader.list_plugins(entry_points=[one.entry_point(), ep2])
     assert [r.status for r in records[1:]] == ['not-loaded', 'broken']
     assert 'installed twice' in records[2].reason and one.module in records[2].reason
 
@@ -176,7 +176,7 @@ def test_a_name_installed_twice_is_reported(core, root):
 def test_unknown_registry_in_manifest_is_broken(core, root):
     odd = make_plugin(root, unique('reg'), components={'NO_SUCH_REGISTRY': ['X']},
                       registers={})
-    rec = plugins.load_plugins(entry_points=eps(odd))[odd.name]
+    rec = plugin_loader.load_plugins(entry_points=eps(odd))[odd.name]
     assert rec.status == 'broken' and 'NO_SUCH_REGISTRY' in rec.reason
 
 
@@ -186,10 +186,10 @@ def test_declared_duplicate_marks_the_later_plugin_naming_both(core, root):
     cam = unique('DupCam')
     first = make_plugin(root, unique('adup'), components={'CAM_GENERATORS': [cam]})
     later = make_plugin(root, unique('bdup'), components={'CAM_GENERATORS': [cam]})
-    listed = by_name(plugins.list_plugins(entry_points=eps(later, first)))
+    listed = by_name(plugin_loader.list_plugins(entry_points=eps(later, first)))
     assert listed[later.name].status == 'broken'  # found from manifests, before registering
     assert cam not in registry.CAM_GENERATORS.module_dict
-    loaded = plugins.load_plugins(entry_points=eps(later, first))
+    loaded = plugin_loader.load_plugins(entry_points=eps(later, first))
     reason = loaded[later.name].reason
     assert loaded[later.name].status == 'broken' and loaded[first.name].status == 'ok'
     assert f"CAM_GENERATORS '{cam}' is provided by both '{first.name}' and '{later.name}'" \
@@ -203,7 +203,7 @@ def test_undeclared_duplicate_at_register_names_both(core, root):
     first = make_plugin(root, unique('aown'), components={'CAM_GENERATORS': [cam]})
     sneaky = make_plugin(root, unique('bsneak'), components={},
                          registers={'CAM_GENERATORS': [cam]})
-    loaded = plugins.load_plugins(entry_points=eps(first, sneaky))
+    loaded = plugin_loader.load_plugins(entry_points=eps(first, sneaky))
     rec = loaded[sneaky.name]
     assert rec.status == 'broken'
     assert f"'{cam}' is already registered by plugin '{first.name}'" in rec.reason
@@ -218,7 +218,7 @@ def test_dependencies_load_first_and_missing_ones_are_reported(core, root):
     bad = make_plugin(root, unique('bad'), register_error=True)
     orphan = make_plugin(root, unique('orphan'), requires=['not_installed_anywhere'])
     needs_bad = make_plugin(root, unique('needsbad'), requires=[bad.name])
-    loaded = plugins.load_plugins(entry_points=eps(base, child, bad, orphan, needs_bad))
+    loaded = plugin_loader.load_plugins(entry_points=eps(base, child, bad, orphan, needs_bad))
     names = list(loaded.names())
     assert names.index(base.name) < names.index(child.name)
     assert names.index(bad.name) < names.index(needs_bad.name)
@@ -233,7 +233,7 @@ def test_dependency_cycle_is_broken(core, root):
     a_name, b_name = unique('cyca'), unique('cycb')
     a = make_plugin(root, a_name, requires=[b_name])
     b = make_plugin(root, b_name, requires=[a_name])
-    records = by_name(plugins.list_plugins(entry_points=eps(a, b)))
+    records = by_name(plugin_loader.list_plugins(entry_points=eps(a, b)))
     assert 'dependency cycle' in records[a_name].reason
     assert {records[a_name].status, records[b_name].status} <= {'broken', 'missing-dependency'}
 
@@ -245,32 +245,32 @@ def test_env_var_restricts_and_pulls_in_requirements(core, root, monkeypatch):
     b = make_plugin(root, base, components={'MODELS': [unique('EnvBase')]})
     child = make_plugin(root, unique('child'), requires=[base])
     o = make_plugin(root, other, components={'MODELS': [unique('EnvOther')]})
-    monkeypatch.setenv(plugins.ENV_VAR, f' {child.name} ')
-    loaded = plugins.load_plugins(entry_points=eps(b, child, o))
+    monkeypatch.setenv(plugin_loader.ENV_VAR, f' {child.name} ')
+    loaded = plugin_loader.load_plugins(entry_points=eps(b, child, o))
     assert set(loaded.loaded) == {'core', base, child.name}
     assert loaded[other].status == 'disabled'
-    assert plugins.ENV_VAR in loaded[other].reason
+    assert plugin_loader.ENV_VAR in loaded[other].reason
     assert o.components['MODELS'][0] not in registry.MODELS.module_dict
 
 
 def test_explicit_enabled_wins_over_env_and_empty_means_all(core, root, monkeypatch):
     a, b = make_plugin(root, unique('ea')), make_plugin(root, unique('eb'))
-    monkeypatch.setenv(plugins.ENV_VAR, a.name)
-    records = by_name(plugins.list_plugins(entry_points=eps(a, b), enabled=[b.name]))
+    monkeypatch.setenv(plugin_loader.ENV_VAR, a.name)
+    records = by_name(plugin_loader.list_plugins(entry_points=eps(a, b), enabled=[b.name]))
     assert records[a.name].status == 'disabled' and records[b.name].status == 'not-loaded'
-    monkeypatch.setenv(plugins.ENV_VAR, '')
-    records = plugins.list_plugins(entry_points=eps(a, b))
+    monkeypatch.setenv(plugin_loader.ENV_VAR, '')
+    records = plugin_loader.list_plugins(entry_points=eps(a, b))
     assert all(r.status == 'not-loaded' for r in records)
 
 
 def test_unknown_enabled_name_lists_installed_plugins(core, root, monkeypatch):
     a = make_plugin(root, unique('known'))
-    with pytest.raises(plugins.PluginSelectionError) as err:
-        plugins.load_plugins(enabled=['nosuchplugin'], entry_points=eps(a))
+    with pytest.raises(plugin_loader.PluginSelectionError) as err:
+        plugin_loader.load_plugins(enabled=['nosuchplugin'], entry_points=eps(a))
     assert "'nosuchplugin'" in str(err.value) and f'core, {a.name}' in str(err.value)
-    monkeypatch.setenv(plugins.ENV_VAR, 'nosuchplugin')
-    with pytest.raises(plugins.PluginSelectionError, match=plugins.ENV_VAR):
-        plugins.list_plugins(entry_points=eps(a))
+    monkeypatch.setenv(plugin_loader.ENV_VAR, 'nosuchplugin')
+    with pytest.raises(plugin_loader.PluginSelectionError, match=plugin_loader.ENV_VAR):
+        plugin_loader.list_plugins(entry_points=eps(a))
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -279,34 +279,34 @@ def test_plugin_table_has_one_line_per_plugin(core, root):
     good = make_plugin(root, unique('tgood'), components={'CAM_GENERATORS': [cam]},
                        version='2.3.4')
     bad = make_plugin(root, unique('tbad'), import_error=True)
-    records = plugins.list_plugins(entry_points=eps(good, bad))
-    lines = plugins.format_plugin_table(records).splitlines()
+    records = plugin_loader.list_plugins(entry_points=eps(good, bad))
+    lines = plugin_loader.format_plugin_table(records).splitlines()
     assert len(lines) == 3 and lines[0].startswith('core ')
     good_line = next(l for l in lines if l.startswith(good.name))
     assert good_line.split()[1:4] == ['2.3.4', 'not-loaded', cam]
     bad_line = next(l for l in lines if l.startswith(bad.name))
     assert 'broken' in bad_line and 'ModuleNotFoundError' in bad_line
-    assert plugins.format_plugin_table([]) == '(no plugins)'
+    assert plugin_loader.format_plugin_table([]) == '(no plugins)'
 
 
 def test_plugin_set_lookup(core, root):
     a = make_plugin(root, unique('set'))
-    loaded = plugins.load_plugins(entry_points=eps(a))
+    loaded = plugin_loader.load_plugins(entry_points=eps(a))
     assert a.name in loaded and 'nope' not in loaded and len(loaded) == 2
     assert loaded.names('ok') == ('core', a.name)
     with pytest.raises(KeyError, match=a.name):
         loaded['nope']
-    assert loaded.table() == plugins.format_plugin_table(loaded.records)
+    assert loaded.table() == plugin_loader.format_plugin_table(loaded.records)
 
 
 def test_component_provider_names_a_plugin_that_is_not_loaded(core, root):
     from wsss_core import registry
     cam = unique('ProvCam')
     off = make_plugin(root, unique('prov'), components={'CAM_GENERATORS': [cam]})
-    loaded = plugins.load_plugins(enabled=['core'], entry_points=eps(off))
+    loaded = plugin_loader.load_plugins(enabled=['core'], entry_points=eps(off))
     assert loaded[off.name].status == 'disabled'
-    assert plugins.component_provider(cam) == off.name
-    assert plugins.component_provider('NoSuchComponentAnywhere') is None
+    assert plugin_loader.component_provider(cam) == off.name
+    assert plugin_loader.component_provider('NoSuchComponentAnywhere') is None
     with pytest.raises(registry.UnknownComponentError, match=f"plugin '{off.name}'"):
         registry.build(dict(type=cam), registry.CAM_GENERATORS)
 
@@ -315,7 +315,7 @@ def test_component_provider_names_a_plugin_that_is_not_loaded(core, root):
 def run_python(code: str, *paths: Path) -> dict:
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join([str(REPO), *map(str, paths)])
-    env.pop(plugins.ENV_VAR, None)
+    env.pop(plugin_loader.ENV_VAR, None)
     out = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -327,11 +327,11 @@ def test_listing_core_and_plugins_imports_no_torch(tmp_path):
     b = make_plugin(tmp_path, unique('light'), components={'HOOKS': ['LightB']})
     result = run_python(f'''
         import importlib.metadata, json, sys
-        from wsss_core import plugins
+        from wsss_core import plugin_loader
         eps = [importlib.metadata.EntryPoint(n, m, 'wsss.plugins')
                for n, m in {[(a.name, a.module), (b.name, b.module)]!r}]
-        records = plugins.list_plugins(entry_points=eps)
-        print(plugins.format_plugin_table(records), file=sys.stderr)
+        records = plugin_loader.list_plugins(entry_points=eps)
+        print(plugin_loader.format_plugin_table(records), file=sys.stderr)
         print(json.dumps(dict(statuses=[r.status for r in records],
                               names=[r.name for r in records],
                               torch='torch' in sys.modules,
@@ -348,8 +348,8 @@ def test_installed_distribution_is_found_through_entry_points(tmp_path):
     write_distribution(tmp_path, f'wsss-{name}', '7.8.9', {name: fake.module})
     result = run_python(f'''
         import json
-        from wsss_core import plugins
-        rec = [r for r in plugins.list_plugins() if r.name == {name!r}]
+        from wsss_core import plugin_loader
+        rec = [r for r in plugin_loader.list_plugins() if r.name == {name!r}]
         print(json.dumps([dict(name=r.name, status=r.status, distribution=r.distribution,
                                module=r.module, version=r.version) for r in rec]))
         ''', tmp_path)

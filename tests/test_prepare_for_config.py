@@ -34,7 +34,7 @@ def tgz(entries) -> bytes:
 def sources(tmp_path):
     """Every file the config's items download, made small: VOC, SBD, saliency_aug, the
     VGG16 ImageNet weights (width 1/16) and DeepLab's COCO-init zip (a small DeepLab)."""
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     load_plugins(['oaa'])                  # registers DeepLab's models too (oaa needs it)
     from tests.test_prepare_convert_sbd import trees as make_trees
     from wsss_oaa.models.vgg16_oaa import VGG16OAA

@@ -259,18 +259,18 @@ def test_cli_regenerates_the_report(work_dir, capsys):
 
 
 def test_cli_loads_the_plugins_of_the_config(work_dir, capsys, monkeypatch):
-    import wsss_core.plugins as plugins
+    import wsss_core.plugin_loader as plugin_loader
     from wsss_core.report_cli import main
     with open(work_dir / 'config.py', 'a') as fh:
         fh.write("plugins = ['core']\n")
     calls = []
-    monkeypatch.setattr(plugins, 'load_plugins', lambda enabled=None: calls.append(enabled))
+    monkeypatch.setattr(plugin_loader, 'load_plugins', lambda enabled=None: calls.append(enabled))
     assert main([str(work_dir), '--num-images', '0']) == 0
     assert calls == [['core']]
 
     def broken(enabled=None):
-        raise plugins.PluginSelectionError('plugin oaa is not installed')
-    monkeypatch.setattr(plugins, 'load_plugins', broken)
+        raise plugin_loader.PluginSelectionError('plugin oaa is not installed')
+    monkeypatch.setattr(plugin_loader, 'load_plugins', broken)
     (work_dir / 'report.html').unlink()
     assert main([str(work_dir), '--num-images', '0']) == 0      # tables need no plugin
     assert 'plugin oaa is not installed' in capsys.readouterr().err

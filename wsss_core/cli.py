@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_plugins_main() -> int:
-    from .plugins import format_plugin_table, list_plugins
+    from .plugin_loader import format_plugin_table, list_plugins
     print(format_plugin_table(list_plugins()))
     return 0
 
@@ -140,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return list_configs_main(args.list_configs)
     _setup_logging(args)
     from .config import ConfigError, dump_run_info, load_config
-    from .plugins import PluginSelectionError, load_plugins
+    from .plugin_loader import PluginSelectionError, load_plugins
     spec = QUICKSTART if args.config in (None, 'quickstart') else args.config
     try:
         cfg = load_config(spec, args.cfg_options)

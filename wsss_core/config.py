@@ -26,7 +26,7 @@ from typing import Any, Iterable, List, Optional, Tuple
 
 from mmengine.config import Config
 
-from . import plugins
+from . import plugin_loader
 
 __all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'install_config_shim',
            'dump_run_info', 'environment_info', 'shipped_configs', 'config_summary',
@@ -89,8 +89,8 @@ def shipped_configs(plugin: Optional[str] = None) -> List[Tuple[str, str]]:
     if plugin is not None:
         names = [plugin]
     else:
-        names = [r.name for r in plugins.discovered_plugins()]
-        names.sort(key=lambda n: n != plugins.CORE_NAME)
+        names = [r.name for r in plugin_loader.discovered_plugins()]
+        names.sort(key=lambda n: n != plugin_loader.CORE_NAME)
     rows = []
     for name in names:
         try:
@@ -112,17 +112,17 @@ def format_config_table(rows: List[Tuple[str, str]]) -> str:
     return '\n'.join(f'{spec:<{width}}  {summary}' for spec, summary in rows)
 
 
-def _find_plugin(name: str) -> Optional[plugins.PluginRecord]:
+def _find_plugin(name: str) -> Optional[plugin_loader.PluginRecord]:
     """The discovered plugin ``name``; discovery runs again once on a miss."""
     for refresh in (False, True):
-        found = [r for r in plugins.discovered_plugins(refresh=refresh) if r.name == name]
+        found = [r for r in plugin_loader.discovered_plugins(refresh=refresh) if r.name == name]
         if found:
             return found[0]
     return None
 
 
 def _installed_names() -> str:
-    return ', '.join(r.name for r in plugins.discovered_plugins())
+    return ', '.join(r.name for r in plugin_loader.discovered_plugins())
 
 
 def _plugin_config_dir(name: str) -> Path:
@@ -131,7 +131,7 @@ def _plugin_config_dir(name: str) -> Path:
         raise ConfigError(f"unknown plugin '{name}' in config spec '{name}::...'; "
                           f'installed plugins: {_installed_names()}')
     package = record.manifest.config_package if record.manifest else None
-    if name == plugins.CORE_NAME and package is None:
+    if name == plugin_loader.CORE_NAME and package is None:
         package = CORE_CONFIG_PACKAGE  # the core ships its configs even if its manifest fails
     if package is None:
         why = f' ({record.status}: {record.reason})' if record.manifest is None else ''
@@ -166,7 +166,7 @@ def install_config_shim() -> None:
 
 def _is_wsss_scope(scope: str) -> bool:
     """A wsss plugin name, or an unknown scope that mmengine could not resolve either."""
-    if scope == plugins.CORE_NAME or _find_plugin(scope) is not None:
+    if scope == plugin_loader.CORE_NAME or _find_plugin(scope) is not None:
         return True
     from mmengine.config.utils import MODULE2PACKAGE
     return scope not in MODULE2PACKAGE  # let resolve_config_path raise the clear error
@@ -187,7 +187,8 @@ def load_config(spec: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 # ----------------------------------------------------------------------------- run record
-def dump_run_info(cfg: Config, work_dir, plugin_records: Iterable[plugins.PluginRecord]) -> None:
+def dump_run_info(cfg: Config, work_dir,
+                  plugin_records: Iterable[plugin_loader.PluginRecord]) -> None:
     """Write ``config.py`` (the merged config), ``plugins.json`` and ``env.json`` into
     ``work_dir``, each atomically."""
     from .io import atomic_write, write_json

@@ -50,7 +50,7 @@ __all__ = [
 ENTRY_POINT_GROUP = 'wsss.plugins'
 ENV_VAR = 'WSSS_PLUGINS'
 CORE_NAME = 'core'
-CORE_MODULE = 'wsss_core.plugin'
+CORE_MODULE = 'wsss_core.core_plugin'
 CORE_DISTRIBUTION = 'wsss-core'
 
 OK, BROKEN, INCOMPATIBLE, DISABLED, MISSING_DEP, NOT_LOADED = (

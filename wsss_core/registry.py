@@ -51,7 +51,7 @@ ALL_REGISTRIES = {
     'SALIENCY_SOURCES': SALIENCY_SOURCES, 'STAGES': STAGES,
 }
 
-# Set by wsss_core.plugins once discovery ran: maps a component name to the plugin that
+# Set by wsss_core.plugin_loader once discovery ran: maps a component name to the plugin that
 # declares it (even when that plugin is not loaded), to make "unknown type" errors useful.
 _provider_lookup: Optional[Callable[[str], Optional[str]]] = None
 

@@ -35,7 +35,7 @@ def _load_plugins(work_dir: Path) -> None:
     from .visualization.report import load_work_dir_config
     cfg, _ = load_work_dir_config(work_dir)
     try:
-        from .plugins import load_plugins
+        from .plugin_loader import load_plugins
         load_plugins(cfg.get('plugins') if cfg is not None else None)
     except Exception as exc:  # the tables do not need any plugin
         print(f'wsss-report: plugins not loaded ({type(exc).__name__}: {exc}); sample images '

@@ -327,7 +327,7 @@ def all_items(plugin_items: Optional[Iterable[PrepareItem]] = None) -> Dict[str,
 
 
 def _plugin_items() -> Sequence[PrepareItem]:
-    from ..plugins import plugin_hook_results
+    from ..plugin_loader import plugin_hook_results
     return [item for result in plugin_hook_results('wsss_prepare_items') for item in result]
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from wsss_core.config import load_config
 from wsss_core.io import read_label_png
 from wsss_core.pipeline import Pipeline
-from wsss_core.plugins import load_plugins
+from wsss_core.plugin_loader import load_plugins
 from wsss_core.testing import tiny_data_cfg
 
 

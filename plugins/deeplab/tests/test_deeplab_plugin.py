@@ -5,20 +5,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wsss_core import plugins
+from wsss_core import plugin_loader
 from wsss_deeplab.testing import registered  # noqa: F401 (fixture)
 
 
 def test_plugin_is_discovered_with_its_components():
     from wsss_deeplab.plugin import COMPONENTS
-    records = {r.name: r for r in plugins.list_plugins()}
+    records = {r.name: r for r in plugin_loader.list_plugins()}
     assert 'deeplab' in records
     rec = records['deeplab']
     assert rec.status in ('ok', 'not-loaded'), rec.reason
     assert rec.distribution == 'wsss-deeplab'
     assert rec.requires == ('core',)
     assert {k: list(v) for k, v in rec.components.items()} == COMPONENTS
-    assert 'TrainSegmentor' in plugins.format_plugin_table(records.values())
+    assert 'TrainSegmentor' in plugin_loader.format_plugin_table(records.values())
 
 
 def test_load_plugins_registers_every_declared_component(registered):
@@ -28,7 +28,7 @@ def test_load_plugins_registers_every_declared_component(registered):
     for reg_name, names in rec.components.items():
         for name in names:
             assert registry.lookup(registry.ALL_REGISTRIES[reg_name], name) is not None
-    assert plugins.component_provider('DeepLabV2') == 'deeplab'
+    assert plugin_loader.component_provider('DeepLabV2') == 'deeplab'
 
 
 def test_entry_module_does_not_import_torch():

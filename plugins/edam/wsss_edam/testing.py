@@ -19,7 +19,7 @@ TINY_GENERATOR = dict(image_size=48, num_classes=3, seed=0, num_train=16, num_va
 @pytest.fixture(scope='session')
 def registered():
     """The core and the DeepLab and EDAM plugins loaded through the plugin loader."""
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     plugins = load_plugins(enabled=['deeplab', 'edam'])
     assert plugins['edam'].status == 'ok', plugins['edam'].reason
     return plugins

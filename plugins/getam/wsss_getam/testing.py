@@ -17,7 +17,7 @@ __all__ = ['registered']
 @pytest.fixture(scope='session')
 def registered():
     """The core and the DeepLab and GETAM plugins loaded through the plugin loader."""
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     plugins = load_plugins(enabled=['deeplab', 'getam'])
     assert plugins['getam'].status == 'ok', plugins['getam'].reason
     return plugins

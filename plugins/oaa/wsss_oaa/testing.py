@@ -23,7 +23,7 @@ TINY_GENERATOR = dict(image_size=48, num_classes=3, seed=0, num_train=16, num_va
 @pytest.fixture(scope='session')
 def registered():
     """The core, the DeepLab plugin and this plugin loaded through the plugin loader."""
-    from wsss_core.plugins import load_plugins
+    from wsss_core.plugin_loader import load_plugins
     plugins = load_plugins(enabled=['deeplab', 'oaa'])
     assert plugins['oaa'].status == 'ok', plugins['oaa'].reason
     return plugins

@@ -80,8 +80,8 @@ class PluginNotCheckable(RuntimeError):
 
 # ----------------------------------------------------------------------------- cases
 def load_for_checking(name: str, plugin_set=None):
-    """The loaded :class:`~wsss_core.plugins.PluginSet` holding plugin ``name`` (``ok``)."""
-    from ...plugins import load_plugins
+    """The loaded :class:`~wsss_core.plugin_loader.PluginSet` holding plugin ``name`` (``ok``)."""
+    from ...plugin_loader import load_plugins
     plugin_set = plugin_set if plugin_set is not None else load_plugins()
     if name not in plugin_set:
         raise PluginNotCheckable(f"no plugin named '{name}' is installed; installed: "
@@ -94,7 +94,7 @@ def load_for_checking(name: str, plugin_set=None):
 
 def declared_examples(name: str, plugin_set) -> Mapping[str, ComponentExample]:
     """The plugin's answer to ``wsss_conformance_examples()`` (empty if it has no answer)."""
-    from ...plugins import _call_one
+    from ...plugin_loader import _call_one
     obj = plugin_set.manager.get_plugin(name)
     answers = _call_one(plugin_set.manager, 'wsss_conformance_examples', obj) if obj else []
     return as_mapping([ex for answer in answers or [] for ex in (answer or [])])
