@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from wsss_core import registry
-from wsss_core.plugins import load_plugins
+from wsss_core.plugin_loader import load_plugins
 from wsss_core.testing.conformance import ComponentExample, check_plugin
 from wsss_core.testing.conformance.checks import first_difference
 
@@ -181,7 +181,6 @@ def planted_report(tmp_path_factory):
     (root / 'planted_plugin.py').write_text(PLANTED)
     (root / 'planted_components.py').write_text(COMPONENTS)
     sys.path.insert(0, str(root))
-    before = {k: set(r.module_dict) for k, r in registry.ALL_REGISTRIES.items()}
     try:
         ep = importlib.metadata.EntryPoint(name='planted', value='planted_plugin',
                                            group='wsss.plugins')
@@ -190,9 +189,12 @@ def planted_report(tmp_path_factory):
         yield check_plugin('planted', plugin_set)
     finally:
         sys.path.remove(str(root))
-        for key, reg in registry.ALL_REGISTRIES.items():   # leave the registries as found
-            for name in set(reg.module_dict) - before[key]:
-                reg.module_dict.pop(name)
+        # leave the registries as found: remove the planted components only (the real
+        # plugins that loading registered along the way stay, as the loader records them)
+        for reg in registry.ALL_REGISTRIES.values():
+            for name, obj in list(reg.module_dict.items()):
+                if getattr(obj, '__module__', '') == 'planted_components':
+                    reg.module_dict.pop(name)
 
 
 def _by_subject(report):
