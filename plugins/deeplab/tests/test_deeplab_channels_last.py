@@ -76,11 +76,11 @@ class WatchedTestSegmentor(TestSegmentor):
     """Records what the first conv sees during inference."""
     __test__ = False
 
-    def _infer(self, ctx, model, dataset, index, logits_dir):
+    def process(self, ctx, index):
         if not hasattr(self, 'log'):
             self.log = []
-            watch_first_conv(model, self.log)
-        super()._infer(ctx, model, dataset, index, logits_dir)
+            watch_first_conv(self.model, self.log)
+        super().process(ctx, index)
 
 
 def test_stages_train_and_predict_in_nhwc_with_the_same_scores(registered, tmp_path):

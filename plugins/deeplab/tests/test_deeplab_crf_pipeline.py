@@ -151,15 +151,14 @@ class RecordingTestSegmentor(TestSegmentor):
     __test__ = False
     folder: Path
 
-    def _infer(self, ctx, model, dataset, index, logits_dir):
+    def process(self, ctx, index):
         if index > 0:
             wait_for(self.folder, f'crf_start_{index - 1}')
         stamp(self.folder / f'infer_start_{index}')
-        super()._infer(ctx, model, dataset, index, logits_dir)
+        super().process(ctx, index)
 
-    def _postprocess_job(self, ctx, dataset, num_labels):
-        job = super()._postprocess_job(ctx, dataset, num_labels)
-        return WaitForNextInference(job, self.folder, len(dataset))
+    def job(self, ctx):
+        return WaitForNextInference(super().job(ctx), self.folder, len(self.dataset))
 
 
 def test_the_crf_of_image_k_overlaps_the_inference_of_image_k_plus_1(inline_run, tmp_path):

@@ -42,10 +42,12 @@ frequency-weighted IoU (``fw_iou``), per-class IoU and accuracies; a split witho
 convention is not hashed: it changes no prediction, and ``miou.json`` holds every mean.
 Interrupted runs resume: stored scores and PNGs are reused.
 
-The stage is sharded (:mod:`wsss_core.pipeline.sharding`): under torchrun or
-``WSSS_SHARD=i/n`` each process does both passes for its share of the images; once every
-shard finished, :meth:`TestSegmentor.merge_shards` (main process) evaluates all images from
-the PNGs the shards wrote and writes ``miou.json``.
+A :class:`~wsss_core.pipeline.per_image.PerImageStage`: pass 1 is its in-process work on
+the images without stored scores, pass 2 its job (which reads back the PNGs written before,
+so that the metrics cover every image); under torchrun or ``WSSS_SHARD=i/n`` each process
+does both passes for its share of the images; once every shard finished,
+:meth:`TestSegmentor.merge_shards` (main process) evaluates all images from the PNGs the
+shards wrote and writes ``miou.json``.
 """
 from __future__ import annotations
 
@@ -55,18 +57,17 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from wsss_core.datasets import build_dataset
 from wsss_core.evaluation.confusion import ConfusionMatrix
 from wsss_core.evaluation.miou_conventions import check_convention
 from wsss_core.io import write_json
 from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
-from wsss_core.pipeline.sharding import current_shard
-from wsss_core.pipeline.stage import Stage, StageContext, StageError
+from wsss_core.pipeline.per_image import PerImageStage, Share
+from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import load_trained_model
 from wsss_core.refiners.dense_crf import crf_params
-from wsss_core.refiners.parallel import StreamingMap, map_images
+from wsss_core.refiners.parallel import map_images
 from wsss_core.registry import STAGES
 
 from ..models.msc import rescale_input
@@ -118,7 +119,7 @@ def tta_logits(model, img: torch.Tensor, scales: Sequence[float] = (1.0,),
 
 
 @STAGES.register_module()
-class TestSegmentor(Stage):
+class TestSegmentor(PerImageStage):
     """Predict ``split`` with the segmentor of stage ``checkpoint``; evaluate when possible.
 
     Args:
@@ -141,16 +142,17 @@ class TestSegmentor(Stage):
 
     __test__ = False  # not a pytest test class, despite the name
     input_keys = ('checkpoint',)
-    sharded = True  # run() does this process's share of the images (see sharding)
+    revisit_finished = True            # pass 2 covers every image: the metrics need them all
+    output_file = ('logits', '.npz')   # pass 1: an image with stored scores is not inferred
 
     def __init__(self, name: str, recipe: Optional[str] = None, **options):
-        self._setup(name, **with_recipe(TEST_RECIPES, recipe, options, name, 'DeepLab'))
+        self._init_options(name, **with_recipe(TEST_RECIPES, recipe, options, name, 'DeepLab'))
 
-    def _setup(self, name: str, checkpoint: str, split: str = 'val',
-                 scales: Sequence[float] = (1.0,), flip: bool = False,
-                 crf: Union[None, bool, dict] = None, workers: int = 0,
-                 crf_workers: int = 0, max_samples: Optional[int] = None,
-                 channels_last: bool = False, miou_convention: Optional[str] = None):
+    def _init_options(self, name: str, checkpoint: str, split: str = 'val',
+                      scales: Sequence[float] = (1.0,), flip: bool = False,
+                      crf: Union[None, bool, dict] = None, workers: int = 0,
+                      crf_workers: int = 0, max_samples: Optional[int] = None,
+                      channels_last: bool = False, miou_convention: Optional[str] = None):
         scales = [float(s) for s in scales]
         if 1.0 not in scales:
             raise StageError(f'[{name}] scales must contain 1.0 (the grid the scores are '
@@ -168,25 +170,40 @@ class TestSegmentor(Stage):
         except ValueError as exc:
             raise StageError(f'[{name}] {exc}') from None
 
+    @property
+    def stream_workers(self) -> int:
+        """The base's overlap of the two passes: ``crf_workers``."""
+        return self.crf_workers
+
+    def progress_desc(self, phase: str) -> str:
+        label = dict(process='scores', job='labels', stream='predict')[phase]
+        return f'[{self.name}] {label}'
+
+    def _dataset(self, ctx: StageContext):
+        o = self.options
+        return build_dataset(ctx.data_cfg, split=o['split'], max_samples=o['max_samples'])
+
+    def setup(self, ctx: StageContext) -> None:
+        o = self.options
+        self.model, manifest = load_trained_model(ctx, o['checkpoint'], ctx.device)
+        if o.get('channels_last'):
+            self.model = to_channels_last(self.model, self.name)
+        self.dataset = self._dataset(ctx)
+        self.num_labels = int(manifest['artifacts'].get('num_classes',
+                                                        self.dataset.num_classes)) + 1
+        if self.num_labels != self.dataset.num_classes + 1:
+            raise StageError(f"[{self.name}] the model of '{o['checkpoint']}' predicts "
+                             f'{self.num_labels} labels, the data set has '
+                             f'{self.dataset.num_classes} classes + background')
+
     # ------------------------------------------------------------------ pass 1
-    def _scores(self, ctx: StageContext, model, dataset, indices, logits_dir: Path) -> int:
-        todo = [i for i in indices if not self._has_scores(dataset, i, logits_dir)]
-        bar = tqdm(todo, desc=f'[{self.name}] scores', unit='img', disable=not ctx.progress)
-        for index in bar:
-            self._infer(ctx, model, dataset, index, logits_dir)
-        return len(todo)
-
-    @staticmethod
-    def _has_scores(dataset, index: int, logits_dir: Path) -> bool:
-        return (logits_dir / f'{dataset.records[index].img_id}.npz').is_file()
-
-    def _infer(self, ctx: StageContext, model, dataset, index: int, logits_dir: Path) -> None:
+    def process(self, ctx: StageContext, index: int) -> None:
         """Pass 1 for one image: TTA scores -> ``logits/<id>.npz``."""
-        sample = dataset.load_sample(index)
+        sample = self.dataset.load_sample(index)
         img = torch.from_numpy(np.ascontiguousarray(sample['img'].transpose(2, 0, 1)))[None]
-        img = model.data_preprocessor(dict(img=img.to(ctx.device)))['img']
-        logits = tta_logits(model, img, self.options['scales'], self.options['flip'])
-        save_logits(logits_dir / f"{sample['img_id']}.npz", logits[0].float().cpu().numpy(),
+        img = self.model.data_preprocessor(dict(img=img.to(ctx.device)))['img']
+        logits = tta_logits(self.model, img, self.options['scales'], self.options['flip'])
+        save_logits(self.outputs(ctx, index)[0], logits[0].float().cpu().numpy(),
                     sample['img'].shape[:2])
 
     # ------------------------------------------------------------------ pass 2
@@ -197,76 +214,31 @@ class TestSegmentor(Stage):
         overrides = {k: v for k, v in crf.items() if k not in ('preset', 'image')}
         return crf_params(crf['preset'], **overrides)
 
-    def _postprocess_job(self, ctx: StageContext, dataset, num_labels: int):
+    def job(self, ctx: StageContext) -> PostprocessJob:
         """The picklable per-image job of pass 2 (:class:`PostprocessJob`)."""
         crf = self.options['crf']
         stage_dir = Path(ctx.stage_dir)
-        return PostprocessJob(dataset, stage_dir / 'logits', stage_dir / 'predictions',
-                              stage_dir / 'predictions_raw' if crf else None, num_labels,
+        return PostprocessJob(self.dataset, stage_dir / 'logits', stage_dir / 'predictions',
+                              stage_dir / 'predictions_raw' if crf else None, self.num_labels,
                               self._crf_params(), crf['image'] if crf else 'raw_rgb')
 
-    def _labels(self, ctx: StageContext, dataset, indices, num_labels: int) -> list:
-        """``(img_id, conf_raw, conf_crf)`` of ``indices``; PNGs written (or read back)."""
-        job = self._postprocess_job(ctx, dataset, num_labels)
-        return map_images(job, list(indices), workers=self.workers,
-                          desc=f'[{self.name}] labels', progress=ctx.progress)
-
-    # ------------------------------------------------------------------ pipelined
-    def _pipelined(self, ctx: StageContext, model, dataset, indices, num_labels: int):
-        """Both passes interleaved: ``(images inferred, results of pass 2)``; each image's
-        job goes to the ``crf_workers`` processes once its scores are stored."""
-        logits_dir = Path(ctx.stage_dir) / 'logits'
-        job = self._postprocess_job(ctx, dataset, num_labels)
-        computed = 0
-        with StreamingMap(job, workers=self.crf_workers, desc=f'[{self.name}] predict',
-                          progress=ctx.progress, total=len(indices)) as stream:
-            for index in indices:
-                if not self._has_scores(dataset, index, logits_dir):
-                    self._infer(ctx, model, dataset, index, logits_dir)
-                    computed += 1
-                stream.submit(index, name=f'image {dataset.records[index].img_id}')
-            return computed, stream.results()
-
-    def _dataset(self, ctx: StageContext):
-        o = self.options
-        return build_dataset(ctx.data_cfg, split=o['split'], max_samples=o['max_samples'])
-
-    def run(self, ctx: StageContext) -> dict:
-        o = self.options
-        model, manifest = load_trained_model(ctx, o['checkpoint'], ctx.device)
-        if o.get('channels_last'):
-            model = to_channels_last(model, self.name)
-        art = manifest['artifacts']
-        dataset = self._dataset(ctx)
-        num_labels = int(art.get('num_classes', dataset.num_classes)) + 1
-        if num_labels != dataset.num_classes + 1:
-            raise StageError(f"[{self.name}] the model of '{o['checkpoint']}' predicts "
-                             f'{num_labels} labels, the data set has {dataset.num_classes} '
-                             'classes + background')
-        which = current_shard()
-        mine = which.take(range(len(dataset)))
-        if self.crf_workers:
-            computed, results = self._pipelined(ctx, model, dataset, mine, num_labels)
-        else:
-            computed = self._scores(ctx, model, dataset, mine, Path(ctx.stage_dir) / 'logits')
-            results = self._labels(ctx, dataset, mine, num_labels)
-        # with shards, miou.json waits for merge_shards (all images); each shard's own
-        # metrics only cover its share
-        metrics, artifacts = self._evaluated(ctx, dataset, results, num_labels,
-                                             write=not which.split)
-        return dict(metrics=metrics,
-                    counts=dict(images=len(mine), computed=computed,
-                                reused=len(mine) - computed,
-                                evaluated=sum(r[1] is not None for r in results)),
-                    artifacts=artifacts)
+    def summarise(self, ctx: StageContext, share: Share) -> dict:
+        """The metrics of ``share.results`` (``(img_id, conf_raw, conf_crf)`` of pass 2);
+        with shards, ``miou.json`` waits for :meth:`merge_shards` (all images): each shard's
+        own metrics only cover its share."""
+        metrics, artifacts = self._evaluated(ctx, self.dataset, share.results, self.num_labels,
+                                             write=not share.shard.split)
+        return dict(metrics=metrics, artifacts=artifacts,
+                    counts=dict(evaluated=sum(r[1] is not None for r in share.results)))
 
     def merge_shards(self, ctx: StageContext, record: dict) -> dict:
         """After every shard finished: evaluate all images from the written PNGs (read back,
         not recomputed) and write ``miou.json``; the merged record's metrics cover them all."""
         dataset = self._dataset(ctx)
-        num_labels = dataset.num_classes + 1
-        results = self._labels(ctx, dataset, range(len(dataset)), num_labels)
-        metrics, artifacts = self._evaluated(ctx, dataset, results, num_labels, write=True)
+        self.dataset, self.num_labels = dataset, dataset.num_classes + 1   # what job() reads
+        results = map_images(self.job(ctx), range(len(dataset)), workers=self.workers,
+                             desc=self.progress_desc('job'), progress=ctx.progress)
+        metrics, artifacts = self._evaluated(ctx, dataset, results, self.num_labels, write=True)
         counts = dict(record.get('counts') or {},
                       evaluated=sum(r[1] is not None for r in results))
         return dict(record, metrics=metrics, counts=counts, artifacts=artifacts)
