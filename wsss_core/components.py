@@ -1,23 +1,10 @@
-"""Import every core component module so that it registers into the core registries."""
+"""Register every core component: import the modules of the core's component table."""
 from __future__ import annotations
-
-from .registry import METRICS
 
 
 def register_core_components() -> None:
-    """Idempotent: importing registers; re-importing is a no-op."""
-    from . import cams, compat, datasets, refiners, saliency  # noqa: F401
-    from .cams import gradient, pytorch_grad_cam_adapter, score_cam  # noqa: F401
-    from .refiners import dense_crf, ir_labels, pamr  # noqa: F401
-    from .datasets import (coco14, synthetic_dataset, synthetic_wsol, tagged_folder,  # noqa: F401
-                           voc12, wsol_metadata)
-    from .evaluation.wsol import metric as wsol_metric  # noqa: F401
-    from .evaluation.classification import MultiLabelMAP
-    from .models import (cam_classifier, data_preprocessor, irn, resnet38,  # noqa: F401
-                         small_resnet, timm_backbone, torchvision_resnet)
-    from .pipeline import exact_resume, loss_guard  # noqa: F401  (their hooks)
-    from .pipeline import (evaluate_labels, evaluate_wsol, make_cams,  # noqa: F401
-                           random_walk_labels, refine_labels, render_sheet, train_classifier,
-                           train_irn)
-    if METRICS.get('MultiLabelMAP') is None:
-        METRICS.register_module(module=MultiLabelMAP)
+    """Idempotent: importing registers; re-importing is a no-op.  Raises
+    :class:`~wsss_core.plugin_table.ComponentNotRegistered` naming the module when one does
+    not register a name the table (:data:`wsss_core.core_plugin.COMPONENTS`) gives it."""
+    from .core_plugin import hookimpls
+    hookimpls.table.register('core')

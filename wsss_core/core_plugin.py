@@ -1,43 +1,61 @@
-"""The core as a built-in plugin: its manifest (plain data) and its register hook."""
+"""The core as the built-in plugin ``core``: its component table and the hooks made from it.
+
+Light on purpose: nothing here imports torch; ``wsss_register`` imports the modules of the
+table (see :mod:`wsss_core.plugin_table`).
+"""
 from __future__ import annotations
 
 from . import __version__
-from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from .plugin_table import plugin_hooks
 
+#: registry -> {component name: the module (relative to ``wsss_core``) that registers it}
 COMPONENTS = {
-    'MODELS': ['CAMClassifier', 'SmallResNet', 'TimmBackbone', 'ResNet38', 'TorchvisionResNet',
-               'NormalizeImages', 'InterPixelRelationNet', 'TimmFeatureLevels'],
-    'DATASETS': ['VOCLayoutDataset', 'SyntheticShapes', 'VOC2012', 'COCO2014', 'WSOLMetadata',
-                 'SyntheticShapesWSOL', 'TaggedImageFolder'],
-    'TRANSFORMS': ['RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs',
-                   'Resize', 'RandomLongSide', 'ColorJitter', 'MarkValidPixels'],
-    'METRICS': ['MultiLabelMAP', 'WSOLMetric'],
-    'CAM_GENERATORS': ['CAM', 'GradCAM', 'GradCAMPlusPlus', 'LayerCAM', 'ScoreCAM',
-                       'GradCAMPackage'],
-    'LABEL_REFINERS': ['BackgroundThreshold', 'SaliencyFusion', 'DenseCRF', 'IRLabels',
-                       'PAMRRefiner'],
-    'SALIENCY_SOURCES': ['SaliencyFromDisk', 'SaliencyFromDataset', 'SpectralResidualSaliency',
-                         'FineGrainedSaliency'],
-    'HOOKS': ['NonFiniteLossGuard', 'RandomStateHook'],
-    'STAGES': ['TrainClassifier', 'MakeCAMs', 'RefineLabels', 'EvaluateLabels', 'RenderSheet',
-               'TrainIRN', 'RandomWalkLabels', 'EvaluateWSOL'],
+    'MODELS': {
+        'CAMClassifier': '.models.cam_classifier', 'SmallResNet': '.models.small_resnet',
+        'TimmBackbone': '.models.timm_backbone', 'ResNet38': '.models.resnet38',
+        'TorchvisionResNet': '.models.torchvision_resnet',
+        'NormalizeImages': '.models.data_preprocessor',
+        'InterPixelRelationNet': '.models.irn', 'TimmFeatureLevels': '.models.irn',
+    },
+    'DATASETS': {
+        'VOCLayoutDataset': '.datasets.voc_layout',
+        'SyntheticShapes': '.datasets.synthetic_dataset', 'VOC2012': '.datasets.voc12',
+        'COCO2014': '.datasets.coco14', 'WSOLMetadata': '.datasets.wsol_metadata',
+        'SyntheticShapesWSOL': '.datasets.synthetic_wsol',
+        'TaggedImageFolder': '.datasets.tagged_folder',
+    },
+    'TRANSFORMS': {name: '.datasets.transforms' for name in (
+        'RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs', 'Resize',
+        'RandomLongSide', 'ColorJitter', 'MarkValidPixels')},
+    'METRICS': {
+        'MultiLabelMAP': '.evaluation.classification', 'WSOLMetric': '.evaluation.wsol.metric',
+    },
+    'CAM_GENERATORS': {
+        'CAM': '.cams.cam', 'GradCAM': '.cams.gradient', 'GradCAMPlusPlus': '.cams.gradient',
+        'LayerCAM': '.cams.gradient', 'ScoreCAM': '.cams.score_cam',
+        'GradCAMPackage': '.cams.pytorch_grad_cam_adapter',
+    },
+    'LABEL_REFINERS': {
+        'BackgroundThreshold': '.refiners.background_threshold',
+        'SaliencyFusion': '.refiners.saliency_fusion', 'DenseCRF': '.refiners.dense_crf',
+        'IRLabels': '.refiners.ir_labels', 'PAMRRefiner': '.refiners.pamr',
+    },
+    'SALIENCY_SOURCES': {
+        'SaliencyFromDisk': '.saliency.from_disk', 'SaliencyFromDataset': '.saliency.from_dataset',
+        'SpectralResidualSaliency': '.saliency.opencv', 'FineGrainedSaliency': '.saliency.opencv',
+    },
+    'HOOKS': {
+        'NonFiniteLossGuard': '.pipeline.loss_guard', 'RandomStateHook': '.pipeline.exact_resume',
+    },
+    'STAGES': {
+        'TrainClassifier': '.pipeline.train_classifier', 'MakeCAMs': '.pipeline.make_cams',
+        'RefineLabels': '.pipeline.refine_labels', 'EvaluateLabels': '.pipeline.evaluate_labels',
+        'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.pipeline.train_irn',
+        'RandomWalkLabels': '.pipeline.random_walk_labels',
+        'EvaluateWSOL': '.pipeline.evaluate_wsol',
+    },
 }
 
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(name='core', version=__version__, api_version=PLUGIN_API_VERSION,
-                          components=COMPONENTS, config_package='wsss_core.configs',
-                          description='wsss core: pipeline, baseline CAM, SyntheticShapes')
-
-
-@hookimpl
-def wsss_register() -> None:
-    from .components import register_core_components
-    register_core_components()
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from .conformance_examples import examples
-    return examples()
+hookimpls = plugin_hooks(name='core', version=__version__, package=__package__,
+                         components=COMPONENTS, requires=[], configs='.configs',
+                         description='wsss core: pipeline, baseline CAM, SyntheticShapes')

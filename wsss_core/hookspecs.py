@@ -1,23 +1,22 @@
 """The plugin contract: pluggy hook specifications and the manifest record.
 
 A plugin is a distribution ``wsss-<name>`` whose entry point in the group ``wsss.plugins``
-names a *light* module (no torch import at module level), e.g. ``wsss_oaa/plugin.py``::
+names a *light* module (no torch import at module level), e.g. ``wsss_oaa/plugin.py``.  The
+module declares each component once, in one table (registry -> {name: module that registers
+it}), and makes its hooks from it with :func:`wsss_core.plugin_table.plugin_hooks`::
 
-    from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+    from wsss_core.plugin_table import plugin_hooks
 
-    @hookimpl
-    def wsss_manifest():
-        return PluginManifest(
-            name='oaa', version='0.1.0', api_version=PLUGIN_API_VERSION,
-            components={'MODELS': ['OAAClassifier'], 'HOOKS': ['OAAAccumulationHook']},
-            config_package='wsss_oaa.configs', requires=['core'])
+    COMPONENTS = {'MODELS': {'OAAClassifier': '.models.oaa_classifier'},
+                  'HOOKS': {'OAAAccumulationHook': '.accumulation.hook'}}
 
-    @hookimpl
-    def wsss_register():
-        from . import accumulation, classifier  # noqa: F401  (registers the components)
+    hookimpls = plugin_hooks(name='oaa', version='0.1.0', package=__package__,
+                             components=COMPONENTS, requires=['core', 'deeplab'],
+                             configs='.configs')
 
-The core reads every manifest to list plugins (cheap, no torch) and calls ``wsss_register``
-only for the plugins it loads.
+The loader registers the module's ``hookimpls`` (a module without one is registered itself,
+its hooks written as module-level ``@hookimpl`` functions).  The core reads every manifest to
+list plugins (cheap, no torch) and calls ``wsss_register`` only for the plugins it loads.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Plugins are found through the entry-point group ``wsss.plugins``; the core itself is the
 built-in plugin ``core`` (module :data:`CORE_MODULE`), always listed first and never disabled.
+What is registered with pluggy is the entry module's :data:`HOOKS_ATTRIBUTE` object, the hooks
+made from its component table (:mod:`wsss_core.plugin_table`), or else the module itself.
 
 Two phases, so that listing stays cheap:
 
@@ -44,7 +46,7 @@ from .hookspecs import PLUGIN_API_VERSION, PluginManifest
 __all__ = [
     'ENTRY_POINT_GROUP', 'ENV_VAR', 'CORE_NAME', 'CORE_MODULE', 'STATUSES', 'PluginRecord',
     'PluginSet', 'PluginSelectionError', 'list_plugins', 'load_plugins', 'discovered_plugins',
-    'format_plugin_table', 'component_provider',
+    'format_plugin_table', 'component_provider', 'HOOKS_ATTRIBUTE',
 ]
 
 ENTRY_POINT_GROUP = 'wsss.plugins'
@@ -52,6 +54,8 @@ ENV_VAR = 'WSSS_PLUGINS'
 CORE_NAME = 'core'
 CORE_MODULE = 'wsss_core.core_plugin'
 CORE_DISTRIBUTION = 'wsss-core'
+#: the entry module's attribute holding its hooks, when made from a component table
+HOOKS_ATTRIBUTE = 'hookimpls'
 
 OK, BROKEN, INCOMPATIBLE, DISABLED, MISSING_DEP, NOT_LOADED = (
     'ok', 'broken', 'incompatible', 'disabled', 'missing-dependency', 'not-loaded')
@@ -326,6 +330,10 @@ def _read_manifest(manager, name, module, dist, load) -> _Candidate:
     except Exception as exc:  # noqa: BLE001 - isolate any failure of a third-party plugin
         return _Candidate(_record(name, module, dist, BROKEN,
                                   f'{where} failed to import: {_describe(exc)}'))
+    try:
+        obj = _hook_object(obj)
+    except TypeError as exc:
+        return _Candidate(_record(name, module, dist, BROKEN, f'{where}: {exc}'))
     cand = _Candidate(_record(name, module, dist, NOT_LOADED), obj)
     try:
         manager.register(obj, name=name)
@@ -349,6 +357,22 @@ def _read_manifest(manager, name, module, dist, load) -> _Candidate:
         cand.record = dataclasses.replace(cand.record, version=manifest.version,
                                           manifest=manifest)
     return cand
+
+
+def _hook_object(loaded: Any) -> Any:
+    """What to register for a loaded entry point: the entry module's ``hookimpls`` (made
+    from its component table by :func:`wsss_core.plugin_table.plugin_hooks`) when it has
+    one, else the entry module itself (hooks written as module-level ``@hookimpl``
+    functions).  Both at once is refused: the module's own hooks would be ignored."""
+    hooks = getattr(loaded, HOOKS_ATTRIBUTE, None)
+    if hooks is None:
+        return loaded
+    marker = f'{hookspecs.PROJECT_NAME}_impl'  # what @hookimpl sets on a function
+    own = sorted(n for n in dir(loaded) if hasattr(getattr(loaded, n, None), marker))
+    if own:
+        raise TypeError(f'it defines both {HOOKS_ATTRIBUTE} (its component table) and '
+                        f'module-level hooks {own}: keep one')
+    return hooks
 
 
 def _index(candidates: List[_Candidate]) -> Dict[str, _Candidate]:

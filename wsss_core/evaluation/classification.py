@@ -22,6 +22,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
+from ..registry import METRICS
+
 __all__ = ['average_precision', 'mean_average_precision', 'MultiLabelMAP']
 
 
@@ -74,6 +76,7 @@ def _get(sample: Any, key: str):
     return getattr(sample, key, None)
 
 
+@METRICS.register_module()
 class MultiLabelMAP(BaseMetric):
     """mmengine metric for multi-label classifiers: mAP, exact match and label accuracy.
 

@@ -17,7 +17,8 @@ def test_plugin_is_discovered_with_its_components():
     assert rec.status in ('ok', 'not-loaded'), rec.reason
     assert rec.distribution == 'wsss-deeplab'
     assert rec.requires == ('core',)
-    assert {k: list(v) for k, v in rec.components.items()} == COMPONENTS
+    assert {k: list(v) for k, v in rec.components.items()} == {
+        k: list(table) for k, table in COMPONENTS.items()}
     assert 'TrainSegmentor' in plugin_loader.format_plugin_table(records.values())
 
 
@@ -32,7 +33,7 @@ def test_load_plugins_registers_every_declared_component(registered):
 
 
 def test_entry_module_does_not_import_torch():
-    code = ('import sys, wsss_deeplab.plugin as p; m = p.wsss_manifest(); '
+    code = ('import sys, wsss_deeplab.plugin as p; m = p.hookimpls.wsss_manifest(); '
             "print(m.name, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True).stdout.split()

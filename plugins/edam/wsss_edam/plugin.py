@@ -1,55 +1,27 @@
-"""The EDAM plugin's entry module: its manifest (plain data) and its register hook.
+"""The EDAM plugin's entry module: its component table and the hooks made from it.
 
-Light on purpose: nothing here imports torch; the component modules are imported only by
-:func:`wsss_register`, when the core loads the plugin.
+Light on purpose: nothing here imports torch; ``wsss_register`` imports the modules of the
+table when the core loads the plugin (see :mod:`wsss_core.plugin_table`).
 """
 from __future__ import annotations
 
-from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from wsss_core.plugin_table import plugin_hooks
 
 from . import __version__
 
+#: registry -> {component name: the module (relative to ``wsss_edam``) that registers it}
 COMPONENTS = {
-    'MODELS': ['EDAMClassifier'],
-    'CAM_GENERATORS': ['DAMasks'],
-    'DATASETS': ['ImagePairs'],
-    'DATA_SAMPLERS': ['PairEpochSampler'],
-    'LABEL_REFINERS': ['EDAMSaliencyFusion'],
-    'STAGES': ['TrainPairClassifier'],
-    'OPTIM_WRAPPER_CONSTRUCTORS': ['EDAMOptimWrapperConstructor'],
+    'MODELS': {'EDAMClassifier': '.models.edam_classifier'},
+    'CAM_GENERATORS': {'DAMasks': '.models.da_masks'},
+    'DATASETS': {'ImagePairs': '.datasets.image_pairs'},
+    'DATA_SAMPLERS': {'PairEpochSampler': '.datasets.image_pairs'},
+    'LABEL_REFINERS': {'EDAMSaliencyFusion': '.saliency_fusion'},
+    'STAGES': {'TrainPairClassifier': '.stages.train_pair_classifier'},
+    'OPTIM_WRAPPER_CONSTRUCTORS': {'EDAMOptimWrapperConstructor': '.optim.edam_optim'},
 }
 
-#: the modules whose import registers :data:`COMPONENTS`
-COMPONENT_MODULES = (
-    'wsss_edam.models.edam_classifier', 'wsss_edam.models.da_masks',
-    'wsss_edam.datasets.image_pairs', 'wsss_edam.saliency_fusion',
-    'wsss_edam.stages.train_pair_classifier', 'wsss_edam.optim.edam_optim',
-)
-
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(
-        name='edam', version=__version__, api_version=PLUGIN_API_VERSION,
-        components=COMPONENTS, config_package='wsss_edam.configs', requires=['core', 'deeplab'],
-        description='EDAM: discriminative activation, collaborative multi-attention, '
-                    'saliency fusion')
-
-
-@hookimpl
-def wsss_register() -> None:
-    import importlib
-    for module in COMPONENT_MODULES:
-        importlib.import_module(module)
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from .conformance_examples import examples
-    return examples()
-
-
-@hookimpl
-def wsss_prepare_items():
-    from .prepare_items import items
-    return items()
+hookimpls = plugin_hooks(
+    name='edam', version=__version__, package=__package__, components=COMPONENTS,
+    requires=['core', 'deeplab'], configs='.configs', prepare_items='.prepare_items',
+    description='EDAM: discriminative activation, collaborative multi-attention, '
+                'saliency fusion')

@@ -8,7 +8,7 @@ from wsss_getam.testing import registered  # noqa: F401 (fixture; also sets up t
 def test_manifest_matches_the_registries(registered):  # noqa: F811
     from wsss_core import registry
     from wsss_getam import __version__, plugin
-    manifest = plugin.wsss_manifest()
+    manifest = plugin.hookimpls.wsss_manifest()
     assert manifest.name == 'getam' and manifest.version == __version__
     assert registered['getam'].status == 'ok'
     for reg_name, names in manifest.components.items():

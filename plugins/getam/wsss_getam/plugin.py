@@ -1,55 +1,29 @@
-"""The GETAM plugin's entry module: its manifest (plain data) and its register hook.
+"""The GETAM plugin's entry module: its component table and the hooks made from it.
 
-Light on purpose: nothing here imports torch; the component modules are imported only by
-:func:`wsss_register`, when the core loads the plugin.
+Light on purpose: nothing here imports torch; ``wsss_register`` imports the modules of the
+table when the core loads the plugin (see :mod:`wsss_core.plugin_table`).
 """
 from __future__ import annotations
 
-from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from wsss_core.plugin_table import plugin_hooks
 
 from . import __version__
 
+#: registry -> {component name: the module (relative to ``wsss_getam``) that registers it}
 COMPONENTS = {
-    'MODELS': ['SplitCrossEntropyLoss', 'SaliencyLoss', 'DenseEnergyLoss', 'GETAMNet',
-               'GETAMViT'],
-    'CAM_GENERATORS': ['GETAMCAM', 'AttentionRolloutCAM'],
-    'LABEL_REFINERS': ['GETAMOnlineLabels'],
-    'HOOKS': ['GETAMScheduleHook'],
-    'STAGES': ['TrainGETAM'],
+    'MODELS': {
+        'SplitCrossEntropyLoss': '.losses.split_ce', 'SaliencyLoss': '.losses.saliency_loss',
+        'DenseEnergyLoss': '.losses.dense_energy', 'GETAMNet': '.models.getam_net',
+        'GETAMViT': '.models.vit_backbone',
+    },
+    'CAM_GENERATORS': {'GETAMCAM': '.getam_map', 'AttentionRolloutCAM': '.rollout'},
+    'LABEL_REFINERS': {'GETAMOnlineLabels': '.online_refiner'},
+    'HOOKS': {'GETAMScheduleHook': '.hooks'},
+    'STAGES': {'TrainGETAM': '.stages.train_getam'},
 }
 
-#: the modules whose import registers :data:`COMPONENTS`
-COMPONENT_MODULES = (
-    'wsss_getam.losses.split_ce', 'wsss_getam.losses.saliency_loss',
-    'wsss_getam.losses.dense_energy', 'wsss_getam.models.getam_net',
-    'wsss_getam.models.vit_backbone', 'wsss_getam.getam_map', 'wsss_getam.hooks',
-    'wsss_getam.stages.train_getam', 'wsss_getam.rollout', 'wsss_getam.online_refiner',
-)
-
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(
-        name='getam', version=__version__, api_version=PLUGIN_API_VERSION,
-        components=COMPONENTS, config_package='wsss_getam.configs', requires=['core', 'deeplab'],
-        description='GETAM: gradient-weighted transformer attention maps, end-to-end ViT '
-                    'training with online pseudo labels')
-
-
-@hookimpl
-def wsss_register() -> None:
-    import importlib
-    for module in COMPONENT_MODULES:
-        importlib.import_module(module)
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from .conformance_examples import examples
-    return examples()
-
-
-@hookimpl
-def wsss_prepare_items():
-    from .prepare_items import items
-    return items()
+hookimpls = plugin_hooks(
+    name='getam', version=__version__, package=__package__, components=COMPONENTS,
+    requires=['core', 'deeplab'], configs='.configs', prepare_items='.prepare_items',
+    description='GETAM: gradient-weighted transformer attention maps, end-to-end ViT '
+                'training with online pseudo labels')

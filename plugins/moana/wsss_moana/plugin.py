@@ -1,41 +1,24 @@
-"""The MoANA plugin's entry module: its manifest (plain data) and its register hook.
+"""The MoANA plugin's entry module: its component table and the hooks made from it.
 
-Light on purpose: nothing here imports torch; the component modules are imported only by
-:func:`wsss_register`, when the core loads the plugin.
+Light on purpose: nothing here imports torch; ``wsss_register`` imports the modules of the
+table when the core loads the plugin (see :mod:`wsss_core.plugin_table`).
 """
 from __future__ import annotations
 
-from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from wsss_core.plugin_table import plugin_hooks
 
 from . import __version__
 
+#: registry -> {component name: the module (relative to ``wsss_moana``) that registers it}
 COMPONENTS = {
-    'MODELS': ['MoANABlock', 'WithMoANA', 'MoANAClassifier', 'VGG16CAM', 'InceptionV3CAM'],
+    'MODELS': {
+        'MoANABlock': '.models.moana_block', 'WithMoANA': '.models.moana_block',
+        'MoANAClassifier': '.models.moana_classifier', 'VGG16CAM': '.models.cam_backbones',
+        'InceptionV3CAM': '.models.cam_backbones',
+    },
 }
 
-#: the modules whose import registers :data:`COMPONENTS`
-COMPONENT_MODULES = (
-    'wsss_moana.models.moana_block', 'wsss_moana.models.moana_classifier',
-    'wsss_moana.models.cam_backbones',
-)
-
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(
-        name='moana', version=__version__, api_version=PLUGIN_API_VERSION,
-        components=COMPONENTS, config_package='wsss_moana.configs', requires=['core', 'deeplab'],
-        description='MoANA: axis-based nexus attention for WSOL and WSSS (IRN route)')
-
-
-@hookimpl
-def wsss_register() -> None:
-    import importlib
-    for module in COMPONENT_MODULES:
-        importlib.import_module(module)
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from .conformance_examples import examples
-    return examples()
+hookimpls = plugin_hooks(
+    name='moana', version=__version__, package=__package__, components=COMPONENTS,
+    requires=['core', 'deeplab'], configs='.configs',
+    description='MoANA: axis-based nexus attention for WSOL and WSSS (IRN route)')

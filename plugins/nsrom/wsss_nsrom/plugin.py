@@ -1,44 +1,22 @@
-"""The NSROM plugin's entry module: its manifest (plain data) and its register hook.
+"""The NSROM plugin's entry module: its component table and the hooks made from it.
 
-Light on purpose: nothing here imports torch; the component modules are imported only by
-:func:`wsss_register`, when the core loads the plugin.
+Light on purpose: nothing here imports torch; ``wsss_register`` imports the modules of the
+table when the core loads the plugin (see :mod:`wsss_core.plugin_table`).
 """
 from __future__ import annotations
 
-from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from wsss_core.plugin_table import plugin_hooks
 
 from . import __version__
 
+#: registry -> {component name: the module (relative to ``wsss_nsrom``) that registers it}
 COMPONENTS = {
-    'MODELS': ['NSROMClassifier', 'OACAMModel'],
-    'LABEL_REFINERS': ['PotentialObjectMining'],
-    'STAGES': ['MaskNonSalientRegions'],
+    'MODELS': {'NSROMClassifier': '.models.nsrom_models', 'OACAMModel': '.models.nsrom_models'},
+    'LABEL_REFINERS': {'PotentialObjectMining': '.potential_object_mining'},
+    'STAGES': {'MaskNonSalientRegions': '.stages.mask_non_salient'},
 }
 
-#: the modules whose import registers :data:`COMPONENTS`
-COMPONENT_MODULES = (
-    'wsss_nsrom.models.nsrom_models', 'wsss_nsrom.potential_object_mining',
-    'wsss_nsrom.stages.mask_non_salient',
-)
-
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(
-        name='nsrom', version=__version__, api_version=PLUGIN_API_VERSION,
-        components=COMPONENTS, config_package='wsss_nsrom.configs',
-        requires=['core', 'deeplab', 'oaa'],
-        description='NSROM: GloRe head, potential object mining, non-salient region masking')
-
-
-@hookimpl
-def wsss_register() -> None:
-    import importlib
-    for module in COMPONENT_MODULES:
-        importlib.import_module(module)
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from .conformance_examples import examples
-    return examples()
+hookimpls = plugin_hooks(
+    name='nsrom', version=__version__, package=__package__, components=COMPONENTS,
+    requires=['core', 'deeplab', 'oaa'], configs='.configs',
+    description='NSROM: GloRe head, potential object mining, non-salient region masking')

@@ -1,52 +1,28 @@
-"""The OAA plugin's entry module: its manifest (plain data) and its register hook.
+"""The OAA plugin's entry module: its component table and the hooks made from it.
 
-Light on purpose: nothing here imports torch; the component modules are imported only by
-:func:`wsss_register`, when the core loads the plugin.
+Light on purpose: nothing here imports torch; ``wsss_register`` imports the modules of the
+table when the core loads the plugin (see :mod:`wsss_core.plugin_table`).
 """
 from __future__ import annotations
 
-from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from wsss_core.plugin_table import plugin_hooks
 
 from . import __version__
 
+#: registry -> {component name: the module (relative to ``wsss_oaa``) that registers it}
 COMPONENTS = {
-    'MODELS': ['VGG16OAA', 'OAAClassifier', 'IntegralAttentionModel'],
-    'HOOKS': ['OAAAccumulationHook'],
-    'TRANSFORMS': ['LoadAttentionTargets'],
-    'LABEL_REFINERS': ['OAAProxyLabels'],
-    'STAGES': ['ExportAttention', 'TrainIntegralAttention'],
+    'MODELS': {
+        'VGG16OAA': '.models.vgg16_oaa', 'OAAClassifier': '.models.oaa_classifier',
+        'IntegralAttentionModel': '.integral_attention',
+    },
+    'HOOKS': {'OAAAccumulationHook': '.accumulation.hook'},
+    'TRANSFORMS': {'LoadAttentionTargets': '.stages.train_integral_attention'},
+    'LABEL_REFINERS': {'OAAProxyLabels': '.proxy_labels'},
+    'STAGES': {'ExportAttention': '.stages.export_attention',
+               'TrainIntegralAttention': '.stages.train_integral_attention'},
 }
 
-#: the modules whose import registers :data:`COMPONENTS`
-COMPONENT_MODULES = (
-    'wsss_oaa.models.vgg16_oaa', 'wsss_oaa.models.oaa_classifier',
-    'wsss_oaa.accumulation.hook', 'wsss_oaa.integral_attention', 'wsss_oaa.proxy_labels',
-    'wsss_oaa.stages.export_attention', 'wsss_oaa.stages.train_integral_attention',
-)
-
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(
-        name='oaa', version=__version__, api_version=PLUGIN_API_VERSION,
-        components=COMPONENTS, config_package='wsss_oaa.configs', requires=['core', 'deeplab'],
-        description='OAA: online attention accumulation, integral attention model, proxy labels')
-
-
-@hookimpl
-def wsss_register() -> None:
-    import importlib
-    for module in COMPONENT_MODULES:
-        importlib.import_module(module)
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from .conformance_examples import examples
-    return examples()
-
-
-@hookimpl
-def wsss_prepare_items():
-    from .prepare_items import items
-    return items()
+hookimpls = plugin_hooks(
+    name='oaa', version=__version__, package=__package__, components=COMPONENTS,
+    requires=['core', 'deeplab'], configs='.configs', prepare_items='.prepare_items',
+    description='OAA: online attention accumulation, integral attention model, proxy labels')

@@ -1,0 +1,187 @@
+"""A plugin declares each component once: one table, from which its hooks are made.
+
+A plugin's entry module holds one table, registry -> {component name: module that registers
+it}, and hands it to :func:`plugin_hooks`; the returned object, bound to the name
+``hookimpls``, is what the loader registers::
+
+    from wsss_core.plugin_table import plugin_hooks
+
+    from . import __version__
+
+    COMPONENTS = {
+        'MODELS': {'OAAClassifier': '.models.oaa_classifier'},
+        'HOOKS': {'OAAAccumulationHook': '.accumulation.hook'},
+    }
+
+    hookimpls = plugin_hooks(name='oaa', version=__version__, package=__package__,
+                             components=COMPONENTS, requires=['core', 'deeplab'],
+                             configs='.configs')
+
+A module path starting with ``.`` is relative to ``package`` (as in ``importlib``). From the
+table come:
+
+* the manifest's ``components`` (registry -> names, in table order), read without importing
+  any component module, so the entry module stays light (no torch);
+* ``wsss_register``: import each listed module once, in table order, and check right after
+  each import that every name the table gives that module is in its registry; a name still
+  missing is :class:`ComponentNotRegistered`, naming the module, the registry and the name
+  (the loader marks the plugin broken and removes what it had registered);
+* the conformance lookup: ``wsss_conformance_examples`` returns ``examples()`` of the
+  plugin's examples module (``conformance``, default ``.conformance_examples``), one
+  :class:`~wsss_core.testing.conformance.ComponentExample` per name of the table; the suite
+  pairs each declared name (and its registry, hence its default kind) with the example of
+  that name, and fails a name without one and an example of no declared name.
+
+``prepare_items`` optionally names a module whose ``items()`` answers ``wsss_prepare_items``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+
+__all__ = ['ComponentTable', 'ComponentNotRegistered', 'PluginHooks', 'plugin_hooks']
+
+
+class ComponentNotRegistered(LookupError):
+    """A module of a plugin's table was imported but did not register a name given to it."""
+
+
+def _absolute(module: str, package: Optional[str]) -> str:
+    """``module`` made absolute: a leading ``.`` is relative to ``package``."""
+    if not module.startswith('.'):
+        return module
+    if not package:
+        raise ValueError(f'relative module {module!r} in a component table needs package=')
+    return importlib.util.resolve_name(module, package)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentTable:
+    """``(registry, name, module)`` rows, modules absolute, in declaration order."""
+
+    rows: Tuple[Tuple[str, str, str], ...]
+
+    @classmethod
+    def from_mapping(cls, components: Mapping[str, Mapping[str, str]],
+                     package: Optional[str] = None) -> 'ComponentTable':
+        """Read registry -> {name: module}; refuses a name declared twice and a registry
+        given as a list of names (the table says which module registers each name)."""
+        rows, seen = [], {}
+        for registry, names in components.items():
+            if not isinstance(names, Mapping):
+                raise TypeError(f'component table: {registry} must map each component name '
+                                f'to the module that registers it, got {names!r}')
+            for name, module in names.items():
+                if not isinstance(name, str) or not isinstance(module, str) or not module:
+                    raise TypeError(f'component table: {registry} {name!r}: expected a name '
+                                    f'and a module path (str), got {module!r}')
+                if name in seen:
+                    raise ValueError(f'component table: {name!r} is declared twice '
+                                     f'({seen[name]} and {registry})')
+                seen[name] = registry
+                rows.append((registry, name, _absolute(module, package)))
+        return cls(tuple(rows))
+
+    def declared(self) -> Dict[str, Tuple[str, ...]]:
+        """Registry -> names: the manifest's ``components``."""
+        out: Dict[str, Tuple[str, ...]] = {}
+        for registry, name, _ in self.rows:
+            out[registry] = out.get(registry, ()) + (name,)
+        return out
+
+    def modules(self) -> Tuple[str, ...]:
+        """The modules to import, each once, in table order."""
+        return tuple(dict.fromkeys(module for _, _, module in self.rows))
+
+    def module_of(self, name: str) -> str:
+        """The module that registers component ``name``."""
+        for _, n, module in self.rows:
+            if n == name:
+                return module
+        raise KeyError(f'{name!r} is not in the component table')
+
+    def register(self, plugin: str = '?') -> None:
+        """Import every module; after each, check its names are registered (idempotent)."""
+        from . import registry  # lazy: mmengine's registries
+        for registry_name, *_ in self.rows:
+            if registry_name not in registry.ALL_REGISTRIES:
+                raise KeyError(f"plugin '{plugin}': unknown registry {registry_name!r} in its "
+                               f"component table; known: {', '.join(registry.ALL_REGISTRIES)}")
+        for module in self.modules():
+            importlib.import_module(module)
+            missing = [(reg, name) for reg, name, mod in self.rows if mod == module
+                       and name not in registry.ALL_REGISTRIES[reg].module_dict]
+            if missing:
+                listed = ', '.join(f"{reg} '{name}'" for reg, name in missing)
+                raise ComponentNotRegistered(
+                    f"plugin '{plugin}': module {module} was imported but did not register "
+                    f"{listed} (its component table says it does)")
+
+
+class PluginHooks:
+    """A plugin's hook implementations, made from its component table (see the module
+    docstring); the loader registers this object in place of the entry module."""
+
+    def __init__(self, manifest: PluginManifest, table: ComponentTable,
+                 conformance: Optional[str], prepare_items: Optional[str]):
+        self.manifest = manifest
+        self.table = table
+        self.conformance = conformance
+        self.prepare_items = prepare_items
+
+    def __repr__(self) -> str:
+        return f'<PluginHooks {self.manifest.name!r}>'
+
+    @hookimpl
+    def wsss_manifest(self) -> PluginManifest:
+        return self.manifest
+
+    @hookimpl
+    def wsss_register(self) -> None:
+        self.table.register(self.manifest.name)
+
+    @hookimpl
+    def wsss_conformance_examples(self):
+        if self.conformance is None:
+            return None
+        return importlib.import_module(self.conformance).examples()
+
+    @hookimpl
+    def wsss_prepare_items(self):
+        if self.prepare_items is None:
+            return None
+        return importlib.import_module(self.prepare_items).items()
+
+
+def plugin_hooks(*, name: str, version: str, package: str,
+                 components: Mapping[str, Mapping[str, str]], requires: Sequence[str],
+                 configs: Optional[str] = None, description: str = '',
+                 conformance: Optional[str] = '.conformance_examples',
+                 prepare_items: Optional[str] = None) -> PluginHooks:
+    """The hooks of plugin ``name`` from its component table (see the module docstring).
+
+    Args:
+        name: the plugin's (entry-point) name.
+        version: its version string.
+        package: the package relative module paths start from (pass ``__package__``).
+        components: registry -> {component name: module that registers it}.
+        requires: the plugins it builds on (``['core']`` at least, for a method plugin).
+        configs: the package holding its ``.py`` configs (relative or absolute), if any.
+        description: one line for ``wsss-run --list-plugins``.
+        conformance: module whose ``examples()`` answers ``wsss_conformance_examples``;
+            ``None`` for none.
+        prepare_items: module whose ``items()`` answers ``wsss_prepare_items``, if any.
+    """
+    table = ComponentTable.from_mapping(components, package)
+    manifest = PluginManifest(
+        name=name, version=version, api_version=PLUGIN_API_VERSION,
+        components=table.declared(), requires=requires, description=description,
+        config_package=_absolute(configs, package) if configs else None)
+    return PluginHooks(
+        manifest, table,
+        conformance=_absolute(conformance, package) if conformance else None,
+        prepare_items=_absolute(prepare_items, package) if prepare_items else None)
