@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from mmengine.config import Config
 
 from wsss_core.pipeline.per_image import PerImageStage
-from wsss_core.pipeline.stage import StageContext
+from wsss_core.pipeline.sharding import is_sharded_stage
+from wsss_core.pipeline.stage import Stage, StageContext, StageError
 
 
 # module level: spawn workers unpickle it by name
@@ -140,3 +142,13 @@ def test_streamed_job_overlaps_and_gives_what_the_two_passes_give(tmp_path):
         assert (os.getpid() in stage.pids) == (not streamed)
     assert sorted(p.name for p in (one / 'numbers').iterdir()) == \
         sorted(p.name for p in (two / 'numbers').iterdir())
+
+
+def test_only_a_per_image_stage_shards():
+    class OldStyle(Stage):
+        sharded = True   # the contract before PerImageStage: run() split the images itself
+
+    assert is_sharded_stage(Numbers()) and not is_sharded_stage(Numbers(sharded=False))
+    assert not is_sharded_stage(Stage('plain'))
+    with pytest.raises(StageError, match="'old'.*sharded = True but is not a PerImageStage"):
+        is_sharded_stage(OldStyle('old'))

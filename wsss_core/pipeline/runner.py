@@ -19,10 +19,11 @@ One run at a time per work dir: the main process holds an exclusive lock on
 ``work_dir/.lock`` while it runs (released by the OS if the process dies), and a second run
 stops at once with an error instead of writing into the same files.
 
-Sharded offline stages (``sharded = True``, see :mod:`~wsss_core.pipeline.sharding`) split
-their images across processes: under torchrun every rank does its share, the main process
-merges the ranks' records (counts summed, then the stage's ``merge_shards``) into the one
-manifest; a ``WSSS_SHARD=i/n`` process does its share of the first unfinished stage, writes
+Sharded offline stages (built on :class:`~wsss_core.pipeline.per_image.PerImageStage`, with
+``sharded = True``, see :mod:`~wsss_core.pipeline.sharding`) split their images across
+processes: under torchrun every rank does its share, the main process merges the ranks'
+records (counts summed, then the stage's ``merge_shards``) into the one manifest; a
+``WSSS_SHARD=i/n`` process does its share of the first unfinished stage, writes
 ``<stage>/shards/<i>-of-<n>.json`` and stops, and the shard that completes the set writes
 the manifest.  In a torchrun run the main process alone decides skip / resume / fresh start
 and prepares the stage dir, then tells the other ranks.
@@ -106,6 +107,7 @@ class Pipeline:
                 raise StageError(f"stage #{i} ({scfg.get('type')}) has no 'name'")
             with config_key('stages', StageKey(i, scfg['name']), cfg=scfg, fallback=True):
                 stage = build(scfg, STAGES)
+                is_sharded_stage(stage)   # refuses sharded = True outside PerImageStage
             if stage.name in seen:
                 raise StageError(f"two stages are named '{stage.name}'")
             for dep in stage.inputs():
@@ -277,8 +279,7 @@ class Pipeline:
                       duration_s=max(float(r.get('duration_s', 0.0)) for r in records),
                       peak_memory_mb={k: max(p[k] for p in peaks if k in p)
                                       for k in set().union(*peaks)})
-        merge = getattr(stage, 'merge_shards', None)
-        return merge(ctx, record) if merge is not None else record
+        return stage.merge_shards(ctx, record)   # a PerImageStage (is_sharded_stage)
 
     def _finish_independent_shard(self, stage: Stage, ctx: StageContext, digest: str,
                                   record: dict, status: str) -> StageResult:

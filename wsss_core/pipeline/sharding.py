@@ -21,9 +21,10 @@ in every process whatever each one finds on disk when it looks, so no image is d
 or left out while the shards write concurrently; and a rerun of a lost shard (same ``n``)
 redoes exactly that shard's missing images.
 
-A stage takes part by setting the class attribute ``sharded = True``: its ``run`` processes
-``shard(...)`` of its images and returns counts that add up over shards (``images``,
-``computed``, ``reused``).  It may define ``merge_shards(ctx, record) -> record``, called
+The stages that take part are built on :class:`~wsss_core.pipeline.per_image.PerImageStage`
+with the class attribute ``sharded = True`` (the base's default): the base processes
+``shard(...)`` of the stage's items and records counts that add up over shards (``images``,
+``computed``, ``reused``); the stage's ``merge_shards(ctx, record) -> record`` is called
 once in the main process after every shard finished and its counts were summed (e.g. to
 evaluate over all images from the files the shards wrote).
 """
@@ -105,7 +106,18 @@ def shard(items: Iterable, which: Shard = None) -> list:
 
 
 def is_sharded_stage(stage) -> bool:
-    return bool(getattr(stage, 'sharded', False))
+    """Whether ``stage`` splits its items across shards: a ``PerImageStage`` with
+    ``sharded = True``.  Any other stage that says ``sharded = True`` (the contract before
+    the base existed) is refused with a StageError: the base now does the split."""
+    from .per_image import PerImageStage
+    from .stage import StageError
+    if isinstance(stage, PerImageStage):
+        return bool(stage.sharded)
+    if getattr(stage, 'sharded', False):
+        raise StageError(f"stage '{stage.name}' ({type(stage).__name__}) sets sharded = True but "
+                         'is not a PerImageStage (wsss_core.pipeline.per_image): build it on '
+                         'that base, which splits the items across shards and merges them')
+    return False
 
 
 def sum_counts(records: Sequence[dict]) -> Dict[str, object]:
