@@ -282,3 +282,29 @@ def test_stage_options(registered):
         MaskNonSalientRegions('masked', predictions='p', labels='l', dilation=0)
     with pytest.raises(StageError, match='workers'):
         MaskNonSalientRegions('masked', predictions='p', labels='l', workers=-1)
+
+
+def test_two_shards_mask_what_one_process_masks(finished, tmp_path, monkeypatch):
+    """``WSSS_SHARD=1/2`` then ``0/2``: each process masks its half of the images; the one
+    that completes the set merges: counts summed, ``ignored_fraction`` over all images from
+    the written labels, equal to the single process's."""
+    from wsss_core.io import read_json
+    from wsss_core.pipeline import read_manifest
+    work_dir, res = finished
+    reuse_finished(finished, tmp_path, ('classify', 'cams', 'labels', 'deeplab',
+                                        'predict_train'))
+    cfg = pipeline_cfg()
+    cfg['stages'] = cfg['stages'][:6]                 # up to the masking
+    statuses = []
+    for index in (1, 0):
+        monkeypatch.setenv('WSSS_SHARD', f'{index}/2')
+        statuses.append(run(cfg, tmp_path)['masked'].status)
+    assert statuses == ['shard done', 'resumed']
+    assert read_json(tmp_path / 'masked' / 'shards' / '1-of-2.json')['counts']['images'] == 8
+    merged, single = read_manifest(tmp_path / 'masked'), res['masked'].manifest
+    assert merged['shards'] == 2 and merged['counts'] == single['counts']
+    assert merged['metrics'] == single['metrics'] and merged['artifacts'] == single['artifacts']
+    got, want = masked_labels(tmp_path), masked_labels(work_dir)
+    assert sorted(got) == sorted(want) and len(got) == 16
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)

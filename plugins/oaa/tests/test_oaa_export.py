@@ -146,6 +146,31 @@ def test_interrupted_export_resumes_and_missing_maps_are_named_or_zero_filled(fi
     assert cams.shape[0] == n and not cams.any()
 
 
+def test_two_shards_export_what_one_process_exports(finished, tmp_path, monkeypatch):
+    """``WSSS_SHARD=0/2`` then ``1/2``: each process exports its half of the images; the
+    merged manifest has the single run's counts and the files hold the same maps."""
+    from wsss_core.io import load_cam
+    from wsss_core.pipeline import read_manifest
+    cfg, work_dir, res = finished
+    shutil.copytree(work_dir / 'classify', tmp_path / 'classify')
+    cfg = dict(cfg, stages=cfg['stages'][:2])        # train (finished) -> export
+    statuses = []
+    for index in (0, 1):
+        monkeypatch.setenv('WSSS_SHARD', f'{index}/2')
+        statuses.append(run(cfg, tmp_path)['attention'].status)
+    assert statuses == ['shard done', 'resumed']
+    merged = read_manifest(tmp_path / 'attention')
+    assert merged['shards'] == 2
+    assert merged['counts'] == dict(images=16, computed=16, reused=0, zero_filled_maps=0)
+    assert merged['artifacts'] == res['attention'].manifest['artifacts']
+    want = sorted((work_dir / 'attention' / 'cams').glob('*.npz'))
+    got = sorted((tmp_path / 'attention' / 'cams').glob('*.npz'))
+    assert len(want) == 16 and [p.name for p in got] == [p.name for p in want]
+    for a, b in zip(got, want):
+        (cams, ids), (want_cams, want_ids) = load_cam(a), load_cam(b)
+        assert np.array_equal(cams, want_cams) and np.array_equal(ids, want_ids), a.name
+
+
 # ----------------------------------------------------------------------------- resume
 _CRASH = {'armed': False, 'epoch': 2, 'iter': 1, 'dropped': 0, 'iters': 0}
 

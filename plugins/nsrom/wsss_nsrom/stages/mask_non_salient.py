@@ -22,9 +22,11 @@ for the even k = 30 it is not centred -- a support pixel at (y, x) covers rows y
 y + 15 and columns x - 14 .. x + 15 (in general y - (k - 1 - k // 2) .. y + k // 2); the
 border adds no support.
 
-The stage :class:`MaskNonSalientRegions` (a :class:`~wsss_core.pipeline.per_image.PerImageStage`)
-writes O as palettised ``labels/<id>.png`` with a manifest that ``EvaluateLabels(labels=...)``
-and ``TrainSegmentor(labels=...)`` read.
+The stage :class:`MaskNonSalientRegions` writes O as palettised ``labels/<id>.png`` with a
+manifest that ``EvaluateLabels(labels=...)`` and ``TrainSegmentor(labels=...)`` read.  It is a
+:class:`~wsss_core.pipeline.per_image.PerImageStage`: existing labels are kept (resume), and
+under torchrun or ``WSSS_SHARD=i/n`` each process masks its share of the images; the
+``ignored_fraction`` over all images is then computed once from the written labels.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from wsss_core.datasets import build_dataset
 from wsss_core.io import IGNORE_INDEX, read_gray_png, read_label_png, save_label_png
 from wsss_core.pipeline.per_image import PerImageStage
 from wsss_core.pipeline.stage import StageContext, StageError
+from wsss_core.refiners.parallel import map_images
 from wsss_core.registry import STAGES
 from wsss_oaa.proxy_labels import ignore_if_nearly_empty
 
@@ -144,7 +147,6 @@ class MaskNonSalientRegions(PerImageStage):
     """
 
     input_keys = ('predictions', 'labels')
-    sharded = False
     revisit_finished = True            # the ignored fraction covers the images labelled before
     counted = ('images', 'computed')   # its manifests never had 'reused'
     output_file = ('labels', '.png')
@@ -214,11 +216,23 @@ class MaskNonSalientRegions(PerImageStage):
                        self.options['min_fg_ratio'])
 
     def summarise(self, ctx: StageContext, share) -> dict:
-        ignored_px = sum(r[1] for r in share.results)
-        pixels = sum(r[2] for r in share.results)
         records = self.dataset.records
         return dict(
-            metrics=dict(ignored_fraction=ignored_px / pixels if pixels else 0.0),
+            metrics=self._metrics(share.results),
             counts=dict(masked_images=sum(len(records[i].class_ids) >= 2 for i in share.items),
                         ignored_images=sum(r[1] == r[2] for r in share.results)),
             artifacts=self.data_artifacts(self.split, labels='labels'))
+
+    def merge_shards(self, ctx: StageContext, record: dict) -> dict:
+        """Once every shard finished: ``ignored_fraction`` over all images, from the labels
+        the shards wrote (read back); the counts were summed already."""
+        self.setup(ctx)
+        results = map_images(self.job(ctx), self.items(ctx), workers=self.workers,
+                             desc=self.progress_desc('job'), progress=ctx.progress)
+        return dict(record, metrics=self._metrics(results))
+
+    @staticmethod
+    def _metrics(results) -> dict:
+        """``ignored_fraction``: 255 pixels over all pixels of ``results`` (MaskJob's)."""
+        ignored_px, pixels = sum(r[1] for r in results), sum(r[2] for r in results)
+        return dict(ignored_fraction=ignored_px / pixels if pixels else 0.0)

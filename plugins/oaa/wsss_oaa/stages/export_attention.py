@@ -12,7 +12,8 @@ For every image of ``split`` and each of its ground-truth classes c, the accumul
 written to ``cams/<id>.npz`` in the core CAM format, class ids = the image's ground-truth
 ids, so the core's ``EvaluateLabels(cams=...)`` and ``RefineLabels(cams=...)`` read them.
 A :class:`~wsss_core.pipeline.per_image.PerImageStage`: existing files are kept (an
-interrupted run resumes).
+interrupted run resumes), and under torchrun or ``WSSS_SHARD=i/n`` each process exports its
+share of the images (the counts, ``zero_filled_maps`` included, add up over shards).
 """
 from __future__ import annotations
 
@@ -74,7 +75,6 @@ class ExportAttention(PerImageStage):
     """
 
     input_keys = ('source',)
-    sharded = False
     output_file = ('cams', '.npz')
     progress_label = 'attention'
 
