@@ -1,30 +1,17 @@
-"""The plugin's entry module: plain data and three hooks, no torch import at module level.
+"""The plugin's entry module: one table of its components and the hooks made from it.
 
-``wsss-run --list-plugins`` reads :func:`wsss_manifest` without importing the components;
-``wsss_register`` imports them (which registers them); the conformance suite
-(``wsss-run --check-plugin template``) asks ``wsss_conformance_examples`` how to exercise them.
+Plain data, no torch import: ``wsss-run --list-plugins`` reads the manifest without importing
+any component; loading the plugin imports the module each component is listed with (the
+import registers it) and checks that it did; the conformance suite (``wsss-run
+--check-plugin template``) takes each component's example from ``conformance_examples.py``.
 """
-from wsss_core.hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from wsss_core.plugin_table import plugin_hooks
 
 from . import __version__
 
-COMPONENTS = {'LABEL_REFINERS': ['MarginLabels']}
+#: registry -> {component name: the module that registers it}
+COMPONENTS = {'LABEL_REFINERS': {'MarginLabels': '.margin_labels'}}
 
-
-@hookimpl
-def wsss_manifest() -> PluginManifest:
-    return PluginManifest(name='template', version=__version__, api_version=PLUGIN_API_VERSION,
-                          components=COMPONENTS, config_package='wsss_template.configs',
-                          requires=['core'],
-                          description='template plugin: margin-based pseudo labels')
-
-
-@hookimpl
-def wsss_register() -> None:
-    from . import margin_labels  # noqa: F401  (registers MarginLabels)
-
-
-@hookimpl
-def wsss_conformance_examples():
-    from wsss_core.testing.conformance import ComponentExample
-    return [ComponentExample('MarginLabels', dict(threshold=0.25, margin=0.1))]
+hookimpls = plugin_hooks(name='template', version=__version__, package=__package__,
+                         components=COMPONENTS, requires=['core'], configs='.configs',
+                         description='template plugin: margin-based pseudo labels')
