@@ -89,6 +89,9 @@ class PerImageStage(Stage):
     #: per-item work in this process, ``process(ctx, item) -> result``; None: the stage's
     #: work is all in :meth:`job` (a subclass defines it as a method)
     process: Optional[Callable[[StageContext, Any], Any]] = None
+    #: the data set of the images, loaded by :meth:`setup`; the default :meth:`items`,
+    #: :meth:`outputs` and :meth:`data_artifacts` read it
+    dataset: Any = None
 
     # ------------------------------------------------------------------ extension points
     def setup(self, ctx: StageContext) -> None:
