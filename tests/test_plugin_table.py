@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from wsss_core import plugin_loader
-from wsss_core.plugin_table import ComponentNotRegistered, ComponentTable, plugin_hooks
+from wsss_core.plugin_table import ComponentTable, ComponentTableError, plugin_hooks
 
 sys.path.insert(0, str(Path(__file__).parent / 'fixtures' / 'plugins'))
 from wsss_plugin_factory import make_plugin, unique  # noqa: E402
@@ -132,7 +132,7 @@ def test_a_declared_name_the_module_does_not_register_breaks_the_plugin_naming_i
         root, {'MODELS': {a: '.parts', missing: '.parts'}}, {'.parts': [('MODELS', a)]})
     rec = plugin_loader.load_plugins(entry_points=[entry_point(name, package)])[name]
     assert rec.status == 'broken'
-    assert 'ComponentNotRegistered' in rec.reason
+    assert 'ComponentTableError' in rec.reason
     assert (f'module {package}.parts was imported but did not register MODELS '
             f"'{missing}'") in rec.reason
     assert a not in registry.MODELS.module_dict  # what it did register is removed again
@@ -151,9 +151,21 @@ def test_check_runs_after_each_import_so_a_swapped_table_names_the_first_module(
         in rec.reason
 
 
+def test_a_registered_name_the_table_does_not_declare_breaks_the_plugin(root):
+    from wsss_core import registry
+    a, extra = unique('Declared'), unique('Undeclared')
+    name, package = write_table_plugin(root, {'MODELS': {a: '.parts'}},
+                                       {'.parts': [('MODELS', a), ('HOOKS', extra)]})
+    rec = plugin_loader.load_plugins(entry_points=[entry_point(name, package)])[name]
+    assert rec.status == 'broken'
+    assert f"importing its modules registered HOOKS '{extra}', which its component table " \
+           f"does not declare" in rec.reason
+    assert extra not in registry.HOOKS.module_dict and a not in registry.MODELS.module_dict
+
+
 def test_register_outside_the_loader_raises_naming_the_module():
     table = ComponentTable.from_mapping({'MODELS': {'Json': 'json'}})
-    with pytest.raises(ComponentNotRegistered, match=r"plugin 'p': module json was imported "
+    with pytest.raises(ComponentTableError, match=r"plugin 'p': module json was imported "
                                                      r"but did not register MODELS 'Json'"):
         table.register('p')
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 def register_core_components() -> None:
     """Idempotent: importing registers; re-importing is a no-op.  Raises
-    :class:`~wsss_core.plugin_table.ComponentNotRegistered` naming the module when one does
-    not register a name the table (:data:`wsss_core.core_plugin.COMPONENTS`) gives it."""
+    :class:`~wsss_core.plugin_table.ComponentTableError` when registering does not match the
+    table (:data:`wsss_core.core_plugin.COMPONENTS`): a module that does not register a name
+    the table gives it (named), or a registered name the table does not declare."""
     from .core_plugin import hookimpls
     hookimpls.table.register('core')

@@ -24,8 +24,10 @@ table come:
   any component module, so the entry module stays light (no torch);
 * ``wsss_register``: import each listed module once, in table order, and check right after
   each import that every name the table gives that module is in its registry; a name still
-  missing is :class:`ComponentNotRegistered`, naming the module, the registry and the name
-  (the loader marks the plugin broken and removes what it had registered);
+  missing is a :class:`ComponentTableError` naming the module, the registry and the name.
+  So is a name these imports registered that the table does not declare (the table is the
+  whole list: the loader's duplicate check and its "which plugin provides X" hint read it).
+  The loader then marks the plugin broken and removes what it had registered;
 * the conformance lookup: ``wsss_conformance_examples`` returns ``examples()`` of the
   plugin's examples module (``conformance``, default ``.conformance_examples``), one
   :class:`~wsss_core.testing.conformance.ComponentExample` per name of the table; the suite
@@ -43,11 +45,12 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
 
-__all__ = ['ComponentTable', 'ComponentNotRegistered', 'PluginHooks', 'plugin_hooks']
+__all__ = ['ComponentTable', 'ComponentTableError', 'PluginHooks', 'plugin_hooks']
 
 
-class ComponentNotRegistered(LookupError):
-    """A module of a plugin's table was imported but did not register a name given to it."""
+class ComponentTableError(LookupError):
+    """Registering did not match a plugin's table: a module did not register a name the
+    table gives it, or the imports registered a name the table does not declare."""
 
 
 def _absolute(module: str, package: Optional[str]) -> str:
@@ -105,21 +108,32 @@ class ComponentTable:
         raise KeyError(f'{name!r} is not in the component table')
 
     def register(self, plugin: str = '?') -> None:
-        """Import every module; after each, check its names are registered (idempotent)."""
+        """Import every module; after each, check its names are registered; at the end,
+        check nothing undeclared was registered.  Idempotent (importing again is a no-op)."""
         from . import registry  # lazy: mmengine's registries
         for registry_name, *_ in self.rows:
             if registry_name not in registry.ALL_REGISTRIES:
                 raise KeyError(f"plugin '{plugin}': unknown registry {registry_name!r} in its "
                                f"component table; known: {', '.join(registry.ALL_REGISTRIES)}")
+        before = {key: set(reg.module_dict) for key, reg in registry.ALL_REGISTRIES.items()}
         for module in self.modules():
             importlib.import_module(module)
             missing = [(reg, name) for reg, name, mod in self.rows if mod == module
                        and name not in registry.ALL_REGISTRIES[reg].module_dict]
             if missing:
                 listed = ', '.join(f"{reg} '{name}'" for reg, name in missing)
-                raise ComponentNotRegistered(
+                raise ComponentTableError(
                     f"plugin '{plugin}': module {module} was imported but did not register "
                     f"{listed} (its component table says it does)")
+        declared = {(reg, name) for reg, name, _ in self.rows}
+        extra = sorted((key, name) for key, reg in registry.ALL_REGISTRIES.items()
+                       for name in set(reg.module_dict) - before[key]
+                       if (key, name) not in declared)
+        if extra:
+            listed = ', '.join(f"{key} '{name}'" for key, name in extra)
+            raise ComponentTableError(
+                f"plugin '{plugin}': importing its modules registered {listed}, which its "
+                f"component table does not declare (add each, with the module registering it)")
 
 
 class PluginHooks:
