@@ -87,6 +87,32 @@ def test_torchvision_resnet_norm_eval_frozen_stem_and_weights(core_registered, t
         TorchvisionResNet(pretrained=tmp_path / 'other.pth')
 
 
+def test_torchvision_resnet_width_mult_keeps_names_and_scales_shapes(core_registered):
+    """width_mult=1/16: torchvision's keys, every tensor's channel counts divided by 16
+    (stem 4, planes 4/8/16/32, outputs 16/32/64/128); the strides are unchanged."""
+    import torchvision
+    from wsss_core.models.torchvision_resnet import TorchvisionResNet
+    full = torchvision.models.resnet101(weights=None).state_dict()
+    small = TorchvisionResNet(depth=101, output_stride=8, width_mult=1 / 16,
+                              out_indices=(0, 1, 2, 3, 4)).eval()
+    state = small.state_dict()
+    assert set(state) == set(full) - {'fc.weight', 'fc.bias'}
+    for key, value in state.items():
+        ref = full[key].shape
+        if value.ndim == 4:      # conv: out and in channels / 16, but the RGB input's 3
+            cin = 3 if key == 'conv1.weight' else ref[1] // 16
+            assert value.shape == (ref[0] // 16, cin) + tuple(ref[2:]), key
+        elif value.ndim == 1:
+            assert value.shape == (ref[0] // 16,), key
+    assert small.channels == [4, 16, 32, 64, 128]
+    with torch.no_grad():
+        outs = small(torch.randn(1, 3, 64, 96))
+    assert [o.shape[1] for o in outs] == small.channels
+    assert [64 // o.shape[2] for o in outs] == small.reductions == [4, 4, 8, 8, 8]
+    with pytest.raises(ValueError, match='width_mult'):
+        TorchvisionResNet(width_mult=1 / 128)
+
+
 def test_small_resnet_levels_share_the_single_level_weights(core_registered):
     single = SmallResNet(widths=(8, 8, 16, 16)).eval()
     levels = SmallResNet(widths=(8, 8, 16, 16), out_indices=(0, 1, 2, 3, 4)).eval()

@@ -13,7 +13,9 @@ Weights come from a local torchvision-named file (``resnet50-19c8e357.pth``); no
 downloaded.  ``norm_eval`` keeps every BatchNorm in eval mode with frozen affine parameters
 (irn's ``FixedBatchNorm``); ``frozen_stem`` stops the gradient of ``conv1``/``bn1`` (irn,
 MoANA WSSS).  ``out_indices`` picks the levels returned (0 = stem after max-pool ... 4 =
-layer4); one index gives one tensor, several a list.
+layer4); one index gives one tensor, several a list.  ``width_mult`` scales every width (the
+stem's 64, each stage's planes; 1/16 for tests, whose stand-in weights keep torchvision's
+names at the smaller shapes); at 1 the network is torchvision's own.
 """
 from __future__ import annotations
 
@@ -40,12 +42,14 @@ class TorchvisionResNet(nn.Module):
         norm_eval: every BatchNorm in eval mode, affine frozen.
         frozen_stem: ``conv1``/``bn1`` get no gradient.
         out_indices: returned levels (default: the last, 4).
+        width_mult: multiplies every width (1.0 = torchvision's; 64 * width_mult must be an
+            integer >= 1).
     """
 
     def __init__(self, depth: int = 50, output_stride: int = 16,
                  strides: Optional[Sequence[int]] = None, pretrained: Optional[str] = None,
                  norm_eval: bool = False, frozen_stem: bool = False,
-                 out_indices: Union[int, Sequence[int]] = 4):
+                 out_indices: Union[int, Sequence[int]] = 4, width_mult: float = 1.0):
         super().__init__()
         import torchvision
         builders = {50: torchvision.models.resnet50, 101: torchvision.models.resnet101}
@@ -59,7 +63,8 @@ class TorchvisionResNet(nn.Module):
         strides = tuple(int(s) for s in strides)
         if len(strides) != 4 or any(s not in (1, 2) for s in strides):
             raise ValueError(f'strides must be 4 values of 1 or 2, got {strides}')
-        net = builders[depth](weights=None)
+        net = builders[depth](weights=None) if width_mult == 1 else \
+            _scaled_resnet(depth, width_mult)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = \
             net.layer1, net.layer2, net.layer3, net.layer4
@@ -67,7 +72,7 @@ class TorchvisionResNet(nn.Module):
             _set_first_block_stride(layer, stride)
         self.strides = strides
         self.out_indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
-        widths = (64, 256, 512, 1024, 2048)
+        widths = tuple(_scaled(c, width_mult) for c in (64, 256, 512, 1024, 2048))
         reductions = [4]
         for s in strides:
             reductions.append(reductions[-1] * s)
@@ -113,6 +118,38 @@ class TorchvisionResNet(nn.Module):
             outs.append(x)
         picked = [outs[i] for i in self.out_indices]
         return picked[0] if len(picked) == 1 else picked
+
+
+def _scaled(width: int, width_mult: float) -> int:
+    value = width * width_mult
+    if value < 1 or abs(value - round(value)) > 1e-6:
+        raise ValueError(f'width_mult={width_mult} gives a non-integer width {value:g} for '
+                         f'{width} channels: use a power of two with 64 * width_mult >= 1')
+    return int(round(value))
+
+
+def _scaled_resnet(depth: int, width_mult: float) -> nn.Module:
+    """torchvision's ResNet-50/101 layout (its ``Bottleneck``, module names and strides) with
+    every width multiplied by ``width_mult``: stem ``64 w``, stage planes ``(64, 128, 256,
+    512) w`` expanded 4x, a 1x1 projection on each stage's first block."""
+    from torchvision.models.resnet import Bottleneck, conv1x1
+    blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth]
+    net = nn.Module()
+    stem = _scaled(64, width_mult)
+    net.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(stem)
+    net.relu = nn.ReLU(inplace=True)
+    net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    inplanes = stem
+    for i, (planes, count) in enumerate(zip((64, 128, 256, 512), blocks)):
+        planes, stride = _scaled(planes, width_mult), 1 if i == 0 else 2
+        out = planes * Bottleneck.expansion
+        downsample = nn.Sequential(conv1x1(inplanes, out, stride), nn.BatchNorm2d(out))
+        layer = [Bottleneck(inplanes, planes, stride, downsample)]
+        layer += [Bottleneck(out, planes) for _ in range(1, count)]
+        setattr(net, f'layer{i + 1}', nn.Sequential(*layer))
+        inplanes = out
+    return net
 
 
 def _set_first_block_stride(layer: nn.Sequential, stride: int) -> None:
