@@ -147,6 +147,13 @@ def test_split_placeholder_and_relative_paths_against_the_data_root(voc, cache):
 def test_saliency_aug(voc, cache):
     ds = VOC2012(voc.root, 'train_aug', saliency_dir='saliency_aug', label_cache=cache)
     assert [int(ds.load_sample(i)['saliency'][3, 3]) for i in range(3)] == [10, 20, 30]
+    # the maps cover train_aug only: val (a test's split) is read without saliency
+    val = VOC2012(voc.root, 'val', saliency_dir='saliency_aug', label_cache=cache)
+    assert 'saliency' not in val.load_sample(0) and 'gt_seg' in val.load_sample(0)
+    # trainval_aug holds the three train_aug images with maps and the val image without
+    with pytest.raises(DataFileError, match=r"split 'trainval_aug': saliency map not found: "
+                                            r'.*2009_000001\.png \(1 of 4 missing; .*cover part'):
+        VOC2012(voc.root, 'trainval_aug', saliency_dir='saliency_aug', label_cache=cache)
     with pytest.raises(DataFileError, match='saliency directory not found: .*saliency$'):
         VOC2012(voc.root, 'train_aug', saliency_dir='saliency', label_cache=cache)
 

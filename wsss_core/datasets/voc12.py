@@ -67,6 +67,10 @@ class ListedSegmentationDataset(VOCLayoutDataset):
         seg_dir: mask folder, ``'auto'`` (:meth:`default_seg_dir`), a ``{split: folder}``
             dict, or ``None`` for no masks.
         saliency_dir: folder of 8-bit saliency PNGs (e.g. ``'saliency_aug'``), or ``None``.
+            The published map sets cover a training split only (``saliency_aug``: the
+            ``train_aug`` images), so a split none of whose images has a map there is read
+            without saliency (the ``val`` images of a test); a split with some maps must have
+            all of them (a missing one is an error naming it).
         pseudo_label_dir: folder of pseudo-label PNGs read as ``pseudo_seg`` (relative to
             ``data_root``, or absolute, e.g. a pipeline stage's output); every listed image
             must have one.
@@ -240,6 +244,7 @@ class ListedSegmentationDataset(VOCLayoutDataset):
         img_root = self.data_root / img_dir
         seg_paths = {i: self._existing_file(self.seg_dir, i, seg_suffix) for i in ids}
         sal_root = self._existing_dir(saliency_dir, 'saliency')
+        saliency = self._saliency_paths(ids, sal_root) if sal_root else {}
         pseudo_root = self._existing_dir(pseudo_label_dir, 'pseudo-label')
         pseudo = {i: self.file_path(pseudo_root, i, '.png') for i in ids} if pseudo_root else {}
         absent = [p for p in pseudo.values() if not p.is_file()]
@@ -249,9 +254,23 @@ class ListedSegmentationDataset(VOCLayoutDataset):
         labels = self._image_labels(ids, seg_paths, label_cache)
         return [ListedRecord(
             img_id=i, img_path=self.file_path(img_root, i, img_suffix), seg_path=seg_paths[i],
-            saliency_path=self.file_path(sal_root, i, '.png') if sal_root else None,
+            saliency_path=saliency.get(i),
             class_ids=labels[i] or (), pseudo_path=pseudo.get(i),
             has_labels=labels[i] is not None) for i in ids]
+
+    def _saliency_paths(self, ids: List[str], sal_root: Path) -> Dict[str, Path]:
+        """``{id: map}`` of the split: every image's, or none when no image has one (a map
+        set that covers another split); some but not all is an error naming a missing one."""
+        paths = {i: self.file_path(sal_root, i, '.png') for i in ids}
+        missing = [p for p in paths.values() if not p.is_file()]
+        if len(missing) == len(paths):
+            return {}
+        if missing:
+            raise DataFileError(
+                f"{self.NAME} split '{self.split}': saliency map not found: {missing[0]} "
+                f'({len(missing)} of {len(paths)} missing; the maps under {sal_root} cover '
+                'part of the split)')
+        return paths
 
     def _existing_file(self, folder: Optional[Path], img_id: str, suffix: str) -> Optional[Path]:
         if folder is None:
