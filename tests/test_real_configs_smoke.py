@@ -11,10 +11,8 @@ escape this test.
 """
 from __future__ import annotations
 
-import copy
 import json
 import time
-from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
@@ -48,7 +46,9 @@ def option(value) -> str:
     """A value as ``--cfg-options`` parses it back (mmengine's DictAction)."""
     if isinstance(value, (list, tuple)):
         inner = ','.join(option(v) for v in value)
-        return f'[{inner}]' if isinstance(value, list) else f'({inner}{"," if len(value) == 1 else ""})'
+        if isinstance(value, list):
+            return f'[{inner}]'
+        return f'({inner},)' if len(value) == 1 else f'({inner})'
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -295,7 +295,13 @@ def test_mini_data_root_reads_as_the_real_layout(roots):
     from wsss_core.datasets.coco14 import COCO2014
     from wsss_core.datasets.voc12 import VOC2012
     from wsss_core.datasets.wsol_metadata import WSOLMetadata
+    from wsss_core.prepare.items import all_items
+    from wsss_core.prepare.ledger import item_status
     data, _ = roots
+    items = all_items()
+    assert {n for n, i in items.items() if i.root == 'data'} == set(item_roots.DATA_ITEMS)
+    for name in item_roots.DATA_ITEMS:     # present, no ledger: usable
+        assert item_status(items[name], root=data)[0] == 'unverified', name
     voc = data / 'VOCdevkit' / 'VOC2012'
     train = VOC2012(voc, 'train_aug', labels_from='cls_labels_npy', label_cache=False,
                     saliency_dir='saliency_aug')

@@ -28,7 +28,8 @@ networks of :data:`STANDIN_NETWORKS`: random convolutions; each BatchNorm's runn
 statistics are those of its input on generated images and its scale about a trained
 network's (:data:`BN_SCALE`), so that a frozen-BN network keeps activations of a sane scale
 and survives the recipes' learning rates as the real weights do; torchvision's ``fc``
-classifier is included, which the loaders drop.  A config runs on them once its overrides build the same networks.
+classifier is included, which the loaders drop.  A config runs on them once its overrides
+build the same networks.
 
 Everything is written with numpy / Pillow / torch directly, seeded: the same files every time.
 """
@@ -264,7 +265,8 @@ def write_coco14(data_root: Path) -> Path:
 def _wsol_ids(name: str, split: str, index: int, cls: int) -> str:
     """An image id in wsolevaluation's form for ``name`` (CUB / ILSVRC)."""
     if name == 'CUB':
-        return f'{cls + 1:03d}.Class_{cls + 1:03d}/Class_{cls + 1:03d}_{index:04d}_{100 + index}.jpg'
+        folder = f'{cls + 1:03d}.Class_{cls + 1:03d}'
+        return f'{folder}/Class_{cls + 1:03d}_{index:04d}_{100 + index}.jpg'
     if split == 'train':
         wnid = f'n{1440764 + cls:08d}'
         return f'train/{wnid}/{wnid}_{10026 + index}.JPEG'
