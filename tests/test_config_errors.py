@@ -169,7 +169,7 @@ def test_dataset_option_is_named_under_data():
 def test_pipeline_names_the_stage_that_cannot_be_built(tmp_path):
     from mmengine.config import Config
 
-    from wsss_core.pipeline.runner import Pipeline
+    from wsss_core.pipeline.pipeline import Pipeline
     cfg = Config(dict(data=dict(type='SyntheticShapes'), stages=[
         dict(type='RefineLabels', name='labels')]))
     with pytest.raises(ConfigBuildError) as info:
@@ -181,7 +181,7 @@ def test_pipeline_names_the_stage_that_cannot_be_built(tmp_path):
 def test_pipeline_checks_the_data_options_before_any_stage(tmp_path):
     from mmengine.config import Config
 
-    from wsss_core.pipeline.runner import Pipeline
+    from wsss_core.pipeline.pipeline import Pipeline
     cfg = Config(dict(data=dict(type='SyntheticShapes', generater=dict(num_train=4)),
                       stages=[tiny_classify_stage()]))
     with pytest.raises(ConfigBuildError) as info:

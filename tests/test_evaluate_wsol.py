@@ -126,7 +126,7 @@ def test_moana_compat_mode_and_bad_options(tmp_path, wsol_root, fake_classifier)
 
 
 def test_pipeline_trains_on_the_wsol_layout_then_evaluates(tmp_path, wsol_root):
-    from wsss_core.pipeline.runner import Pipeline
+    from wsss_core.pipeline.pipeline import Pipeline
     assert STAGES.get('EvaluateWSOL') is EvaluateWSOL
     cfg = Config(dict(seed=0, data=data_cfg(wsol_root), stages=[
         dict(type='TrainClassifier', name='classify', max_epochs=1, batch_size=8,

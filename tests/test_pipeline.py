@@ -170,7 +170,7 @@ def test_label_evaluation_equals_a_direct_confusion_matrix(finished, tiny_data_c
 
 def test_a_second_run_on_the_same_work_dir_is_refused(tmp_path, tiny_data_cfg):
     import multiprocessing as mp
-    from wsss_core.pipeline.runner import WorkDirBusyError, work_dir_lock
+    from wsss_core.pipeline.pipeline import WorkDirBusyError, work_dir_lock
     ctx = mp.get_context('fork')
     started, release = ctx.Event(), ctx.Event()
 

@@ -20,7 +20,7 @@ import pytest
 from wsss_core.config import load_config
 from wsss_core.io import load_cam, read_json, read_label_png
 from wsss_core.pipeline import Pipeline, StageError, read_manifest
-from wsss_core.pipeline.runner import WorkDirBusyError, work_dir_lock
+from wsss_core.pipeline.pipeline import WorkDirBusyError, work_dir_lock
 from wsss_core.pipeline.sharding import Shard, current_shard, parse_shard, shard, sum_counts
 from wsss_core.testing import tiny_data_cfg, tiny_pipeline_cfg
 
@@ -217,7 +217,7 @@ def test_shards_share_the_work_dir_but_exclude_a_plain_run(tmp_path, monkeypatch
     hold = textwrap.dedent(f'''
         import os, sys, time
         os.environ['WSSS_SHARD'] = '0/2'
-        from wsss_core.pipeline.runner import work_dir_lock
+        from wsss_core.pipeline.pipeline import work_dir_lock
         with work_dir_lock({str(tmp_path)!r}):
             print('held', flush=True)
             sys.stdin.read()

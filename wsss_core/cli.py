@@ -155,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return verify_main(cfg, _work_dir(args, cfg, spec))
     from . import compat, console
     from .config_errors import ConfigBuildError, add_base_config_hint
-    from .pipeline.runner import Pipeline, work_dir_lock
+    from .pipeline.pipeline import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
     from .registry import UnknownComponentError
     compat.init_distributed(args.launcher)
@@ -218,7 +218,7 @@ def _write_report(work_dir) -> None:
 
 
 def is_main_process() -> bool:
-    from .pipeline.runner import is_main_process as main
+    from .pipeline.pipeline import is_main_process as main
     return main()
 
 

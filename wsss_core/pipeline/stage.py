@@ -3,7 +3,7 @@
 A stage is built from its config dict (``type``, ``name`` and its own options) out of the
 STAGES registry.  It declares the earlier stages it reads (:meth:`Stage.inputs`), and
 :meth:`Stage.run` does the work inside ``ctx.stage_dir`` and returns the manifest record
-(``metrics``, ``counts``, ``artifacts``).  The :class:`~wsss_core.pipeline.runner.Pipeline`
+(``metrics``, ``counts``, ``artifacts``).  The :class:`~wsss_core.pipeline.pipeline.Pipeline`
 handles hashing, skipping, resuming and the manifest; a plugin adds a stage by registering
 a subclass, without touching the core.
 """

@@ -137,7 +137,7 @@ def _config_item_names(spec: str, items) -> List[str]:
 def _built_item_scope(spec: str, cfg) -> dict:
     """:meth:`Pipeline.item_scope` of the config: plugins loaded, stages built (nothing is
     written; the work dir is never created).  A base config without stages: nothing."""
-    from ..pipeline.runner import Pipeline
+    from ..pipeline.pipeline import Pipeline
     from ..plugin_loader import load_plugins
     if not cfg.get('stages'):
         return {}

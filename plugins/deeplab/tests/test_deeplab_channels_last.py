@@ -15,7 +15,7 @@ from wsss_core.pipeline.memory_format import to_channels_last
 from wsss_core.pipeline.stage import StageContext, StageError
 
 from wsss_deeplab.stages.postprocess import load_logits
-from wsss_deeplab.stages.test_segmentor import TestSegmentor
+from wsss_deeplab.stages.segmentor_inference import TestSegmentor
 from wsss_deeplab.stages.train_segmentor import TrainSegmentor
 from wsss_deeplab.testing import TINY_BACKBONE, TINY_GENERATOR, registered, tiny_v2  # noqa: F401
 

@@ -22,7 +22,7 @@ class LeftRightModel:
 
 
 def test_flip_tta_averages_the_mirrored_pass_by_hand():
-    from wsss_deeplab.stages.test_segmentor import tta_logits
+    from wsss_deeplab.stages.segmentor_inference import tta_logits
     img = torch.ones(1, 3, 4, 4)
     out = tta_logits(LeftRightModel(), img, scales=(1.0,), flip=True)
     # plain: columns 0, 2 (the kept ones of 0..3); mirrored pass then flipped back: 3-1, 3-3
@@ -33,7 +33,7 @@ def test_flip_tta_averages_the_mirrored_pass_by_hand():
 
 
 def test_multiscale_tta_resizes_to_the_full_scale_grid():
-    from wsss_deeplab.stages.test_segmentor import tta_logits
+    from wsss_deeplab.stages.segmentor_inference import tta_logits
     out = tta_logits(LeftRightModel(), torch.ones(1, 3, 8, 8), scales=(0.5, 1.0))
     assert out.shape == (1, 2, 4, 4)
 
@@ -60,7 +60,7 @@ def test_crf_image_modes():
 
 
 def test_crf_config_forms():
-    from wsss_deeplab.stages.test_segmentor import normalize_crf_cfg
+    from wsss_deeplab.stages.segmentor_inference import normalize_crf_cfg
     assert normalize_crf_cfg(None) is None and normalize_crf_cfg(False) is None
     assert normalize_crf_cfg(True) == dict(preset='deeplab', image='raw_rgb')
     assert normalize_crf_cfg(dict(type='DenseCRF', iterations=5))['iterations'] == 5
@@ -98,7 +98,7 @@ def test_postprocess_exports_without_ground_truth_and_is_picklable(tmp_path):
 
 
 def test_test_stage_needs_scale_one():
-    from wsss_deeplab.stages.test_segmentor import TestSegmentor
+    from wsss_deeplab.stages.segmentor_inference import TestSegmentor
     with pytest.raises(StageError, match='1.0'):
         TestSegmentor('t', checkpoint='c', scales=(0.5, 0.75))
 

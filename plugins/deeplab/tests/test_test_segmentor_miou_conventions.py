@@ -21,7 +21,7 @@ import pytest
 from wsss_core.evaluation.confusion import confusion_matrix
 from wsss_core.pipeline.stage import StageError
 
-from wsss_deeplab.stages.test_segmentor import TestSegmentor
+from wsss_deeplab.stages.segmentor_inference import TestSegmentor
 
 GT = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])
 RAW = np.array([0, 0, 0, 1, 2, 1, 1, 1, 0])

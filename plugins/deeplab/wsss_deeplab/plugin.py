@@ -20,7 +20,7 @@ COMPONENTS = {
     'TRANSFORMS': {'RandomScaleChoice': '.datasets.transforms',
                    'PadToSize': '.datasets.transforms'},
     'STAGES': {'TrainSegmentor': '.stages.train_segmentor',
-               'TestSegmentor': '.stages.test_segmentor'},
+               'TestSegmentor': '.stages.segmentor_inference'},
 }
 
 hookimpls = plugin_hooks(

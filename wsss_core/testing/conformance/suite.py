@@ -207,7 +207,7 @@ def exercise(case: Case, kind: str):
 
 def _check_config(case: Case) -> CheckResult:
     from ...config import load_config
-    from ...pipeline.runner import Pipeline
+    from ...pipeline.pipeline import Pipeline
     cfg = load_config(f'{case.plugin}::{case.subject}')
     if cfg.get('stages'):
         stages = Pipeline._build_stages(cfg.stages)
