@@ -27,6 +27,7 @@ from typing import Any, Iterable, List, Optional, Tuple
 from mmengine.config import Config
 
 from . import plugin_loader
+from .config_stages import StageOrderError, by_name_options, stage_configs
 
 __all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'install_config_shim',
            'dump_run_info', 'environment_info', 'shipped_configs', 'config_summary',
@@ -176,13 +177,24 @@ def load_config(spec: str, cfg_options: Optional[dict] = None) -> Config:
     """Load the config ``spec`` (see :func:`resolve_config_path`) with its ``_base_`` chain.
 
     ``cfg_options`` holds dotted keys (``{'model.backbone.depth': 50}``, as parsed by
-    mmengine's ``DictAction`` from ``--cfg-options``) merged over the loaded config.
+    mmengine's ``DictAction`` from ``--cfg-options``) merged over the loaded config; a stage
+    is addressed by name (``stages.classify.max_epochs``) in either form of ``stages``
+    (:func:`~wsss_core.config_stages.by_name_options`).
+
+    The loaded ``cfg.stages`` is the resolved run order: the list of stage dicts, each with
+    its ``name`` (:func:`~wsss_core.config_stages.stage_configs`: a dict config's removals
+    dropped, its ``after`` / ``before`` placed).
     """
     path = resolve_config_path(spec)
     install_config_shim()
     cfg = Config.fromfile(str(path))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    try:
+        if cfg_options:
+            cfg.merge_from_dict(by_name_options(cfg_options, cfg.get('stages')))
+        if cfg.get('stages') is not None:
+            cfg.stages = stage_configs(cfg.stages)
+    except StageOrderError as exc:
+        raise ConfigError(f'{spec}: {exc}') from exc
     return cfg
 
 

@@ -42,6 +42,7 @@ from typing import List, Optional, Sequence
 
 from .. import console
 from ..config_errors import StageKey, check_options, config_key
+from ..config_stages import StageOrderError, stage_configs
 from ..io import write_json
 from ..registry import DATASETS, STAGES, build
 from .checksums import verify_stage
@@ -67,7 +68,8 @@ class Pipeline:
     """Build the stages of ``cfg.stages`` and run them in ``work_dir``.
 
     Args:
-        cfg: merged mmengine Config with ``stages`` (list of dicts) and ``data``.
+        cfg: merged mmengine Config with ``stages`` (a dict ``{name: stage}`` or a list of
+            stage dicts, see :mod:`wsss_core.config_stages`) and ``data``.
         work_dir: where each stage gets ``<work_dir>/<name>/``.
         only: run just these stage names (each is redone even if finished); the others must
             have finished already when a selected stage reads them.
@@ -84,12 +86,13 @@ class Pipeline:
         self.progress = progress
         #: the stage running now (None between stages): names the stage in a failure
         self.current_stage: Optional[str] = None
-        self.stages = self._build_stages(cfg.get('stages') or [])
+        stage_list = _stage_list(cfg.get('stages'))
+        self.stages = self._build_stages(stage_list)
         if cfg.get('data') is not None:   # an option the dataset does not take: now, not later
             check_options(_plain(cfg.get('data')), DATASETS, 'data')
-        #: stage name -> (index in cfg.stages, its dict): names the config key in build errors
+        #: stage name -> (index in the run order, its dict): names the config key in build errors
         self.stage_cfgs = {s.name: (i, _plain(c)) for i, (s, c) in
-                           enumerate(zip(self.stages, cfg.get('stages') or []))}
+                           enumerate(zip(self.stages, stage_list))}
         names = [s.name for s in self.stages]
         self.only = None if not only else list(only)
         unknown = [n for n in (self.only or []) if n not in names]
@@ -98,6 +101,9 @@ class Pipeline:
 
     @staticmethod
     def _build_stages(stage_cfgs) -> List[Stage]:
+        """The stages of ``stage_cfgs`` (a ``stages`` dict or list, see
+        :mod:`wsss_core.config_stages`) in run order, each reading only earlier ones."""
+        stage_cfgs = _stage_list(stage_cfgs)
         if not stage_cfgs:
             raise StageError("the config defines no 'stages'")
         stages, seen = [], set()
@@ -415,3 +421,11 @@ def _all_gather(value) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, value)
     return out
+
+
+def _stage_list(stages) -> List[dict]:
+    """``stages`` in either form as stage dicts in run order (a bad entry: StageError)."""
+    try:
+        return stage_configs(stages)
+    except StageOrderError as exc:
+        raise StageError(str(exc)) from exc
