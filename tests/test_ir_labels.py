@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsss_core.refiners.ir_labels import IRLabels, threshold_index
+from wsss_core.irn.ir_labels import IRLabels, threshold_index
 
 
 def sample_of(cams, class_ids, img=None):

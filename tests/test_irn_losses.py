@@ -131,7 +131,7 @@ def test_terms_are_zero_without_pairs_of_their_kind():
 
 
 def test_loss_decreases_when_training_the_branches_on_one_sample():
-    from wsss_core.models.irn import InterPixelRelationNet
+    from wsss_core.irn.model import InterPixelRelationNet
     torch.manual_seed(0)
     model = InterPixelRelationNet(
         backbone=dict(type='TimmFeatureLevels', model_name='resnet18', channels=(8, 16, 32, 64)),

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss_core.models.irn import InterPixelRelationNet, TimmFeatureLevels, pool_to_stride4
+from wsss_core.irn.model import InterPixelRelationNet, TimmFeatureLevels, pool_to_stride4
 
 TINY_BACKBONE = dict(type='TimmFeatureLevels', model_name='resnet18', channels=(8, 16, 32, 64))
 
@@ -131,7 +131,7 @@ def test_torchvision_resnet_is_irns_own_backbone(core_registered):
 def test_upsampled_levels_are_cropped_not_stretched():
     """A stride-16 level is upsampled x4 and cropped to the grid (IRN's alignment), so grid
     cell 0 of the upsampled map only depends on the first cells of that level."""
-    from wsss_core.models.irn import to_grid
+    from wsss_core.irn.model import to_grid
     x = torch.arange(12.).view(1, 1, 3, 4)
     out = to_grid(x, 4, (10, 13))
     ref = F.interpolate(x, scale_factor=4, mode='bilinear', align_corners=False)[..., :10, :13]

@@ -15,7 +15,7 @@ from torch import nn
 
 from wsss_core.io import read_label_png, save_cam
 from wsss_core.pipeline.manifest import write_manifest
-import wsss_core.pipeline.random_walk_labels  # noqa: F401  (registers RandomWalkLabels)
+import wsss_core.irn.random_walk_labels  # noqa: F401  (registers RandomWalkLabels)
 from wsss_core.pipeline.stage import StageContext, StageError
 
 SEED_COLS = 16          # CAM seed: image columns 0..15 of the first class
@@ -130,7 +130,7 @@ def test_without_the_wall_the_seed_spreads(tmp_path, tiny_data_cfg, stand_in):
 
 
 def test_flip_averaged_boundary_is_normalised_and_mirrored(stand_in):
-    from wsss_core.pipeline.random_walk_labels import flip_averaged_boundary
+    from wsss_core.irn.random_walk_labels import flip_averaged_boundary
     model = stand_in(wall=(2,))                       # asymmetric wall on a 12-column grid
     with torch.no_grad():
         model.gain.fill_(1.0)
@@ -150,7 +150,7 @@ def test_flip_averaged_boundary_is_normalised_and_mirrored(stand_in):
 
 
 def test_stride4_cams_are_cell_means():
-    from wsss_core.pipeline.random_walk_labels import stride4_cams
+    from wsss_core.irn.random_walk_labels import stride4_cams
     cams = torch.rand(2, 9, 6, generator=torch.Generator().manual_seed(0))
     out = stride4_cams(cams)
     assert out.shape == (2, 3, 2)

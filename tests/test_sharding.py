@@ -246,7 +246,7 @@ def test_random_walk_labels_takes_only_its_share(tmp_path, tiny_data_cfg, monkey
     """The stage's loop sees shard 1 of 3 of the images, minus those already labelled."""
     from mmengine.config import Config
 
-    import wsss_core.pipeline.random_walk_labels as rw
+    import wsss_core.irn.random_walk_labels as rw
     from wsss_core.datasets import build_dataset
     from wsss_core.pipeline.manifest import write_manifest
     from wsss_core.pipeline.stage import StageContext

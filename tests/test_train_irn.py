@@ -28,7 +28,7 @@ def ir_label_of(gt: np.ndarray) -> np.ndarray:
 
 def stub_backbone_state(extra: bool = True) -> dict:
     """What a classifier stage's model.pth holds for a TimmFeatureLevels-like backbone."""
-    from wsss_core.models.irn import TimmFeatureLevels
+    from wsss_core.irn.model import TimmFeatureLevels
     torch.manual_seed(123)
     levels = TimmFeatureLevels(**{k: v for k, v in TINY_LEVELS.items() if k != 'type'})
     state = {f'backbone.{k}': v for k, v in levels.state_dict().items()}
@@ -43,8 +43,8 @@ def stub_stages():
     from wsss_core.components import register_core_components
     from wsss_core.datasets import build_dataset
     from wsss_core.io import atomic_write
-    from wsss_core.pipeline import stage, train_irn  # noqa: F401  (registers TrainIRN)
-    from wsss_core.models import irn  # noqa: F401
+    from wsss_core.irn import model, train_irn  # noqa: F401  (register the IRN model, TrainIRN)
+    from wsss_core.pipeline import stage  # noqa: F401
     from wsss_core.registry import STAGES
     register_core_components()
 
@@ -147,7 +147,7 @@ class _CodedImages:
 
 
 def test_joint_transforms_move_the_ir_label_with_the_image(tmp_path):
-    from wsss_core.pipeline.train_irn import IRLabelSamples, irn_train_pipeline
+    from wsss_core.irn.train_irn import IRLabelSamples, irn_train_pipeline
     data = _CodedImages()
     for img_id, label in zip(data.img_ids, data.labels):
         save_label_png(tmp_path / f'{img_id}.png', label)
@@ -174,7 +174,7 @@ def test_joint_transforms_move_the_ir_label_with_the_image(tmp_path):
 
 
 def test_missing_labels_and_bad_options_are_refused(tmp_path, tiny_data_cfg, stub_stages):
-    from wsss_core.pipeline.train_irn import IRLabelSamples, TrainIRN, copy_backbone
+    from wsss_core.irn.train_irn import IRLabelSamples, TrainIRN, copy_backbone
     data = _CodedImages(n=3)
     save_label_png(tmp_path / 'im0.png', data.labels[0])
     with pytest.raises(DataFileError, match=r'im1\.png \(and 1 more\)'):
@@ -202,9 +202,9 @@ def test_optimiser_groups_and_poly_schedule(core_registered):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import PARAM_SCHEDULERS
 
-    from wsss_core.models import irn  # noqa: F401
+    from wsss_core.irn import model  # noqa: F401
     from wsss_core.pipeline.schedules import poly_schedule
-    from wsss_core.pipeline.train_irn import irn_optim_wrapper
+    from wsss_core.irn.train_irn import irn_optim_wrapper
     from wsss_core.registry import MODELS, build
     model = build(dict(TINY_IRN), MODELS)
     wrapper = build_optim_wrapper(model, irn_optim_wrapper())

@@ -15,7 +15,7 @@ COMPONENTS = {
         'TimmBackbone': '.models.timm_backbone', 'ResNet38': '.models.resnet38',
         'TorchvisionResNet': '.models.torchvision_resnet',
         'NormalizeImages': '.models.data_preprocessor',
-        'InterPixelRelationNet': '.models.irn', 'TimmFeatureLevels': '.models.irn',
+        'InterPixelRelationNet': '.irn.model', 'TimmFeatureLevels': '.irn.model',
     },
     'DATASETS': {
         'VOCLayoutDataset': '.datasets.voc_layout',
@@ -38,7 +38,7 @@ COMPONENTS = {
     'LABEL_REFINERS': {
         'BackgroundThreshold': '.refiners.background_threshold',
         'SaliencyFusion': '.refiners.saliency_fusion', 'DenseCRF': '.refiners.dense_crf',
-        'IRLabels': '.refiners.ir_labels', 'PAMRRefiner': '.refiners.pamr',
+        'IRLabels': '.irn.ir_labels', 'PAMRRefiner': '.refiners.pamr',
     },
     'SALIENCY_SOURCES': {
         'SaliencyFromDisk': '.saliency.from_disk', 'SaliencyFromDataset': '.saliency.from_dataset',
@@ -50,8 +50,8 @@ COMPONENTS = {
     'STAGES': {
         'TrainClassifier': '.pipeline.train_classifier', 'MakeCAMs': '.pipeline.make_cams',
         'RefineLabels': '.pipeline.refine_labels', 'EvaluateLabels': '.pipeline.evaluate_labels',
-        'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.pipeline.train_irn',
-        'RandomWalkLabels': '.pipeline.random_walk_labels',
+        'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.irn.train_irn',
+        'RandomWalkLabels': '.irn.random_walk_labels',
         'EvaluateWSOL': '.pipeline.evaluate_wsol',
     },
 }

@@ -21,9 +21,9 @@ from typing import Optional
 import numpy as np
 
 from ..evaluation.cam_labels import cam_max_argmax, resize_cams
+from ..refiners.base import LabelRefiner
+from ..refiners.dense_crf import crf_params, dense_crf_labels
 from ..registry import LABEL_REFINERS
-from .base import LabelRefiner
-from .dense_crf import crf_params, dense_crf_labels
 
 __all__ = ['IRLabels', 'threshold_index']
 

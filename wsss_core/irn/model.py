@@ -29,12 +29,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from ..irn.affinity_labels import pair_labels, stride4_labels
-from ..irn.losses import irn_loss_terms
-from ..irn.pairs import affinity_from_boundary
+from ..models import data_preprocessor  # noqa: F401  (registers NormalizeImages, the default)
+from ..models.timm_backbone import load_state_dict_file
 from ..registry import MODELS, build
-from . import data_preprocessor  # noqa: F401  (registers NormalizeImages, the default)
-from .timm_backbone import load_state_dict_file
+from .affinity_labels import pair_labels, stride4_labels
+from .losses import irn_loss_terms
+from .pairs import affinity_from_boundary
 
 __all__ = ['TimmFeatureLevels', 'BoundaryBranch', 'DisplacementBranch', 'InterPixelRelationNet',
            'stride4_grid', 'conv_gn_relu']

@@ -31,11 +31,11 @@ import torch.nn.functional as F
 
 from ..datasets import build_dataset
 from ..io import check_label_values, load_cam, save_label_png
-from ..irn.random_walk import propagate_cams
+from ..pipeline.per_image import PerImageStage
+from ..pipeline.stage import StageContext, StageError
+from ..pipeline.train_classifier import load_trained_model
 from ..registry import STAGES
-from .per_image import PerImageStage
-from .stage import StageContext, StageError
-from .train_classifier import load_trained_model
+from .random_walk import propagate_cams
 
 __all__ = ['RandomWalkLabels', 'flip_averaged_boundary', 'stride4_cams']
 

@@ -33,10 +33,10 @@ import torch
 
 from ..datasets import build_dataset
 from ..datasets.seg_samples import SegmentationSamples
+from ..pipeline.schedules import poly_schedule
+from ..pipeline.stage import StageContext, StageError
+from ..pipeline.train_classifier import TrainClassifier
 from ..registry import STAGES
-from .schedules import poly_schedule
-from .stage import StageContext, StageError
-from .train_classifier import TrainClassifier
 
 __all__ = ['IRLabelSamples', 'TrainIRN', 'irn_train_pipeline', 'irn_optim_wrapper']
 
@@ -80,7 +80,7 @@ def irn_optim_wrapper(lr: float = 0.1, weight_decay: float = 1e-4, momentum: flo
 
 @STAGES.register_module()
 class TrainIRN(TrainClassifier):
-    """Train :class:`~wsss_core.models.irn.InterPixelRelationNet` on the IR labels of ``labels``.
+    """Train :class:`~wsss_core.irn.model.InterPixelRelationNet` on the IR labels of ``labels``.
 
     Args:
         labels: the stage holding the IR label PNGs (manifest artifacts ``labels``, the
