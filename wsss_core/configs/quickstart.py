@@ -10,25 +10,25 @@ data = dict(
     generator=dict(image_size=96, num_classes=6, seed=0, num_train=3000, num_val=500),
 )
 
-stages = [
-    dict(type='TrainClassifier', name='classify',
-         model=dict(type='CAMClassifier',
-                    backbone=dict(type='SmallResNet'), channels_last=True,
-                    data_preprocessor=dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45),
-                                           std=(0.25, 0.25, 0.25))),
-         # ~550 steps of batch 64 are needed before the texture detectors form
-         max_epochs=12, batch_size=64, val_split='val'),
+stages = dict(
+    classify=dict(type='TrainClassifier',
+                  model=dict(type='CAMClassifier',
+                             backbone=dict(type='SmallResNet'), channels_last=True,
+                             data_preprocessor=dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45),
+                                                    std=(0.25, 0.25, 0.25))),
+                  # ~550 steps of batch 64 are needed before the texture detectors form
+                  max_epochs=12, batch_size=64, val_split='val'),
     # The stage's default scales are 1.0/0.5/1.5/2.0; 2.0 alone costs half of the time and
     # did not help on SyntheticShapes, so the quickstart leaves it out.
-    dict(type='MakeCAMs', name='cams', source='classify', split='train',
-         scales=(1.0, 0.5, 1.5), flip=True),
-    dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25),
-    dict(type='RefineLabels', name='labels_threshold', cams='cams',
-         refiners=[dict(type='BackgroundThreshold', threshold=0.25)]),
-    dict(type='EvaluateLabels', name='eval_labels_threshold', labels='labels_threshold'),
-    dict(type='RefineLabels', name='labels_saliency', cams='cams',
-         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
-    dict(type='EvaluateLabels', name='eval_labels_saliency', labels='labels_saliency'),
-    dict(type='RenderSheet', name='sheet', cams='cams',
-         labels=['labels_threshold', 'labels_saliency'], num_images=6),
-]
+    cams=dict(type='MakeCAMs', source='classify', split='train',
+              scales=(1.0, 0.5, 1.5), flip=True),
+    eval_cams=dict(type='EvaluateLabels', cams='cams', threshold=0.25),
+    labels_threshold=dict(type='RefineLabels', cams='cams',
+                          refiners=[dict(type='BackgroundThreshold', threshold=0.25)]),
+    eval_labels_threshold=dict(type='EvaluateLabels', labels='labels_threshold'),
+    labels_saliency=dict(type='RefineLabels', cams='cams',
+                         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
+    eval_labels_saliency=dict(type='EvaluateLabels', labels='labels_saliency'),
+    sheet=dict(type='RenderSheet', cams='cams',
+               labels=['labels_threshold', 'labels_saliency'], num_images=6),
+)

@@ -40,4 +40,6 @@ labels_saliency = dict(type='RefineLabels', name='labels_saliency', cams='cams',
 sheet = dict(type='RenderSheet', name='sheet', cams='cams',
              labels=['labels_threshold', 'labels_saliency'], num_images=6)
 
-stages = [classify, cams, labels_threshold, labels_saliency, sheet]
+stages = dict(
+    classify=classify, cams=cams, labels_threshold=labels_threshold,
+    labels_saliency=labels_saliency, sheet=sheet)

@@ -9,12 +9,10 @@ work_dir = 'work_dirs/your_data_with_masks'
 
 data = dict(mask_dir='my_data/masks')
 
-eval_cams = dict(type='EvaluateLabels', name='eval_cams', cams='cams', threshold=0.25)
-eval_labels_threshold = dict(type='EvaluateLabels', name='eval_labels_threshold',
-                             labels='labels_threshold')
-eval_labels_saliency = dict(type='EvaluateLabels', name='eval_labels_saliency',
-                            labels='labels_saliency')
-
-stages = [{{_base_.classify}}, {{_base_.cams}}, eval_cams, {{_base_.labels_threshold}},
-          eval_labels_threshold, {{_base_.labels_saliency}}, eval_labels_saliency,
-          {{_base_.sheet}}]
+# the base's stages, each scored against the masks right after it (inserted by name)
+stages = dict(
+    eval_cams=dict(type='EvaluateLabels', cams='cams', threshold=0.25, after='cams'),
+    eval_labels_threshold=dict(type='EvaluateLabels', labels='labels_threshold',
+                               after='labels_threshold'),
+    eval_labels_saliency=dict(type='EvaluateLabels', labels='labels_saliency',
+                              after='labels_saliency'))

@@ -19,20 +19,20 @@ data = dict(
     generator=dict(image_size=96, num_classes=6, seed=0, num_train=3000, num_val=500),
 )
 
-stages = [
+stages = dict(
     # --- pseudo labels: exactly the quickstart's stages ---
-    dict(type='TrainClassifier', name='classify',
-         model=dict(type='CAMClassifier',
-                    backbone=dict(type='SmallResNet'), channels_last=True,
-                    data_preprocessor=dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45),
-                                           std=(0.25, 0.25, 0.25))),
-         max_epochs=12, batch_size=64, val_split='val'),
-    dict(type='MakeCAMs', name='cams', source='classify', split='train',
-         scales=(1.0, 0.5, 1.5), flip=True),
-    dict(type='RefineLabels', name='labels_saliency', cams='cams',
-         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
-    dict(type='EvaluateLabels', name='eval_labels_saliency', labels='labels_saliency'),
+    classify=dict(type='TrainClassifier',
+                  model=dict(type='CAMClassifier',
+                             backbone=dict(type='SmallResNet'), channels_last=True,
+                             data_preprocessor=dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45),
+                                                    std=(0.25, 0.25, 0.25))),
+                  max_epochs=12, batch_size=64, val_split='val'),
+    cams=dict(type='MakeCAMs', source='classify', split='train',
+              scales=(1.0, 0.5, 1.5), flip=True),
+    labels_saliency=dict(type='RefineLabels', cams='cams',
+                         refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
+    eval_labels_saliency=dict(type='EvaluateLabels', labels='labels_saliency'),
     # --- the segmentation stage ---
-    dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency', recipe='synthetic'),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='synthetic'),
-]
+    deeplab=dict(type='TrainSegmentor', labels='labels_saliency', recipe='synthetic'),
+    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='synthetic'),
+)

@@ -12,10 +12,6 @@
 _base_ = ['getam::coco14_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_coco14_vitb_hybrid_fixed'
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True, train_split='train',
-         max_epochs=5, log_interval=500, reference_optimizer=False,
-         model=dict(num_classes=80, joint=dict(cut_threshold=0.95,
-                                               saliency_loss=dict(mode='intended')))),
-    {{_base_.test}},
-]
+# the base's stages; the 'getam' stage's switches to the intended behaviour
+stages = dict(getam=dict(reference_optimizer=False,
+                         model=dict(joint=dict(saliency_loss=dict(mode='intended')))))

@@ -12,8 +12,6 @@
 _base_ = ['./voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_voc12_deit'
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
-         model=dict(backbone=dict(model_name='deit', checkpoint='item:timm-deit_base_patch16_384.fb_in1k'))),
-    {{_base_.test}},
-]
+# the hybrid's stages; only the encoder of the 'getam' stage differs
+stages = dict(getam=dict(model=dict(backbone=dict(
+    model_name='deit', checkpoint='item:timm-deit_base_patch16_384.fb_in1k'))))

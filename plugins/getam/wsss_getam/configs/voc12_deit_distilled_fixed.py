@@ -13,11 +13,6 @@
 _base_ = ['getam::voc12_deit_distilled.py']
 work_dir = 'work_dirs/getam_voc12_deit_distilled_fixed'
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
-         reference_optimizer=False,
-         model=dict(backbone=dict(model_name='deit_distilled',
-                                        checkpoint='item:timm-deit_base_distilled_patch16_384.fb_in1k'),
-                    joint=dict(saliency_loss=dict(mode='intended')))),
-    {{_base_.test}},
-]
+# the base's stages; the 'getam' stage's switches to the intended behaviour
+stages = dict(getam=dict(reference_optimizer=False,
+                         model=dict(joint=dict(saliency_loss=dict(mode='intended')))))

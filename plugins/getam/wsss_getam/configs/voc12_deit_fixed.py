@@ -11,10 +11,6 @@
 _base_ = ['getam::voc12_deit.py']
 work_dir = 'work_dirs/getam_voc12_deit_fixed'
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
-         reference_optimizer=False,
-         model=dict(backbone=dict(model_name='deit', checkpoint='item:timm-deit_base_patch16_384.fb_in1k'),
-                    joint=dict(saliency_loss=dict(mode='intended')))),
-    {{_base_.test}},
-]
+# the base's stages; the 'getam' stage's switches to the intended behaviour
+stages = dict(getam=dict(reference_optimizer=False,
+                         model=dict(joint=dict(saliency_loss=dict(mode='intended')))))

@@ -11,10 +11,6 @@
 _base_ = ['getam::voc12_vitb.py']
 work_dir = 'work_dirs/getam_voc12_vitb_fixed'
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
-         reference_optimizer=False,
-         model=dict(backbone=dict(model_name='vitb', checkpoint='item:timm-vit_base_patch16_384.orig_in21k_ft_in1k'),
-                    joint=dict(saliency_loss=dict(mode='intended')))),
-    {{_base_.test}},
-]
+# the base's stages; the 'getam' stage's switches to the intended behaviour
+stages = dict(getam=dict(reference_optimizer=False,
+                         model=dict(joint=dict(saliency_loss=dict(mode='intended')))))

@@ -34,7 +34,7 @@ data = dict(type='VOC2012', data_root='item:voc12-aug', saliency_dir='item:voc12
 test = dict(type='TestSegmentor', name='test', checkpoint='getam', split='val', workers=8,
             crf=dict(type='DenseCRF', preset='getam', image='raw_rgb'), miou_convention='union')
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True),
-    test,
-]
+stages = dict(
+    getam=dict(type='TrainGETAM', recipe='voc12', sync_bn=True),
+    test=test,
+)

@@ -13,9 +13,6 @@
 _base_ = ['getam::voc12_vitb_hybrid.py']
 work_dir = 'work_dirs/getam_voc12_vitb_hybrid_fixed'
 
-stages = [
-    dict(type='TrainGETAM', name='getam', recipe='voc12', sync_bn=True,
-         reference_optimizer=False,
-         model=dict(joint=dict(saliency_loss=dict(mode='intended')))),
-    {{_base_.test}},
-]
+# the base's stages; the 'getam' stage's switches to the intended behaviour
+stages = dict(getam=dict(reference_optimizer=False,
+                         model=dict(joint=dict(saliency_loss=dict(mode='intended')))))

@@ -69,19 +69,12 @@ nsrom_deeplab2 = dict(type='TrainSegmentor', name='nsrom_deeplab2', labels='nsro
 nsrom_test = dict(type='TestSegmentor', name='nsrom_test', checkpoint='nsrom_deeplab2',
                   recipe='synthetic')
 
-stages = [
-    # the baseline and OAA, exactly as oaa::synthetic.py
-    {{_base_.classify}}, {{_base_.cams}}, {{_base_.eval_cams}}, {{_base_.labels_saliency}},
-    {{_base_.eval_labels_saliency}}, {{_base_.deeplab}}, {{_base_.test}},
-    {{_base_.oaa_classify}}, {{_base_.oaa_cams}}, {{_base_.eval_oaa_cams}},
-    {{_base_.oaa_accumulated}}, {{_base_.eval_oaa_accumulated}}, {{_base_.oaa_labels}},
-    {{_base_.eval_oaa_labels}}, {{_base_.oaa_iam}}, {{_base_.oaa_iam_cams}},
-    {{_base_.eval_oaa_iam_cams}}, {{_base_.oaa_iam_labels}}, {{_base_.eval_oaa_iam_labels}},
-    {{_base_.oaa_deeplab}}, {{_base_.oaa_test}}, {{_base_.oaa_late_classify}},
-    {{_base_.oaa_late_accumulated}}, {{_base_.eval_oaa_late_accumulated}},
-    # NSROM
-    nsrom_classify, nsrom_cams, eval_nsrom_cams, nsrom_accumulated, eval_nsrom_accumulated,
-    nsrom_oacam, nsrom_oacams, eval_nsrom_oacams, nsrom_labels, eval_nsrom_labels,
-    nsrom_deeplab1, nsrom_test1, nsrom_predict_train, nsrom_masked, eval_nsrom_masked,
-    nsrom_deeplab2, nsrom_test,
-]
+# appended after the base's stages (the baseline and OAA, exactly as oaa::synthetic.py)
+stages = dict(
+    nsrom_classify=nsrom_classify, nsrom_cams=nsrom_cams, eval_nsrom_cams=eval_nsrom_cams,
+    nsrom_accumulated=nsrom_accumulated, eval_nsrom_accumulated=eval_nsrom_accumulated,
+    nsrom_oacam=nsrom_oacam, nsrom_oacams=nsrom_oacams, eval_nsrom_oacams=eval_nsrom_oacams,
+    nsrom_labels=nsrom_labels, eval_nsrom_labels=eval_nsrom_labels,
+    nsrom_deeplab1=nsrom_deeplab1, nsrom_test1=nsrom_test1,
+    nsrom_predict_train=nsrom_predict_train, nsrom_masked=nsrom_masked,
+    eval_nsrom_masked=eval_nsrom_masked, nsrom_deeplab2=nsrom_deeplab2, nsrom_test=nsrom_test)

@@ -98,8 +98,14 @@ oaa_late_accumulated = dict(type='ExportAttention', name='oaa_late_accumulated',
 eval_oaa_late_accumulated = dict(type='EvaluateLabels', name='eval_oaa_late_accumulated',
                                  cams='oaa_late_accumulated', threshold=0.25)
 
-stages = baseline_stages + [
-    oaa_classify, oaa_cams, eval_oaa_cams, oaa_accumulated, eval_oaa_accumulated, oaa_labels,
-    eval_oaa_labels, oaa_iam, oaa_iam_cams, eval_oaa_iam_cams, oaa_iam_labels,
-    eval_oaa_iam_labels, oaa_deeplab, oaa_test,
-    oaa_late_classify, oaa_late_accumulated, eval_oaa_late_accumulated]
+stages = dict(
+    classify=classify, cams=cams, eval_cams=eval_cams, labels_saliency=labels_saliency,
+    eval_labels_saliency=eval_labels_saliency, deeplab=deeplab, test=test,
+    oaa_classify=oaa_classify, oaa_cams=oaa_cams, eval_oaa_cams=eval_oaa_cams,
+    oaa_accumulated=oaa_accumulated, eval_oaa_accumulated=eval_oaa_accumulated,
+    oaa_labels=oaa_labels, eval_oaa_labels=eval_oaa_labels, oaa_iam=oaa_iam,
+    oaa_iam_cams=oaa_iam_cams, eval_oaa_iam_cams=eval_oaa_iam_cams,
+    oaa_iam_labels=oaa_iam_labels, eval_oaa_iam_labels=eval_oaa_iam_labels,
+    oaa_deeplab=oaa_deeplab, oaa_test=oaa_test, oaa_late_classify=oaa_late_classify,
+    oaa_late_accumulated=oaa_late_accumulated,
+    eval_oaa_late_accumulated=eval_oaa_late_accumulated)
