@@ -27,8 +27,8 @@ plugins = ['deeplab']
 
 data = dict(type='VOC2012', data_root='item:voc12-aug')
 
-stages = [
+stages = dict(
     # wsss_deeplab/recipes.py, 'voc12_deeplabv2_r101': the values listed above
-    dict(type='TrainSegmentor', name='deeplab', labels=None, recipe='voc12_deeplabv2_r101'),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101'),
-]
+    deeplab=dict(type='TrainSegmentor', labels=None, recipe='voc12_deeplabv2_r101'),
+    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='voc12_deeplabv2_r101'),
+)

@@ -11,8 +11,5 @@
 _base_ = ['deeplab::voc12_deeplabv2_r101.py']
 work_dir = 'work_dirs/voc12_deeplabv2_r101_fixed'
 
-stages = [
-    dict(type='TrainSegmentor', name='deeplab', labels=None, recipe='voc12_deeplabv2_r101'),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101',
-         crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),
-]
+# the base's stages; the test CRF on the raw RGB image
+stages = dict(test=dict(crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')))

@@ -21,14 +21,14 @@ plugins = ['deeplab']
 
 data = dict(type='VOC2012', data_root='item:voc12-aug')
 
-stages = [
+stages = dict(
     # the v2 recipe's data, schedule and test protocol with the v3+ network
-    dict(type='TrainSegmentor', name='deeplab', labels=None, recipe='voc12_deeplabv2_r101',
-         model=dict(type='DeepLabV3Plus', num_classes=21,
-                    backbone=dict(type='DeepLabResNet', depth=101, output_stride=16,
-                                  out_indices=(0, 3), stride_in_1x1=False, norm='frozen',
-                                  pretrained='item:torchvision-resnet101'),
-                    rates=(6, 12, 18), msc_scales=(), input_style='imagenet')),
-    dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='voc12_deeplabv2_r101',
-         crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),
-]
+    deeplab=dict(type='TrainSegmentor', labels=None, recipe='voc12_deeplabv2_r101',
+                 model=dict(type='DeepLabV3Plus', num_classes=21,
+                            backbone=dict(type='DeepLabResNet', depth=101, output_stride=16,
+                                          out_indices=(0, 3), stride_in_1x1=False, norm='frozen',
+                                          pretrained='item:torchvision-resnet101'),
+                            rates=(6, 12, 18), msc_scales=(), input_style='imagenet')),
+    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='voc12_deeplabv2_r101',
+              crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),
+)

@@ -64,4 +64,6 @@ deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels',
 test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
             recipe='voc12_deeplabv2_r101')
 
-stages = [classify, masks, eval_masks, labels, eval_labels, deeplab, test]
+stages = dict(
+    classify=classify, masks=masks, eval_masks=eval_masks, labels=labels,
+    eval_labels=eval_labels, deeplab=deeplab, test=test)

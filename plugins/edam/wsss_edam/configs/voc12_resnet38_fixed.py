@@ -11,9 +11,5 @@
 _base_ = ['edam::voc12_resnet38.py']
 work_dir = 'work_dirs/edam_voc12_resnet38_fixed'
 
-test_raw_rgb = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-                    recipe='voc12_deeplabv2_r101',
-                    crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'))
-
-stages = [{{_base_.classify}}, {{_base_.masks}}, {{_base_.eval_masks}}, {{_base_.labels}},
-          {{_base_.eval_labels}}, {{_base_.deeplab}}, test_raw_rgb]
+# the base's stages; the test CRF on the raw RGB image
+stages = dict(test=dict(crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')))

@@ -16,13 +16,15 @@ work_dir = 'work_dirs/moana_cub_resnet50_wsol'
 
 data = dict(type='WSOLMetadata', data_root='item:cub200-wsol', name='CUB', num_classes=200)
 
-stages = [
-    dict(type='TrainClassifier', name='classify', model={{_base_.model}}, max_epochs=20,
-         batch_size=32, num_workers=4, train_split='train', val_split=None, drop_last=True,
-         pipeline={{_base_.train_pipeline}}, optim_wrapper={{_base_.optim_wrapper}},
-         param_scheduler={{_base_.param_scheduler}}),
-    dict(type='EvaluateWSOL', name='wsol', source='classify', split='test', mode='standard',
-         generator=dict(type='CAM', relu=False), image_size=224),
-    dict(type='EvaluateWSOL', name='wsol_moana_compat', source='classify', split='test',
-         mode='moana-compat', generator=dict(type='CAM', relu=False), image_size=224),
-]
+stages = dict(
+    classify=dict(type='TrainClassifier', model={{_base_.model}}, max_epochs=20,
+                  batch_size=32, num_workers=4, train_split='train', val_split=None,
+                  drop_last=True,
+                  pipeline={{_base_.train_pipeline}}, optim_wrapper={{_base_.optim_wrapper}},
+                  param_scheduler={{_base_.param_scheduler}}),
+    wsol=dict(type='EvaluateWSOL', source='classify', split='test', mode='standard',
+              generator=dict(type='CAM', relu=False), image_size=224),
+    wsol_moana_compat=dict(type='EvaluateWSOL', source='classify', split='test',
+                           mode='moana-compat', generator=dict(type='CAM', relu=False),
+                           image_size=224),
+)

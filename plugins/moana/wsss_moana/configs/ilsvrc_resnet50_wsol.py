@@ -18,13 +18,15 @@ work_dir = 'work_dirs/moana_ilsvrc_resnet50_wsol'
 
 data = dict(type='WSOLMetadata', data_root='item:ilsvrc-wsol', name='ILSVRC', num_classes=1000)
 
-stages = [
-    dict(type='TrainClassifier', name='classify', model={{_base_.model}}, max_epochs=20,
-         batch_size=256, num_workers=8, train_split='train', val_split=None, drop_last=True,
-         pipeline={{_base_.train_pipeline}}, optim_wrapper={{_base_.optim_wrapper}},
-         param_scheduler={{_base_.param_scheduler}}),
-    dict(type='EvaluateWSOL', name='wsol', source='classify', split='test', mode='standard',
-         generator=dict(type='CAM', relu=False), image_size=224),
-    dict(type='EvaluateWSOL', name='wsol_moana_compat', source='classify', split='test',
-         mode='moana-compat', generator=dict(type='CAM', relu=False), image_size=224),
-]
+stages = dict(
+    classify=dict(type='TrainClassifier', model={{_base_.model}}, max_epochs=20,
+                  batch_size=256, num_workers=8, train_split='train', val_split=None,
+                  drop_last=True,
+                  pipeline={{_base_.train_pipeline}}, optim_wrapper={{_base_.optim_wrapper}},
+                  param_scheduler={{_base_.param_scheduler}}),
+    wsol=dict(type='EvaluateWSOL', source='classify', split='test', mode='standard',
+              generator=dict(type='CAM', relu=False), image_size=224),
+    wsol_moana_compat=dict(type='EvaluateWSOL', source='classify', split='test',
+                           mode='moana-compat', generator=dict(type='CAM', relu=False),
+                           image_size=224),
+)

@@ -73,4 +73,4 @@ def _arm(prefix, enabled):
     ]
 
 
-stages = _arm('base', False) + _arm('moana', True)
+stages = {s['name']: s for s in _arm('base', False) + _arm('moana', True)}

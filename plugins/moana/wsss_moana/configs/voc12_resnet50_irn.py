@@ -89,4 +89,6 @@ deeplab = dict(type='TrainSegmentor', name='deeplab', labels='rw_labels',
 test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
             recipe='voc12_deeplabv2_r101')
 
-stages = [classify, cams, eval_cams, ir_labels, irn, rw_labels, eval_rw_labels, deeplab, test]
+stages = dict(
+    classify=classify, cams=cams, eval_cams=eval_cams, ir_labels=ir_labels, irn=irn,
+    rw_labels=rw_labels, eval_rw_labels=eval_rw_labels, deeplab=deeplab, test=test)

@@ -79,5 +79,8 @@ deeplab2 = dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels',
 test = dict(type='TestSegmentor', name='test', checkpoint='deeplab2',
             recipe='voc12_deeplabv2_r101')
 
-stages = [classify, cams, oacam, oacams, labels, eval_labels, deeplab1, predict_train_aug,
-          masked_labels, eval_masked_labels, deeplab2, test]
+stages = dict(
+    classify=classify, cams=cams, oacam=oacam, oacams=oacams, labels=labels,
+    eval_labels=eval_labels, deeplab1=deeplab1, predict_train_aug=predict_train_aug,
+    masked_labels=masked_labels, eval_masked_labels=eval_masked_labels, deeplab2=deeplab2,
+    test=test)

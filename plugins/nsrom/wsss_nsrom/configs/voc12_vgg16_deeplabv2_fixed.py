@@ -12,22 +12,11 @@
 _base_ = ['nsrom::voc12_vgg16_deeplabv2.py']
 work_dir = 'work_dirs/nsrom_voc12_vgg16_deeplabv2_fixed'
 
-classify_float = dict(
-    type='TrainClassifier', name='classify',
-    model=dict(type='NSROMClassifier', backbone={{_base_.vgg16}}),
-    pipeline=[{{_base_.warp}}, {{_base_.jitter}}, dict(type='PackInputs', keys=('img', 'labels'))],
-    custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter=None,
-                       score_filter=0.1, quantize=False)],
-    train_split='train_aug', val_split=None, max_epochs=15, batch_size=5, num_workers=4,
-    optim_wrapper={{_base_.optim}}, param_scheduler={{_base_.schedule}}, log_interval=200)
+# the base's stages with the switches to the intended behaviour: float accumulated maps, the
+# CRF of both predictions on the raw RGB image
 crf_raw_rgb = dict(type='DenseCRF', preset='deeplab', image='raw_rgb')
-predict_train_aug_raw_rgb = dict(type='TestSegmentor', name='predict_train_aug',
-                                 checkpoint='deeplab1', recipe='voc12_deeplabv2_r101',
-                                 split='train_aug', crf=crf_raw_rgb)
-test_raw_rgb = dict(type='TestSegmentor', name='test', checkpoint='deeplab2',
-                    recipe='voc12_deeplabv2_r101', crf=crf_raw_rgb)
-
-stages = [classify_float, {{_base_.cams}}, {{_base_.oacam}}, {{_base_.oacams}}, {{_base_.labels}},
-          {{_base_.eval_labels}}, {{_base_.deeplab1}}, predict_train_aug_raw_rgb,
-          {{_base_.masked_labels}}, {{_base_.eval_masked_labels}}, {{_base_.deeplab2}},
-          test_raw_rgb]
+stages = dict(
+    classify=dict(custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter=None,
+                                     score_filter=0.1, quantize=False)]),
+    predict_train_aug=dict(crf=crf_raw_rgb),
+    test=dict(crf=crf_raw_rgb))

@@ -43,7 +43,7 @@ vgg16 = dict(type='VGG16OAA', pretrained='item:torchvision-vgg16')
 
 # DeepLab v2 ResNet-101 as deeplab::voc12_deeplabv2_r101.py, trained on the proxy labels
 
-# the stages, named so that oaa::voc12_vgg16_iam.py / _drop.py reuse them ({{_base_.<name>}})
+# the stages; oaa::voc12_vgg16_iam.py / _drop.py / _fixed.py change them by name
 classify = dict(type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
                 model=dict(type='OAAClassifier', backbone=vgg16), pipeline=oaa_pipeline,
                 max_epochs=15, batch_size=1, num_workers=4, optim_wrapper=oaa_optim,
@@ -62,4 +62,6 @@ labels = dict(type='RefineLabels', name='labels', cams='accumulated',
               refiners=[dict(type='OAAProxyLabels')], workers=8)
 eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels')
 
-stages = [classify, export_accumulated, eval_accumulated, labels, eval_labels, deeplab, test]
+stages = dict(classify=classify, accumulated=export_accumulated,
+              eval_accumulated=eval_accumulated, labels=labels, eval_labels=eval_labels,
+              deeplab=deeplab, test=test)

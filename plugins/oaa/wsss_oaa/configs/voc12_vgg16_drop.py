@@ -13,13 +13,7 @@
 _base_ = ['oaa::voc12_vgg16.py']
 work_dir = 'work_dirs/oaa_voc12_vgg16_drop'
 
-classify_drop = dict(
-    type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
-    model=dict(type='OAAClassifier', backbone={{_base_.vgg16}}),
-    pipeline={{_base_.oaa_pipeline}}, max_epochs=15, batch_size=1, num_workers=4,
-    optim_wrapper={{_base_.oaa_optim}}, param_scheduler={{_base_.oaa_schedule}},
-    log_interval=500,
-    custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk',
-                       quantize=True, drop=dict(prob=0.5, threshold=0.6))])
-stages = [classify_drop, {{_base_.export_accumulated}}, {{_base_.eval_accumulated}},
-          {{_base_.labels}}, {{_base_.eval_labels}}, {{_base_.deeplab}}, {{_base_.test}}]
+# the base's stages; the classifier's accumulation hook also drops attention
+stages = dict(classify=dict(custom_hooks=[
+    dict(type='OAAAccumulationHook', start_epoch=1, filter='topk', quantize=True,
+         drop=dict(prob=0.5, threshold=0.6))]))

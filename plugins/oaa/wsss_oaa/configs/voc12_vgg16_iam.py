@@ -15,7 +15,7 @@
 _base_ = ['oaa::voc12_vgg16.py']
 work_dir = 'work_dirs/oaa_voc12_vgg16_iam'
 
-iam = dict(type='TrainIntegralAttention', name='iam', targets='classify',
+iam = dict(type='TrainIntegralAttention', targets='classify', before='labels',
            train_split='train_aug', val_split=None,
            model=dict(type='IntegralAttentionModel', backbone={{_base_.vgg16}},
                       loss_form='pytorch', threshold=1e-3, loss_weight=5.0),
@@ -27,12 +27,11 @@ iam = dict(type='TrainIntegralAttention', name='iam', targets='classify',
                      dict(type='PackInputs', keys=('img', 'labels', 'attention'))],
            max_epochs=15, batch_size=1, num_workers=4, optim_wrapper={{_base_.oaa_optim}},
            param_scheduler={{_base_.oaa_schedule}}, log_interval=500)
-iam_cams = dict(type='MakeCAMs', name='iam_cams', source='iam', split='train_aug',
+iam_cams = dict(type='MakeCAMs', source='iam', split='train_aug', before='labels',
                 scales=(1.0,), flip=False, batch_size=1, resize=dict(short_side=224))
-eval_iam_cams = dict(type='EvaluateLabels', name='eval_iam_cams', cams='iam_cams',
-                     threshold=0.25)
-iam_labels = dict(type='RefineLabels', name='labels', cams='iam_cams',
-                  refiners=[dict(type='OAAProxyLabels')], workers=8)
-stages = [{{_base_.classify}}, {{_base_.export_accumulated}}, {{_base_.eval_accumulated}},
-          iam, iam_cams, eval_iam_cams, iam_labels, {{_base_.eval_labels}},
-          {{_base_.deeplab}}, {{_base_.test}}]
+eval_iam_cams = dict(type='EvaluateLabels', cams='iam_cams', threshold=0.25,
+                     before='labels')
+# the base's stages, the integral attention model's inserted before 'labels', which then
+# reads its maps instead of the accumulated ones
+stages = dict(iam=iam, iam_cams=iam_cams, eval_iam_cams=eval_iam_cams,
+              labels=dict(cams='iam_cams'))

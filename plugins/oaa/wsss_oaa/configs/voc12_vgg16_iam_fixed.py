@@ -11,19 +11,10 @@
 _base_ = ['oaa::voc12_vgg16_iam.py']
 work_dir = 'work_dirs/oaa_voc12_vgg16_iam_fixed'
 
-classify_float = dict(
-    type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
-    model=dict(type='OAAClassifier', backbone={{_base_.vgg16}}),
-    pipeline={{_base_.oaa_pipeline}}, max_epochs=15, batch_size=1, num_workers=4,
-    optim_wrapper={{_base_.oaa_optim}}, param_scheduler={{_base_.oaa_schedule}},
-    log_interval=500,
-    custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk',
-                       quantize=False)])
-export_float = dict(type='ExportAttention', name='accumulated', source='classify',
-                    split='train_aug', quantize=False)
-test_raw_rgb = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-                    recipe='voc12_deeplabv2_r101',
-                    crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb'))
-stages = [classify_float, export_float, {{_base_.eval_accumulated}}, {{_base_.iam}},
-          {{_base_.iam_cams}}, {{_base_.eval_iam_cams}}, {{_base_.iam_labels}},
-          {{_base_.eval_labels}}, {{_base_.deeplab}}, test_raw_rgb]
+# the base's stages with the switches to the intended behaviour: float attention maps, the
+# test CRF on the raw RGB image
+stages = dict(
+    classify=dict(custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=1, filter='topk',
+                                     quantize=False)]),
+    accumulated=dict(quantize=False),
+    test=dict(crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')))
