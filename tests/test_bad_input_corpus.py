@@ -30,7 +30,7 @@ from wsss_core.datasets import label_formats as lf
 from wsss_core.datasets.coco14 import COCO2014
 from wsss_core.datasets.voc12 import VOC2012
 from wsss_core.datasets.voc_layout import read_cls_list, read_id_list
-from wsss_core.datasets.wsol_metadata import WSOLMetadata
+from wsss_core.wsol.metadata import WSOLMetadata
 from wsss_core.io import DataFileError, read_gray_png, read_image, read_label_png, load_cam
 from wsss_core.io import save_cam, save_label_png
 

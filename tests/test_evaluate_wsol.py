@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from PIL import Image
 
-from wsss_core.datasets.wsol_metadata import WSOLMetadata, export_wsol_metadata
-from wsss_core.evaluation.wsol.metric import WSOLMetric
-from wsss_core.evaluation.wsol.normalize import minmax_normalize
-from wsss_core.pipeline import evaluate_wsol
-from wsss_core.pipeline.evaluate_wsol import EvaluateWSOL
+from wsss_core.wsol.metadata import WSOLMetadata, export_wsol_metadata
+from wsss_core.wsol.metric import WSOLMetric
+from wsss_core.wsol.normalize import minmax_normalize
+from wsss_core.wsol import evaluate_wsol
+from wsss_core.wsol.evaluate_wsol import EvaluateWSOL
 from wsss_core.pipeline.manifest import write_manifest
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.registry import MODELS, STAGES, build

@@ -8,7 +8,7 @@ TINY = dict(image_size=48, num_classes=3, seed=0, num_train=24, num_val=12)
 
 def test_single_class_images_with_boxes_around_their_objects(core_registered, tmp_path):
     from wsss_core.datasets.synthetic_dataset import SyntheticShapes
-    from wsss_core.datasets.synthetic_wsol import SyntheticShapesWSOL
+    from wsss_core.wsol.synthetic import SyntheticShapesWSOL
     wsol = SyntheticShapesWSOL('train', generator=TINY, root=tmp_path, progress=False)
     seg = SyntheticShapes('train', generator=TINY, root=tmp_path, progress=False)
     single = [i for i in range(len(seg)) if np.count_nonzero(seg.load_sample(i)['labels']) == 1]

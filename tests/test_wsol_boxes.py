@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsss_core.evaluation.wsol.boxes import (best_iou_per_threshold, box_iou_inclusive,
+from wsss_core.wsol.boxes import (best_iou_per_threshold, box_iou_inclusive,
                                              boxes_from_scoremap, cam_thresholds,
                                              rescale_boxes)
-from wsss_core.evaluation.wsol.normalize import minmax_normalize, percentile_normalize
+from wsss_core.wsol.normalize import minmax_normalize, percentile_normalize
 
 
 # ----------------------------------------------------------------------------- normalisation

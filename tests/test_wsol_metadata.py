@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss_core.datasets.wsol_metadata import WSOLMetadata, export_wsol_metadata
+from wsss_core.wsol.metadata import WSOLMetadata, export_wsol_metadata
 from wsss_core.io import DataFileError
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsss_core.evaluation.wsol.evaluator import WSOLEvaluator, stack_records, unstack_records
-from wsss_core.evaluation.wsol.metrics import BoxAccumulator, PxAPAccumulator, tau_index
-from wsss_core.evaluation.wsol.modes import MODES, get_mode
+from wsss_core.wsol.evaluator import WSOLEvaluator, stack_records, unstack_records
+from wsss_core.wsol.metrics import BoxAccumulator, PxAPAccumulator, tau_index
+from wsss_core.wsol.modes import MODES, get_mode
 
 TAUS = [0.0, 0.25, 0.5, 0.75]      # int(tau * 255) = 0, 63, 127, 191
 
@@ -216,7 +216,7 @@ def test_evaluator_resizes_normalises_and_rescales_boxes():
 
 
 def test_wsol_metric_matches_the_hand_values_and_handles_masks():
-    from wsss_core.evaluation.wsol.metric import WSOLMetric
+    from wsss_core.wsol.metric import WSOLMetric
     from wsss_core.registry import METRICS
     assert METRICS.get('WSOLMetric') is WSOLMetric
     metric = WSOLMetric(image_size=10, cam_curve_interval=0.25)

@@ -20,15 +20,15 @@ COMPONENTS = {
     'DATASETS': {
         'VOCLayoutDataset': '.datasets.voc_layout',
         'SyntheticShapes': '.datasets.synthetic_dataset', 'VOC2012': '.datasets.voc12',
-        'COCO2014': '.datasets.coco14', 'WSOLMetadata': '.datasets.wsol_metadata',
-        'SyntheticShapesWSOL': '.datasets.synthetic_wsol',
+        'COCO2014': '.datasets.coco14', 'WSOLMetadata': '.wsol.metadata',
+        'SyntheticShapesWSOL': '.wsol.synthetic',
         'TaggedImageFolder': '.datasets.tagged_folder',
     },
     'TRANSFORMS': {name: '.datasets.transforms' for name in (
         'RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs', 'Resize',
         'RandomLongSide', 'ColorJitter', 'MarkValidPixels')},
     'METRICS': {
-        'MultiLabelMAP': '.evaluation.classification', 'WSOLMetric': '.evaluation.wsol.metric',
+        'MultiLabelMAP': '.evaluation.classification', 'WSOLMetric': '.wsol.metric',
     },
     'CAM_GENERATORS': {
         'CAM': '.cams.cam', 'GradCAM': '.cams.gradient', 'GradCAMPlusPlus': '.cams.gradient',
@@ -52,7 +52,7 @@ COMPONENTS = {
         'RefineLabels': '.pipeline.refine_labels', 'EvaluateLabels': '.pipeline.evaluate_labels',
         'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.irn.train_irn',
         'RandomWalkLabels': '.irn.random_walk_labels',
-        'EvaluateWSOL': '.pipeline.evaluate_wsol',
+        'EvaluateWSOL': '.wsol.evaluate_wsol',
     },
 }
 

@@ -74,7 +74,7 @@ def wsol_tree(num_images: int = 4) -> Path:
     """A WSOL metadata split ``<root>/metadata/voc/train`` exported from :func:`voc_tree`
     (images, class labels, boxes, localisation masks); returns ``<root>``."""
     from ..datasets.voc_layout import VOCLayoutDataset
-    from ..datasets.wsol_metadata import export_wsol_metadata
+    from ..wsol.metadata import export_wsol_metadata
     root = _tmp_root('wsss_wsol_tree_')
     dataset = VOCLayoutDataset(voc_tree(num_images), split='train', num_classes=20)
     export_wsol_metadata(dataset, root, 'voc', 'train', min_component_pixels=4, copy=True)

@@ -1,9 +1,14 @@
-"""WSOL evaluation (wsolevaluation protocol and MoANA's variant): numpy / OpenCV only.
+"""Weakly supervised object localisation, one package: the wsolevaluation protocol and
+MoANA's variant, the data layout, the stage.
 
-``normalize`` (score maps), ``boxes`` (boxes from score maps, IoU, rescaling), ``metrics``
-(BoxAccumulator, PxAPAccumulator), ``modes`` (the 'standard' and 'moana-compat' presets),
-``evaluator`` (per-image records and summaries).  The mmengine metric ``WSOLMetric``
-(``metric``, needs torch) is loaded on first access.
+What this package imports eagerly is numpy / OpenCV only: ``normalize`` (score maps), ``boxes``
+(boxes from score maps, IoU, rescaling), ``metrics`` (BoxAccumulator, PxAPAccumulator),
+``modes`` (the 'standard' and 'moana-compat' presets), ``evaluator`` (per-image records and
+summaries).  The mmengine metric ``WSOLMetric`` (``metric``, needs torch) is loaded on first
+access.  The registered components live in their own modules, imported by the core's component
+table: ``metadata`` (DATASETS ``WSOLMetadata``, ``export_wsol_metadata``), ``synthetic``
+(DATASETS ``SyntheticShapesWSOL``), ``metric`` (METRICS ``WSOLMetric``) and ``evaluate_wsol``
+(STAGES ``EvaluateWSOL``).
 """
 from .boxes import (best_iou_per_threshold, box_iou_inclusive, boxes_from_contours,
                     boxes_from_scoremap, cam_thresholds, rescale_boxes, threshold_contours)

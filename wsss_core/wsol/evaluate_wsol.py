@@ -5,7 +5,7 @@ to ``image_size`` x ``image_size`` (PIL bilinear, as torchvision's ``Resize`` in
 reference), the classifier gives class scores (Top-1 / Top-5) and the CAM of the
 **ground-truth** class; the CAM is resized bicubically to the square and normalised by
 ``mode``; the GT boxes (and masks) are brought to the square; then box accuracy over CAM
-thresholds, Top-k Loc and PxAP are accumulated (:mod:`wsss_core.evaluation.wsol`).
+thresholds, Top-k Loc and PxAP are accumulated (:mod:`wsss_core.wsol`).
 
 Writes ``wsol.json`` (the metrics, the BoxAcc curve per IoU threshold, best thresholds, the
 PxAP curve) and, with ``save_scoremaps=True``, ``scoremaps/<image_id>.npy`` (the normalised
@@ -24,11 +24,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..datasets import build_dataset
-from ..evaluation.wsol.evaluator import WSOLEvaluator, stack_records, unstack_records
 from ..io import DataFileError, atomic_write, write_json
+from ..pipeline.stage import Stage, StageContext, StageError
+from ..pipeline.train_classifier import load_trained_model
 from ..registry import CAM_GENERATORS, STAGES, build, lookup
-from .stage import Stage, StageContext, StageError
-from .train_classifier import load_trained_model
+from .evaluator import WSOLEvaluator, stack_records, unstack_records
 
 #: images per stored chunk of per-image results (the unit of resuming)
 CHUNK = 256
@@ -43,7 +43,7 @@ class EvaluateWSOL(Stage):
         split: which split (default 'test', the reporting split of the protocol).
         generator: CAM generator config (CAM_GENERATORS), default plain ``CAM``.
         mode: ``'standard'`` (wsolevaluation) or ``'moana-compat'`` (see
-            :mod:`wsss_core.evaluation.wsol.modes` for what each metric means).
+            :mod:`wsss_core.wsol.modes` for what each metric means).
         image_size: side of the square images and score maps (224).
         cam_curve_interval: CAM threshold step (0.01).
         iou_thresholds: IoU thresholds in percent (30, 50, 70).

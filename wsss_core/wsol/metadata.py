@@ -41,9 +41,9 @@ import numpy as np
 
 from ..io import DataFileError, atomic_write, read_gray_png, read_image, save_gray_png
 from ..registry import DATASETS
-from .records import RecordsDataset
-from .text_files import check_unique_ids, read_text_lines
-from .transforms import Compose
+from ..datasets.records import RecordsDataset
+from ..datasets.text_files import check_unique_ids, read_text_lines
+from ..datasets.transforms import Compose
 
 #: number of classes of the wsolevaluation data sets
 KNOWN_NUM_CLASSES = {'CUB': 200, 'ILSVRC': 1000, 'OpenImages': 100}

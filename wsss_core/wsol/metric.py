@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from ...registry import METRICS
+from ..registry import METRICS
 from .evaluator import WSOLEvaluator
 
 

@@ -1,7 +1,7 @@
 """SyntheticShapesWSOL: SyntheticShapes as a weakly supervised object localisation data set.
 
 WSOL needs one class per image and boxes.  The generated SyntheticShapes data set (see
-:mod:`.synthetic_shapes`) is exported once, with :func:`~.wsol_metadata.export_wsol_metadata`,
+:mod:`wsss_core.datasets.synthetic_shapes`) is exported once, with :func:`~.metadata.export_wsol_metadata`,
 into the wsolevaluation metadata layout next to it (``<dataset dir>/wsol``): the images whose
 objects all belong to one class, with GT boxes = the bounding boxes of the 8-connected
 components of that class's mask, and the masks for PxAP.  SyntheticShapes' ``train`` split
@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..datasets.synthetic_dataset import SyntheticShapes
+from ..datasets.synthetic_shapes_cache import _exclusive_lock
 from ..registry import DATASETS
-from .synthetic_dataset import SyntheticShapes
-from .synthetic_shapes_cache import _exclusive_lock
-from .wsol_metadata import WSOLMetadata, export_wsol_metadata
+from .metadata import WSOLMetadata, export_wsol_metadata
 
 WSOL_NAME = 'SyntheticShapes'
 EXPORT_DIR = 'wsol'
@@ -57,7 +57,7 @@ class SyntheticShapesWSOL(WSOLMetadata):
     Args:
         split: ``'train'`` or ``'val'``.
         generator / root / workers: as :class:`~.synthetic_dataset.SyntheticShapes`.
-        pipeline, max_samples, load_gt: as :class:`~.wsol_metadata.WSOLMetadata`.
+        pipeline, max_samples, load_gt: as :class:`~.metadata.WSOLMetadata`.
     """
 
     def __init__(self, split: str = 'train', generator: Optional[dict] = None, root=None,
