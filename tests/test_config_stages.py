@@ -121,3 +121,13 @@ def test_a_list_config_and_its_dict_equivalent_build_the_same_hashed_stages(tmp_
                  config_hash(s.hash_payload(pipe.context(s)), {})) for s in pipe.stages]
 
     assert built(listed) == built(keyed)
+
+
+def test_merge_options_addresses_a_loaded_config_by_name(tmp_path):
+    from wsss_core.config import merge_options
+    (tmp_path / 'base.py').write_text(BASE)
+    cfg = merge_options(load_config(str(tmp_path / 'base.py')),
+                        {'stages.cams.source': 'y', 'stages.0.max_epochs': 1})
+    assert cfg.stages[0]['max_epochs'] == 1 and cfg.stages[1]['source'] == 'y'
+    with pytest.raises(ConfigError, match="no stage is named 'nope'"):
+        merge_options(cfg, {'stages.nope.x': 1})

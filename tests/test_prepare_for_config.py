@@ -99,10 +99,11 @@ def test_prepare_for_the_oaa_voc_config_then_run_its_first_stages(tmp_path, monk
     work = tmp_path / 'work'
     code = run(['oaa::voc12_vgg16.py', '--work-dir', str(work), '--no-progress',
                 '--stages', 'classify,accumulated,labels',
-                '--cfg-options', 'stages.0.max_epochs=2', 'stages.0.num_workers=0',
-                'stages.0.model.backbone.width_mult=0.0625',
-                'stages.0.model.head_channels=16', 'stages.0.pipeline.0.short_side=64',
-                'stages.3.workers=0'])
+                '--cfg-options', 'stages.classify.max_epochs=2',
+                'stages.classify.num_workers=0',
+                'stages.classify.model.backbone.width_mult=0.0625',
+                'stages.classify.model.head_channels=16',
+                'stages.classify.pipeline.0.short_side=64', 'stages.labels.workers=0'])
     assert code == 0, capsys.readouterr().err
     assert (work / 'classify' / 'model.pth').is_file()
     labels = sorted(p.stem for p in (work / 'labels' / 'labels').glob('*.png'))

@@ -37,9 +37,10 @@ def stage_index(cfg: dict, name: str) -> int:
 
 
 def stage_key(cfg: dict, name: str) -> str:
-    """The ``--cfg-options`` prefix of the stage called ``name``.  Stages are addressed by
-    position today; once they are addressed by name this becomes ``f'stages.{name}'``."""
-    return f'stages.{stage_index(cfg, name)}'
+    """The ``--cfg-options`` prefix of the stage called ``name``: ``stages.<name>`` (a stage
+    is addressed by name in either form of ``stages``; the name must exist)."""
+    stage_index(cfg, name)
+    return f'stages.{name}'
 
 
 def option(value) -> str:
@@ -275,7 +276,7 @@ def roots(tmp_path_factory):
 
 def test_stages_are_addressed_by_name():
     cfg = {'stages': [{'name': 'classify'}, {'name': 'cams'}, {'name': 'test'}]}
-    assert stage_key(cfg, 'test') == 'stages.2'
+    assert stage_key(cfg, 'test') == 'stages.test'
     with pytest.raises(KeyError, match="no stage 'deeplab'"):
         stage_key(cfg, 'deeplab')
     assert [option(v) for v in ((1, 1), (64,), [64], 0.0625, 'raw_rgb')] == \

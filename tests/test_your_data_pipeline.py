@@ -45,13 +45,14 @@ def make_folder(root: Path, n: int = 16) -> dict:
     return expected
 
 
-def tiny_options(root: Path, sheet_index: int) -> list:
-    """--cfg-options that shrink the shipped config to seconds on a CPU."""
+def tiny_options(root: Path) -> list:
+    """--cfg-options that shrink the shipped config to seconds on a CPU (stages by name)."""
     return [f'data.data_root={root / "images"}', f'data.labels={root / "tags.csv"}',
-            'stages.0.max_epochs=1', 'stages.0.batch_size=8', 'stages.0.log_interval=1',
-            'stages.0.model.backbone.widths=[8,8,16,16]', 'stages.0.data.resize.size=[32,32]',
-            'stages.0.pipeline.1.pad=4', 'stages.1.scales=[1.0]', 'stages.1.flip=False',
-            'stages.1.resize.short_side=32', f'stages.{sheet_index}.num_images=4']
+            'stages.classify.max_epochs=1', 'stages.classify.batch_size=8',
+            'stages.classify.log_interval=1', 'stages.classify.model.backbone.widths=[8,8,16,16]',
+            'stages.classify.data.resize.size=[32,32]', 'stages.classify.pipeline.1.pad=4',
+            'stages.cams.scales=[1.0]', 'stages.cams.flip=False',
+            'stages.cams.resize.short_side=32', 'stages.sheet.num_images=4']
 
 
 def wsss_run(*args):
@@ -75,7 +76,7 @@ def test_your_data_without_masks_runs_to_labels_sheet_and_report(tmp_path):
     expected = make_folder(tmp_path / 'my_data')
     root, work = tmp_path / 'my_data', tmp_path / 'work'
     out = wsss_run('core::your_data.py', '--work-dir', str(work), '--no-progress',
-                   '--cfg-options', *tiny_options(root, 4))
+                   '--cfg-options', *tiny_options(root))
     assert out.returncode == 0, out.stderr[-3000:]
     manifest = json.loads((work / 'classify' / 'manifest.json').read_text())
     assert manifest['artifacts']['class_names'] == list(CLASSES)
@@ -93,7 +94,7 @@ def test_your_data_with_masks_adds_the_evaluation(tmp_path):
     expected = make_folder(tmp_path / 'my_data')
     root, work = tmp_path / 'my_data', tmp_path / 'work'
     out = wsss_run('core::your_data_with_masks.py', '--work-dir', str(work), '--no-progress',
-                   '--cfg-options', *tiny_options(root, 7), f'data.mask_dir={root / "masks"}',
+                   '--cfg-options', *tiny_options(root), f'data.mask_dir={root / "masks"}',
                    f'data.class_names=[{",".join(CLASSES)}]')
     assert out.returncode == 0, out.stderr[-3000:]
     check_pseudo_labels(work / 'labels_saliency' / 'labels', root, expected)

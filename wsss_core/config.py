@@ -29,7 +29,8 @@ from mmengine.config import Config
 from . import plugin_loader
 from .config_stages import StageOrderError, by_name_options, stage_configs
 
-__all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'install_config_shim',
+__all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'merge_options',
+           'install_config_shim',
            'dump_run_info', 'environment_info', 'shipped_configs', 'config_summary',
            'format_config_table']
 
@@ -188,13 +189,28 @@ def load_config(spec: str, cfg_options: Optional[dict] = None) -> Config:
     path = resolve_config_path(spec)
     install_config_shim()
     cfg = Config.fromfile(str(path))
+    if cfg_options:
+        merge_options(cfg, cfg_options)
     try:
-        if cfg_options:
-            cfg.merge_from_dict(by_name_options(cfg_options, cfg.get('stages')))
         if cfg.get('stages') is not None:
             cfg.stages = stage_configs(cfg.stages)
     except StageOrderError as exc:
         raise ConfigError(f'{spec}: {exc}') from exc
+    return cfg
+
+
+def merge_options(cfg: Config, options: dict) -> Config:
+    """Merge dotted ``options`` over ``cfg`` in place (mmengine's ``merge_from_dict``), a
+    stage addressed by name or position (``stages.classify.max_epochs``, ``stages.0.x``)
+    whichever form ``cfg.stages`` has (a loaded config's is the list).  Returns ``cfg``.
+
+    Raises:
+        ConfigError: a ``stages.<name>`` that no stage of a list ``stages`` has.
+    """
+    try:
+        cfg.merge_from_dict(by_name_options(options, cfg.get('stages')))
+    except StageOrderError as exc:
+        raise ConfigError(str(exc)) from exc
     return cfg
 
 

@@ -17,7 +17,7 @@ work_dir = 'work_dirs/your_data'
 
 data = dict(type='TaggedImageFolder', data_root='my_data/images', labels='my_data/tags.csv')
 
-# the stages, named so that core::your_data_with_masks.py reuses them ({{_base_.<name>}})
+# the stages; core::your_data_with_masks.py inserts its evaluations among them by name
 # The classifier sees every image resized to 224 x 224 (its stage's `data` option), so images
 # of any size batch together; the CAM and label stages keep each image's own size.
 classify = dict(

@@ -2,7 +2,7 @@
 
 A stage that supports them takes ``recipe=NAME`` and starts from ``table[NAME]``; the options
 the config gives override the recipe's.  A ``model`` with a ``type`` replaces the recipe's
-model; one without (``--cfg-options stages.0.model.backbone.model_name=deit``) patches it,
+model; one without (``--cfg-options stages.getam.model.backbone.model_name=deit``) patches it,
 recursively.  The expanded options are what the stage records and hashes, so a config written
 out in full and one naming the recipe are the same stage.  Used by DeepLab's
 ``TrainSegmentor`` / ``TestSegmentor`` and GETAM's ``TrainGETAM``.

@@ -2,7 +2,7 @@
 to what the plain threshold labels say."""
 import numpy as np
 
-from wsss_core.config import load_config
+from wsss_core.config import load_config, merge_options
 from wsss_core.io import read_label_png
 from wsss_core.pipeline import Pipeline
 from wsss_core.plugin_loader import load_plugins
@@ -13,8 +13,8 @@ def test_config_runs_on_tiny_data(tmp_path):
     load_plugins()
     cfg = load_config('template::synthetic_margin.py')
     cfg.data = tiny_data_cfg()
-    cfg.stages[0].update(max_epochs=1, batch_size=8, val_split=None)
-    cfg.stages[1].update(batch_size=8)
+    merge_options(cfg, {'stages.classify.max_epochs': 1, 'stages.classify.batch_size': 8,
+                        'stages.classify.val_split': None, 'stages.cams.batch_size': 8})
     results = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
     assert all(r.status == 'ran' for r in results.values())
     margin = sorted((tmp_path / 'labels_margin').rglob('*.png'))

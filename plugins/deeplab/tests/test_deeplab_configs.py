@@ -89,12 +89,13 @@ def test_recipe_options_are_overridden_by_the_config_and_unknown_recipes_refused
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     from wsss_core.pipeline import Pipeline
-    cfg = load('synthetic.py')
-    cfg.merge_from_dict({'data.generator': dict(TINY_GENERATOR), 'data.progress': False,
-                         'stages.0.max_epochs': 1, 'stages.0.batch_size': 8,
-                         'stages.0.val_split': None, 'stages.4.max_iters': 2,
-                         'stages.4.batch_size': 4, 'stages.4.crop_size': 48,
-                         'stages.5.workers': 0})
+    from wsss_core.config import merge_options
+    cfg = merge_options(load('synthetic.py'), {
+        'data.generator': dict(TINY_GENERATOR), 'data.progress': False,
+        'stages.classify.max_epochs': 1, 'stages.classify.batch_size': 8,
+        'stages.classify.val_split': None, 'stages.deeplab.max_iters': 2,
+        'stages.deeplab.batch_size': 4, 'stages.deeplab.crop_size': 48,
+        'stages.test.workers': 0})
     res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
     assert res['test'].manifest['counts']['evaluated'] == 8
     assert 0.0 <= res['test'].manifest['metrics']['miou_crf'] <= 1.0

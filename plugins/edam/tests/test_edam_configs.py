@@ -64,28 +64,23 @@ def test_paper_config_runs_deeplab_pytorchs_crf_input_and_the_fixed_variant_the_
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     from wsss_core.pipeline import Pipeline
-    cfg = load('synthetic.py')
-    names = [s['name'] for s in cfg.stages]
+    from wsss_core.config import merge_options
     small = dict(type='SmallResNet', widths=(8, 8, 16, 16))
-    shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False}
-    k = names.index('classify')
-    shrink.update({f'stages.{k}.max_epochs': 1, f'stages.{k}.batch_size': 8,
-                   f'stages.{k}.val_split': None, f'stages.{k}.model.backbone': small})
-    k = names.index('edam_classify')
-    shrink.update({f'stages.{k}.passes': 1, f'stages.{k}.batch_size': 4,
-                   f'stages.{k}.val_split': None, f'stages.{k}.warmup_steps': 2,
-                   f'stages.{k}.model.backbone.width_mult': 1 / 16})
-    k = names.index('edam_masks')
-    shrink[f'stages.{k}.scales'] = (1.0, 0.5)
+    shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False,
+              'stages.classify.max_epochs': 1, 'stages.classify.batch_size': 8,
+              'stages.classify.val_split': None, 'stages.classify.model.backbone': small,
+              'stages.edam_classify.passes': 1, 'stages.edam_classify.batch_size': 4,
+              'stages.edam_classify.val_split': None, 'stages.edam_classify.warmup_steps': 2,
+              'stages.edam_classify.model.backbone.width_mult': 1 / 16,
+              'stages.edam_masks.scales': (1.0, 0.5)}
     for name in ('deeplab', 'edam_deeplab'):
-        k = names.index(name)
-        shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
-                       f'stages.{k}.crop_size': 48,
-                       f'stages.{k}.model': dict(type='DeepLabV2', backbone=small,
-                                                 rates=(1, 2, 3, 4))})
+        shrink.update({f'stages.{name}.max_iters': 2, f'stages.{name}.batch_size': 4,
+                       f'stages.{name}.crop_size': 48,
+                       f'stages.{name}.model': dict(type='DeepLabV2', backbone=small,
+                                                    rates=(1, 2, 3, 4))})
     for name in ('test', 'edam_test', 'edam_labels_crf', 'edam_labels_crf_sal'):
-        shrink[f'stages.{names.index(name)}.workers'] = 0
-    cfg.merge_from_dict(shrink)
+        shrink[f'stages.{name}.workers'] = 0
+    cfg = merge_options(load('synthetic.py'), shrink)
     res = {r.name: r for r in Pipeline(cfg, tmp_path, progress=False).run()}
     for name in ('eval_edam_labels', 'eval_edam_labels_crf', 'eval_edam_labels_crf_sal'):
         assert 0.0 <= res[name].manifest['metrics']['miou'] <= 1.0

@@ -30,7 +30,7 @@ plugins = ['deeplab', 'edam']
 data = dict(type='VOC2012', data_root='item:voc12-aug',
             saliency_dir='item:voc12-saliency-poolnet')
 
-# the stages, named so that edam::voc12_resnet38_fixed.py reuses them ({{_base_.<name>}})
+# the stages; edam::voc12_resnet38_fixed.py changes them by name
 classify = dict(
     type='TrainPairClassifier', name='classify', train_split='train_aug', val_split=None,
     model=dict(type='EDAMClassifier',

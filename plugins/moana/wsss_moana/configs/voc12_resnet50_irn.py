@@ -57,7 +57,7 @@ classify_optim = dict(type='OptimWrapper',
 classify_schedule = [dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=True, begin=0,
                           end=5, convert_to_iter_based=True)]
 
-# the stages, named so that moana::voc12_resnet50_irn_fixed.py reuses them ({{_base_.<name>}})
+# the stages; moana::voc12_resnet50_irn_fixed.py changes them by name
 classify = dict(type='TrainClassifier', name='classify', train_split='train_aug', val_split=None,
                 model=dict(type='MoANAClassifier', loss='multilabel_soft_margin', cam_bias=False,
                            backbone=dict(type='WithMoANA', backbone=cam_backbone,

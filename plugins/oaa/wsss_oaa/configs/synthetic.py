@@ -29,8 +29,8 @@ oaa_model = dict(backbone=dict(type='SmallResNet'), head_channels=128, channels_
                  data_preprocessor=norm)
 fixed_geometry = [dict(type='PackInputs', keys=('img', 'labels'))]
 
-# Each stage is a named variable, so that configs built on this one (nsrom::synthetic.py)
-# list them with {{_base_.<name>}} and reuse the finished stages of the same work dir.
+# Configs built on this one (nsrom::synthetic.py) append their stages to this config's
+# `stages` dict by name and reuse the finished stages of the same work dir.
 # --- the core's baseline: exactly the quickstart's stages, then DeepLab ---
 classify = dict(type='TrainClassifier', name='classify',
                 model=dict(type='CAMClassifier', backbone=dict(type='SmallResNet'),
@@ -46,8 +46,6 @@ eval_labels_saliency = dict(type='EvaluateLabels', name='eval_labels_saliency',
 deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency',
                recipe='synthetic')
 test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='synthetic')
-baseline_stages = [classify, cams, eval_cams, labels_saliency, eval_labels_saliency, deeplab,
-                   test]
 
 # --- OAA ---
 oaa_classify = dict(type='TrainClassifier', name='oaa_classify',
