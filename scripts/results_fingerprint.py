@@ -30,12 +30,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 def quickstart_cfg():
     from wsss_core.config import load_config
     from wsss_oaa.tiny_configs import TINY_GENERATOR
-    cfg = load_config('core::quickstart.py')
-    names = [s['name'] for s in cfg.stages]
-    cfg.merge_from_dict({'data.generator': dict(TINY_GENERATOR), 'data.progress': False,
-                         f'stages.{names.index("classify")}.max_epochs': 2,
-                         f'stages.{names.index("classify")}.batch_size': 8})
-    return cfg
+    return load_config('core::quickstart.py', {
+        'data.generator': dict(TINY_GENERATOR), 'data.progress': False,
+        'stages.classify.max_epochs': 2, 'stages.classify.batch_size': 8})
 
 
 def oaa_cfg():

@@ -11,21 +11,18 @@ _SMALL = dict(type='SmallResNet', widths=(8, 8, 16, 16))
 
 def shrink_synthetic(cfg):
     """Shrink a loaded ``oaa::synthetic.py`` in place (counts and sizes only); returns it."""
-    names = [s['name'] for s in cfg.stages]
+    from wsss_core.config import merge_options
     shrink = {'data.generator': dict(TINY_GENERATOR), 'data.progress': False}
     for name in ('classify', 'oaa_classify', 'oaa_iam', 'oaa_late_classify'):
-        k = names.index(name)
-        shrink.update({f'stages.{k}.max_epochs': 1 if name in ('classify', 'oaa_iam') else 2,
-                       f'stages.{k}.batch_size': 8, f'stages.{k}.val_split': None,
-                       f'stages.{k}.model.backbone': dict(_SMALL)})
-    late = names.index('oaa_late_classify')
-    shrink[f'stages.{late}.custom_hooks'] = [dict(type='OAAAccumulationHook', start_epoch=1)]
+        shrink.update({f'stages.{name}.max_epochs': 1 if name in ('classify', 'oaa_iam') else 2,
+                       f'stages.{name}.batch_size': 8, f'stages.{name}.val_split': None,
+                       f'stages.{name}.model.backbone': dict(_SMALL)})
+    shrink['stages.oaa_late_classify.custom_hooks'] = [
+        dict(type='OAAAccumulationHook', start_epoch=1)]
     for name in ('deeplab', 'oaa_deeplab'):
-        k = names.index(name)
-        shrink.update({f'stages.{k}.max_iters': 2, f'stages.{k}.batch_size': 4,
-                       f'stages.{k}.crop_size': 48, f'stages.{k}.model': dict(
+        shrink.update({f'stages.{name}.max_iters': 2, f'stages.{name}.batch_size': 4,
+                       f'stages.{name}.crop_size': 48, f'stages.{name}.model': dict(
                            type='DeepLabV2', rates=(1, 2, 3, 4), backbone=dict(_SMALL))})
     for name in ('test', 'oaa_test'):
-        shrink[f'stages.{names.index(name)}.workers'] = 0
-    cfg.merge_from_dict(shrink)
-    return cfg
+        shrink[f'stages.{name}.workers'] = 0
+    return merge_options(cfg, shrink)
