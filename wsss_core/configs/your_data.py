@@ -6,12 +6,12 @@
 # The tag file formats and the rules (ids, classes, splits): wsss_core/datasets/tagged_folder.py
 # (TaggedImageFolder).  With masks for evaluation: core::your_data_with_masks.py.
 # Switches (--cfg-options):
-#   saliency maps of your own:   data.saliency_dir=my_data/saliency stages.3.refiners.0.source=None
-#   a classifier mAP:            data.val_fraction=0.1 stages.0.val_split=val (or a split column)
+#   saliency maps of your own:   data.saliency_dir=my_data/saliency stages.labels_saliency.refiners.0.source=None
+#   a classifier mAP:            data.val_fraction=0.1 stages.classify.val_split=val (or a split column)
 #   an ImageNet-pretrained backbone (far better CAMs on photos than this one, trained from
 #   scratch as in the quickstart), after `wsss-prepare torchvision-resnet50`:
-#     stages.0.model.backbone.type=TorchvisionResNet \
-#     stages.0.model.backbone.pretrained=item:torchvision-resnet50
+#     stages.classify.model.backbone.type=TorchvisionResNet \
+#     stages.classify.model.backbone.pretrained=item:torchvision-resnet50
 seed = 0
 work_dir = 'work_dirs/your_data'
 

@@ -18,9 +18,9 @@
 # deeplabv2-r101-coco (the authors' COCO-initialised Caffe weights, converted: the recipe's
 # init_checkpoint).  wsss-run downloads nothing; wsss-prepare does.  To start from ImageNet
 # instead, after `wsss-prepare torchvision-resnet101`:
-#   --cfg-options stages.0.model.init_checkpoint=None stages.0.model.input_style=imagenet \
-#       stages.0.model.backbone.stride_in_1x1=False \
-#       stages.0.model.backbone.pretrained=item:torchvision-resnet101
+#   --cfg-options stages.deeplab.model.init_checkpoint=None stages.deeplab.model.input_style=imagenet \
+#       stages.deeplab.model.backbone.stride_in_1x1=False \
+#       stages.deeplab.model.backbone.pretrained=item:torchvision-resnet101
 seed = 0
 work_dir = 'work_dirs/voc12_deeplabv2_r101'
 plugins = ['deeplab']

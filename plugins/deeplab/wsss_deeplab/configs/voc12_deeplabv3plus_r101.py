@@ -13,7 +13,7 @@
 # Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD) and
 # torchvision-resnet101 (torchvision's ImageNet ResNet-101, the file timm's resnet101.tv_in1k
 # names).  wsss-run downloads nothing; wsss-prepare does.  Another start: a local file with
-#   --cfg-options stages.0.model.init_checkpoint=PATH .
+#   --cfg-options stages.deeplab.model.init_checkpoint=PATH .
 # Not run here: no VOC data offline; no measured figure exists for it yet.
 seed = 0
 work_dir = 'work_dirs/voc12_deeplabv3plus_r101'
