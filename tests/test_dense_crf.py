@@ -10,7 +10,8 @@ import pytest
 
 from wsss_core.refiners.dense_crf import (CRF_PRESETS, CRFParams, DenseCRF, cam_probs,
                                           crf_params, dense_crf, dense_crf_labels,
-                                          import_densecrf, labels_unary, probs_unary)
+                                          import_densecrf, labels_unary, probs_unary,
+                                          register_crf_preset)
 from wsss_core.refiners.parallel import RefineChainJob, imap_images, map_images
 
 pytest.importorskip('pydensecrf.densecrf')
@@ -36,9 +37,17 @@ def noisy_probs(truth, flip=0.3, conf=0.7, seed=0):
     return np.stack([p0, 1 - p0])
 
 
+@pytest.fixture
+def plugin_presets():
+    """The presets the deeplab, getam and edam plugins register (their modules imported, as
+    loading the plugins would)."""
+    for plugin in ('deeplab', 'getam', 'edam'):
+        pytest.importorskip(f'wsss_{plugin}.crf_preset')
+
+
 # ----------------------------------------------------------------------------- core functions
 @pytest.mark.parametrize('preset', ['psa', 'deeplab', 'getam', 'edam'])
-def test_noisy_unary_over_two_flat_regions_comes_back_clean(preset):
+def test_noisy_unary_over_two_flat_regions_comes_back_clean(preset, plugin_presets):
     img, truth = two_regions()
     probs = noisy_probs(truth)
     assert (probs.argmax(0) != truth).mean() > 0.2  # the unary alone is badly wrong
@@ -107,7 +116,7 @@ def test_bad_inputs_are_named():
 
 
 # ----------------------------------------------------------------------------- presets
-def test_presets_have_the_published_values():
+def test_presets_have_the_published_values(plugin_presets):
     assert CRF_PRESETS['psa'] == CRFParams(3, 3, 80, 13, 10, 10)
     assert CRF_PRESETS['deeplab'] == CRFParams(1, 3, 67, 3, 4, 10)
     assert CRF_PRESETS['getam'] == CRFParams(3, 3, 83, 5, 4, 20)
@@ -116,16 +125,43 @@ def test_presets_have_the_published_values():
     psa = CRF_PRESETS['psa']
     assert (psa.gauss_sxy, psa.gauss_compat, psa.bilat_sxy, psa.bilat_srgb, psa.bilat_compat,
             psa.iterations, psa.gt_prob) == (3, 3, 80, 13, 10, 10, None)
+    assert {n: CRF_PRESETS.source(n) for n in ('psa', 'irn', 'deeplab', 'getam', 'edam')} == \
+        dict(psa='core', irn='core', deeplab='deeplab', getam='getam', edam='edam')
 
 
-def test_overrides_change_only_what_is_named_and_unknown_names_fail():
+def test_presets_are_a_registry_plugins_fill(monkeypatch):
+    """A registered preset is found by crf_params and DenseCRF; the same registration again
+    is a no-op, another value under a taken name an error naming who holds it; a preset of a
+    plugin that is not loaded is an error naming the plugin to load."""
+    monkeypatch.setattr(CRF_PRESETS, '_entries', dict(CRF_PRESETS._entries))  # undone after
+    params = CRFParams(2, 3, 40, 7, 5, 4)
+    assert register_crf_preset('test-only', params, source='tests') is params
+    register_crf_preset('test-only', params, source='tests')
+    assert crf_params('test-only', iterations=1) == CRFParams(2, 3, 40, 7, 5, 1)
+    assert DenseCRF(preset='test-only').params == params
+    with pytest.raises(ValueError, match="already registered by 'tests'"):
+        register_crf_preset('test-only', params.replace(iterations=9), source='other')
+    with pytest.raises(TypeError, match='CRFParams'):
+        register_crf_preset('x', dict(gauss_sxy=1), source='tests')
+    from wsss_core.plugin_loader import discovered_plugins
+    CRF_PRESETS._entries.pop('getam', None)               # as before the plugin is loaded
+    with pytest.raises(KeyError, match=r"preset 'getam'; registered: .*psa \(core\)"):
+        crf_params('getam')
+    if 'getam' in {r.name for r in discovered_plugins()}:
+        with pytest.raises(KeyError, match="load the plugin 'getam'"):
+            DenseCRF(preset='getam')
+    with pytest.raises(KeyError, match='wsss-run --list-plugins'):
+        crf_params('no-such-plugin-preset')
+
+
+def test_overrides_change_only_what_is_named_and_unknown_names_fail(plugin_presets):
     p = crf_params('getam', iterations=5, bilat_srgb=7)
     assert p == CRFParams(3, 3, 83, 7, 4, 5)
     assert CRF_PRESETS['getam'].iterations == 20  # the table is not modified
     assert crf_params(None, **vars(CRF_PRESETS['deeplab'])) == CRF_PRESETS['deeplab']
     with pytest.raises(TypeError, match='bilat_rgb'):
         crf_params('psa', bilat_rgb=3)
-    with pytest.raises(KeyError, match='presets'):
+    with pytest.raises(KeyError, match='registered'):
         crf_params('nope')
     refiner = DenseCRF(preset='deeplab', iterations=3, gauss_sxy=2)
     assert refiner.params == CRFParams(2, 3, 67, 3, 4, 3)
@@ -167,7 +203,7 @@ def test_overrides_reach_pydensecrf(monkeypatch):
                          bilat=dict(sxy=80.0, srgb=7.0, compat=10.0), t=4)
 
 
-def test_psa_scale_factor_divides_both_spatial_sdevs(monkeypatch):
+def test_psa_scale_factor_divides_both_spatial_sdevs(monkeypatch, plugin_presets):
     # psa's crf_inference(img, probs, t, scale_factor): Gaussian sxy 3 / sf, bilateral
     # sxy 80 / sf, srgb 13 unchanged
     assert CRF_PRESETS['psa'].scale_factor == 1.0 == CRF_PRESETS['edam'].scale_factor
@@ -316,7 +352,7 @@ def test_refiner_label_unary_errors():
         DenseCRF(unary='softmax')
 
 
-def test_refiner_builds_from_the_registry(core_registered):
+def test_refiner_builds_from_the_registry(core_registered, plugin_presets):
     from wsss_core.registry import LABEL_REFINERS, build
     refiner = build(dict(type='DenseCRF', preset='getam', iterations=7), LABEL_REFINERS)
     assert isinstance(refiner, DenseCRF) and refiner.params.iterations == 7
@@ -423,7 +459,7 @@ def test_refine_chain_job_writes_checked_labels(tmp_path):
 
 
 # ----------------------------------------------------------------------------- keep_probs
-def test_refiner_keep_probs_leaves_the_marginals_for_a_following_refiner():
+def test_refiner_keep_probs_leaves_the_marginals_for_a_following_refiner(plugin_presets):
     sample, truth = cam_sample()
     plain = DenseCRF(preset='edam')(dict(sample))
     assert 'crf_probs' not in plain                     # off by default: nothing else changes

@@ -113,6 +113,7 @@ def test_scoremaps_scores_and_metrics_match_a_direct_computation(tmp_path, wsol_
 
 
 def test_moana_compat_mode_and_bad_options(tmp_path, wsol_root, fake_classifier):
+    pytest.importorskip('wsss_moana.wsol_mode')     # the MoANA plugin registers the mode
     out = run_stage(tmp_path, wsol_root, mode='moana-compat')
     m = out['metrics']
     assert 'MaxBoxAccV2' not in m and out['artifacts']['mode'] == 'moana-compat'

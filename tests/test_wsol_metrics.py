@@ -11,7 +11,16 @@ import pytest
 
 from wsss_core.wsol.evaluator import WSOLEvaluator, stack_records, unstack_records
 from wsss_core.wsol.metrics import BoxAccumulator, PxAPAccumulator, tau_index
-from wsss_core.wsol.modes import MODES, get_mode
+from wsss_core.presets import UnknownPresetError
+from wsss_core.wsol.modes import MODES, WSOLMode, get_mode, register_wsol_mode
+
+
+@pytest.fixture
+def moana_compat():
+    """The mode 'moana-compat', which the MoANA plugin registers (imported here as loading
+    the plugin would)."""
+    pytest.importorskip('wsss_moana.wsol_mode')
+    return MODES['moana-compat']
 
 TAUS = [0.0, 0.25, 0.5, 0.75]      # int(tau * 255) = 0, 63, 127, 191
 
@@ -151,8 +160,9 @@ def test_pxap_accumulates_over_images_and_needs_positives():
 
 
 # ----------------------------------------------------------------------------- modes, evaluator
-def test_mode_presets():
-    std, moana = MODES['standard'], MODES['moana-compat']
+def test_mode_presets(moana_compat):
+    std, moana = MODES['standard'], moana_compat
+    assert MODES.source('standard') == 'core' and MODES.source('moana-compat') == 'moana'
     assert (std.normalization, std.report_v2, std.maxboxacc_mean, std.top1_loc_tau) == \
         ('minmax', True, False, None)
     assert (moana.normalization, moana.percentile, moana.report_v2, moana.maxboxacc_mean) == \
@@ -161,6 +171,27 @@ def test_mode_presets():
     assert std.cam_curve_interval == moana.cam_curve_interval == 0.01
     with pytest.raises(ValueError, match='unknown'):
         get_mode('nope')
+    with pytest.raises(UnknownPresetError, match=r"standard \(core\)"):
+        get_mode('nope')
+
+
+def test_modes_are_a_registry_plugins_fill(monkeypatch):
+    """A plugin's mode is found once registered; registering the same mode again is a no-op,
+    another mode under a taken name an error naming who holds it; an unknown name named by
+    a discovered plugin ('moana-...') tells to load that plugin."""
+    monkeypatch.setattr(MODES, '_entries', dict(MODES._entries))    # undone after the test
+    mode = WSOLMode('test-only-mode', top1_loc_tau=0.5)
+    assert register_wsol_mode(mode, source='tests') is mode
+    register_wsol_mode(mode, source='tests')
+    assert get_mode('test-only-mode') is mode and MODES.source('test-only-mode') == 'tests'
+    with pytest.raises(ValueError, match="already registered by 'tests'"):
+        register_wsol_mode(WSOLMode('test-only-mode'), source='other')
+    with pytest.raises(TypeError, match='WSOLMode'):
+        register_wsol_mode({'name': 'x'}, source='tests')
+    from wsss_core.plugin_loader import discovered_plugins
+    if 'moana' in {r.name for r in discovered_plugins()}:
+        with pytest.raises(ValueError, match="load the plugin 'moana'"):
+            get_mode('moana-unheard-of')
     with pytest.raises(ValueError, match='50'):
         get_mode('standard', iou_thresholds=(30, 70))
 
@@ -189,8 +220,8 @@ def test_evaluator_summary_standard_mode_by_hand():
         [100 / 3, 100 / 3, 200 / 3, 100 / 3])
 
 
-def test_evaluator_moana_mode_reports_the_single_contour_mean():
-    ev = WSOLEvaluator(get_mode('moana-compat', cam_curve_interval=0.25, top1_loc_tau=0.25),
+def test_evaluator_moana_mode_reports_the_single_contour_mean(moana_compat):
+    ev = WSOLEvaluator(get_mode(moana_compat, cam_curve_interval=0.25, top1_loc_tau=0.25),
                        image_size=10)
     records = crafted_records(ev)
     metrics, _ = ev.summarize(records)

@@ -16,10 +16,12 @@ mean-field steps give the marginals ``Q (L, H, W)``.  Two unaries:
   ``gt_prob``, every other label ``(1 - gt_prob) / (L - 1)``; with ``zero_unsure`` the value 0
   means "unsure" (uniform ``1/L``) and labels 1..L stand for channels 0..L-1.
 
-:data:`CRF_PRESETS` holds the published settings (G = Gaussian (sxy, compat), B = bilateral
-(sxy, srgb, compat), t = iterations): psa G(3,3) B(80,13,10) t10; deeplab G(1,3) B(67,3,4) t10;
-GETAM G(3,3) B(83,5,4) t20; irn label CRF gt_prob 0.7 G(3,3) B(50,5,10) t10; EDAM is psa's
-kernels with t3.
+:data:`CRF_PRESETS` holds the published settings by name, a registry plugins fill
+(:func:`register_crf_preset`; G = Gaussian (sxy, compat), B = bilateral (sxy, srgb, compat),
+t = iterations).  The core registers psa G(3,3) B(80,13,10) t10 and irn's label CRF gt_prob
+0.7 G(3,3) B(50,5,10) t10; the plugins register theirs when loaded: ``deeplab`` G(1,3)
+B(67,3,4) t10 (plugin deeplab), ``getam`` G(3,3) B(83,5,4) t20 (plugin getam), ``edam``
+psa's kernels with t3 (plugin edam).
 
 ``scale_factor`` (psa's ``crf_inference(..., scale_factor)``, kept by the psa and edam
 presets) is for inputs downscaled by that factor: both spatial standard deviations are
@@ -37,10 +39,11 @@ from typing import Optional
 
 import numpy as np
 
+from ..presets import PresetTable
 from ..registry import LABEL_REFINERS
 from .base import LabelRefiner
 
-__all__ = ['CRFParams', 'CRF_PRESETS', 'crf_params', 'import_densecrf', 'probs_unary',
+__all__ = ['CRFParams', 'CRF_PRESETS', 'register_crf_preset', 'crf_params', 'import_densecrf', 'probs_unary',
            'labels_unary', 'dense_crf', 'dense_crf_labels', 'cam_probs', 'DenseCRF']
 
 IGNORE_INDEX = 255
@@ -103,33 +106,37 @@ class CRFParams:
         return dict(self.kernels(), gt_prob=self.gt_prob)
 
 
-CRF_PRESETS = {
-    # psa tool/imutils.crf_inference: unary from [bg, CAMs]; sxy 3 / scale_factor and
-    # 80 / scale_factor.
-    'psa': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=80, bilat_srgb=13, bilat_compat=10,
-                     iterations=10, scale_factor=1.0),
-    # deeplab-pytorch libs/utils/crf.py: POS_XY_STD 1, POS_W 3, BI_XY_STD 67, BI_RGB_STD 3, BI_W 4.
-    'deeplab': CRFParams(gauss_sxy=1, gauss_compat=3, bilat_sxy=67, bilat_srgb=3, bilat_compat=4,
-                         iterations=10),
-    # GETAM test.py crf_inference_inf (the in-training validation uses 10 iterations).
-    'getam': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=83, bilat_srgb=5, bilat_compat=4,
-                       iterations=20),
-    # irn crf_inference_label for the IR labels: unary from labels, zero_unsure False.
-    'irn': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=50, bilat_srgb=5, bilat_compat=10,
-                     iterations=10, gt_prob=0.7),
-    # EDAM infer_cls.py: psa's kernels (and scale factor), 3 mean-field iterations
-    # (background power 1).
-    'edam': CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=80, bilat_srgb=13, bilat_compat=10,
-                      iterations=3, scale_factor=1.0),
-}
+#: the dense-CRF presets by name (a :class:`~wsss_core.presets.PresetTable`): the core's psa and
+#: irn, and those of the loaded plugins
+CRF_PRESETS: PresetTable[CRFParams] = PresetTable('dense-CRF preset')
+
+
+def register_crf_preset(name: str, params: CRFParams, *, source: str) -> CRFParams:
+    """Register ``params`` as the dense-CRF preset ``name`` on behalf of ``source`` (``'core'``
+    or the plugin's name); a plugin calls it in a module its component table imports."""
+    if not isinstance(params, CRFParams):
+        raise TypeError(f'dense-CRF preset {name!r}: expected CRFParams, got {type(params).__name__}')
+    return CRF_PRESETS.register(name, params, source=source)
+
+
+# psa tool/imutils.crf_inference: unary from [bg, CAMs]; sxy 3 / scale_factor and
+# 80 / scale_factor.
+register_crf_preset('psa', CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=80, bilat_srgb=13,
+                                     bilat_compat=10, iterations=10, scale_factor=1.0),
+                    source='core')
+# irn crf_inference_label for the IR labels: unary from labels, zero_unsure False.
+register_crf_preset('irn', CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=50, bilat_srgb=5,
+                                     bilat_compat=10, iterations=10, gt_prob=0.7),
+                    source='core')
 
 
 def crf_params(preset: Optional[str] = 'psa', **overrides) -> CRFParams:
-    """The preset's parameters with ``overrides`` applied (``preset=None``: all given here)."""
+    """The preset's parameters with ``overrides`` applied (``preset=None``: all given here).
+
+    A name no loaded plugin registered is an :class:`~wsss_core.presets.UnknownPresetError`
+    (a KeyError) naming the registered presets and the plugin to load."""
     if preset is None:
         return CRFParams(**overrides)
-    if preset not in CRF_PRESETS:
-        raise KeyError(f"unknown dense-CRF preset {preset!r}; presets: {sorted(CRF_PRESETS)}")
     return CRF_PRESETS[preset].replace(**overrides)
 
 
@@ -287,7 +294,8 @@ class DenseCRF(LabelRefiner):
     CRF output).  An image without classes gets one all-ones background channel.
 
     Args:
-        preset: a key of :data:`CRF_PRESETS` (or None with every parameter given).
+        preset: a name in :data:`CRF_PRESETS` (the core's psa / irn, or a loaded plugin's),
+            or None with every parameter given.
         unary: 'probs' or 'labels'.
         bg, bg_power, bg_score: background channel for the probs unary (see :func:`cam_probs`).
         ignore: 'keep' or 'fill' (labels unary only).

@@ -42,7 +42,7 @@ class EvaluateWSOL(Stage):
         source: the TrainClassifier-like stage whose model is evaluated.
         split: which split (default 'test', the reporting split of the protocol).
         generator: CAM generator config (CAM_GENERATORS), default plain ``CAM``.
-        mode: ``'standard'`` (wsolevaluation) or ``'moana-compat'`` (see
+        mode: ``'standard'`` (wsolevaluation) or ``'moana-compat'`` (MoANA plugin; see
             :mod:`wsss_core.wsol.modes` for what each metric means).
         image_size: side of the square images and score maps (224).
         cam_curve_interval: CAM threshold step (0.01).

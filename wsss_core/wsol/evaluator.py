@@ -42,7 +42,8 @@ class WSOLEvaluator:
     """Turns raw CAMs into score maps and per-image records, and records into metrics.
 
     Args:
-        mode: ``'standard'`` | ``'moana-compat'`` or a :class:`~.modes.WSOLMode`.
+        mode: a registered mode name (``'standard'``; ``'moana-compat'`` with the MoANA plugin)
+            or a :class:`~.modes.WSOLMode`.
         image_size: side of the square the score map and the GT live on (224).
         cam_curve_interval / iou_thresholds: override the mode's.
     """

@@ -44,7 +44,8 @@ class WSOLMetric(BaseMetric):
     """Box accuracy (MaxBoxAcc, MaxBoxAccV2), GT-known / Top-k Loc, Top-k Cls and PxAP.
 
     Args:
-        mode: ``'standard'`` (wsolevaluation) or ``'moana-compat'``.
+        mode: ``'standard'`` (wsolevaluation) or ``'moana-compat'`` (registered by the MoANA
+            plugin).
         image_size: side of the evaluation square (224).
         cam_curve_interval / iou_thresholds: override the mode's (0.01; 30, 50, 70).
     """

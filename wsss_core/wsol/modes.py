@@ -1,4 +1,8 @@
-"""The two WSOL evaluation presets and what each reported metric means in them.
+"""WSOL evaluation modes (presets) and what each reported metric means in them.
+
+:data:`MODES` is a registry plugins fill (:func:`register_wsol_mode`): the core registers
+``standard``; the MoANA plugin registers ``moana-compat`` when it is loaded
+(``wsss_moana.wsol_mode``).  Both are described here because the evaluator implements both.
 
 ``standard`` -- wsolevaluation (Choe et al., CVPR 2020 / TPAMI), the default:
 
@@ -33,6 +37,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from ..presets import PresetTable
 from .normalize import MOANA_PERCENTILE
 
 
@@ -68,21 +73,29 @@ class WSOLMode:
                              f'use it), got {self.iou_thresholds}')
 
 
-MODES = {
-    'standard': WSOLMode('standard'),
-    'moana-compat': WSOLMode('moana-compat', normalization='percentile', report_v2=False,
-                             maxboxacc_mean=True, top1_loc_tau=0.04),
-}
+#: the WSOL evaluation modes by name (a :class:`~wsss_core.presets.PresetTable`): the core's
+#: ``standard`` and those of the loaded plugins
+MODES: PresetTable[WSOLMode] = PresetTable('WSOL evaluation mode')
+
+
+def register_wsol_mode(mode: WSOLMode, *, source: str) -> WSOLMode:
+    """Register ``mode`` under ``mode.name`` on behalf of ``source`` (``'core'`` or the
+    plugin's name); a plugin calls it in a module its component table imports."""
+    if not isinstance(mode, WSOLMode):
+        raise TypeError(f'expected a WSOLMode, got {type(mode).__name__}')
+    return MODES.register(mode.name, mode, source=source)
+
+
+register_wsol_mode(WSOLMode('standard'), source='core')
 
 
 def get_mode(mode, **overrides) -> WSOLMode:
     """The preset ``mode`` (a name or a :class:`WSOLMode`) with ``overrides`` (None = keep)."""
     if isinstance(mode, WSOLMode):
         base = mode
-    elif mode in MODES:
-        base = MODES[mode]
     else:
-        raise ValueError(f'unknown WSOL evaluation mode {mode!r}; choose one of {sorted(MODES)}')
+        base = MODES[mode]      # an unknown name: UnknownPresetError (a ValueError) naming
+        #                         the registered modes and the plugin to load
     changes = {k: v for k, v in overrides.items() if v is not None}
     if 'iou_thresholds' in changes:
         changes['iou_thresholds'] = tuple(int(d) for d in changes['iou_thresholds'])

@@ -49,6 +49,8 @@ from wsss_core.refiners.saliency_fusion import SaliencyRefiner
 from wsss_core.registry import LABEL_REFINERS
 from wsss_core.saliency import check_saliency
 
+from . import crf_preset  # noqa: F401  (registers the dense-CRF preset 'edam')
+
 __all__ = ['EDAM_FUSION_PRESETS', 'edam_fuse', 'EDAMSaliencyFusion']
 
 #: (theta, alpha, beta) of the two published settings

@@ -70,6 +70,7 @@ from wsss_core.refiners.dense_crf import crf_params
 from wsss_core.refiners.parallel import map_images
 from wsss_core.registry import STAGES
 
+from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'deeplab')
 from ..models.msc import rescale_input
 from ..recipes import TEST_RECIPES, with_recipe
 from .postprocess import CRF_IMAGES, PostprocessJob, save_logits

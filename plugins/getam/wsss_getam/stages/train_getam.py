@@ -25,6 +25,7 @@ from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.registry import STAGES
 
+from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'getam')
 from ..recipes import TRAIN_RECIPES
 
 __all__ = ['TrainGETAM', 'getam_train_pipeline', 'getam_optim_wrapper']

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from wsss_core.models.cam_classifier import CAMClassifier
 from wsss_core.registry import MODELS
 
+from .. import wsol_mode  # noqa: F401  (registers the WSOL evaluation mode 'moana-compat')
+
 LOSSES = ('multilabel_soft_margin', 'cross_entropy')
 
 
