@@ -67,7 +67,7 @@ def build_stage_objects(cfg: dict, workdir: str):
 
 def plain_optimizer(stage, model, total: int):
     """The stage's optimiser (AdamW, DeepLab param groups) and poly schedule, in plain torch."""
-    from wsss_deeplab.optim.param_groups import GroupRules, deeplab_param_groups
+    from wsss_core.optim.param_groups import GroupRules, deeplab_param_groups
     ow = stage.options['optim_wrapper']
     opt_cfg = dict(ow['optimizer'])
     assert opt_cfg.pop('type') == 'AdamW'

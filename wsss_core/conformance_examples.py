@@ -151,6 +151,23 @@ def _stage_examples():
     ]
 
 
+def _stepped_poly_cfg():
+    """A SGD over one parameter: what a parameter scheduler is built around."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    return dict(optimizer=optimizer, interval=10, power=0.9, begin=0, end=101, by_epoch=False)
+
+
+def _optim_examples():
+    return [
+        ComponentExample('DeepLabOptimWrapperConstructor',
+                         dict(optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=2.5e-4,
+                                                                    momentum=0.9,
+                                                                    weight_decay=5e-4)))),
+        ComponentExample('SteppedPolyLR', _stepped_poly_cfg),
+    ]
+
+
 def examples():
     return [*_model_examples(), *_dataset_examples(), *_transform_examples(),
-            *_cam_examples(), *_refiner_examples(), *_saliency_examples(), *_stage_examples()]
+            *_cam_examples(), *_refiner_examples(), *_saliency_examples(), *_stage_examples(),
+            *_optim_examples()]

@@ -44,6 +44,8 @@ COMPONENTS = {
         'SaliencyFromDisk': '.saliency.from_disk', 'SaliencyFromDataset': '.saliency.from_dataset',
         'SpectralResidualSaliency': '.saliency.opencv', 'FineGrainedSaliency': '.saliency.opencv',
     },
+    'OPTIM_WRAPPER_CONSTRUCTORS': {'DeepLabOptimWrapperConstructor': '.optim.param_groups'},
+    'PARAM_SCHEDULERS': {'SteppedPolyLR': '.optim.poly_schedule'},
     'HOOKS': {
         'NonFiniteLossGuard': '.pipeline.loss_guard', 'RandomStateHook': '.pipeline.exact_resume',
     },

@@ -1,5 +1,8 @@
 """DeepLab's optimiser parameter groups: lr x1 backbone, x10 head weights, x20 head biases.
 
+In the core because other methods train with them too (OAA and NSROM by name,
+EDAM's constructor derives from :class:`ParamGroupsOptimWrapperConstructor`).
+
 deeplab-pytorch (``docs/methods/deeplab.md#45-optimisation``) trains with SGD (momentum 0.9, base lr
 2.5e-4, weight decay 5e-4) over three groups:
 
@@ -36,7 +39,7 @@ from typing import Dict, List, Optional
 
 import torch.nn as nn
 
-from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, build
+from ..registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, build
 
 __all__ = ['GroupRules', 'deeplab_param_groups', 'ParamGroupsOptimWrapperConstructor',
            'DeepLabOptimWrapperConstructor']

@@ -17,8 +17,8 @@ from __future__ import annotations
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import PolyParamScheduler
 
-from wsss_core.pipeline.schedules import poly_schedule as core_poly_schedule
-from wsss_core.registry import PARAM_SCHEDULERS
+from ..pipeline.schedules import poly_schedule as core_poly_schedule
+from ..registry import PARAM_SCHEDULERS
 
 __all__ = ['poly_schedule', 'poly_lr', 'SteppedPolyLR']
 

@@ -62,7 +62,7 @@ def test_trainable_bn_backbone_gets_a_bias_group(registered):
 
 
 def test_weight_rule_by_name_puts_norm_scales_with_the_weights(registered):
-    from wsss_deeplab.optim.param_groups import GroupRules, deeplab_param_groups
+    from wsss_core.optim.param_groups import GroupRules, deeplab_param_groups
     from wsss_core.registry import MODELS, build
     model = build(dict(type='DeepLabV2', num_classes=3,
                        backbone=dict(type='DeepLabResNet', depth='tiny', norm='bn')), MODELS)
@@ -95,7 +95,7 @@ def run_schedule(sched_cfg, its):
 
 
 def test_poly_schedule_matches_the_formula(registered):
-    from wsss_deeplab.optim.poly_schedule import poly_schedule
+    from wsss_core.optim.poly_schedule import poly_schedule
     max_iters = 100
     seen = run_schedule(poly_schedule(max_iters), (0, 1, 10, 50, 99))
     for it, lrs in seen.items():
@@ -105,7 +105,7 @@ def test_poly_schedule_matches_the_formula(registered):
 
 
 def test_stepped_poly_keeps_the_lr_for_ten_iterations(registered):
-    from wsss_deeplab.optim.poly_schedule import poly_lr, poly_schedule
+    from wsss_core.optim.poly_schedule import poly_lr, poly_schedule
     seen = run_schedule(poly_schedule(100, interval=10), (0, 9, 10, 15, 19, 20, 99))
     for it, lrs in seen.items():
         assert lrs[0] == pytest.approx(poly_lr(LR, it, 100, interval=10), rel=1e-12), it

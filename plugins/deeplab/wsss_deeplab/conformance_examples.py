@@ -51,20 +51,9 @@ def _model_examples():
     ]
 
 
-def _optimiser_cfg():
-    """A SGD over one parameter: what a parameter scheduler is built around."""
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
-    return dict(optimizer=optimizer, interval=10, power=0.9, begin=0, end=101, by_epoch=False)
-
-
 def examples():
     return [
         *_model_examples(),
-        ComponentExample('DeepLabOptimWrapperConstructor',
-                         dict(optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=2.5e-4,
-                                                                    momentum=0.9,
-                                                                    weight_decay=5e-4)))),
-        ComponentExample('SteppedPolyLR', _optimiser_cfg),
         ComponentExample('RandomScaleChoice', dict(scales=(0.5, 0.75, 1.25))),
         ComponentExample('PadToSize', dict(size=40)),
         ComponentExample('TrainSegmentor',

@@ -15,8 +15,6 @@ COMPONENTS = {
         'DeepLabResNet': '.models.resnet_deeplab', 'DeepLabV2': '.models.deeplab_v2',
         'DeepLabV3Plus': '.models.deeplab_v3plus', 'CaffeNormalize': '.models.caffe_normalize',
     },
-    'OPTIM_WRAPPER_CONSTRUCTORS': {'DeepLabOptimWrapperConstructor': '.optim.param_groups'},
-    'PARAM_SCHEDULERS': {'SteppedPolyLR': '.optim.poly_schedule'},
     'TRANSFORMS': {'RandomScaleChoice': '.datasets.transforms',
                    'PadToSize': '.datasets.transforms'},
     'STAGES': {'TrainSegmentor': '.stages.train_segmentor',

@@ -8,7 +8,7 @@ stage config:
   random scale from (0.5, 0.75, 1.0, 1.25, 1.5), pad to 321 (label 255), random 321 crop,
   flip (:func:`~wsss_deeplab.datasets.transforms.deeplab_train_pipeline`);
 * optimiser: SGD momentum 0.9, lr 2.5e-4, weight decay 5e-4, groups x1 / x10 / x20
-  (:mod:`~wsss_deeplab.optim.param_groups`), ``iter_size`` gradient accumulation (2);
+  (:mod:`~wsss_core.optim.param_groups`), ``iter_size`` gradient accumulation (2);
 * schedule: poly, power 0.9, over ``max_iters`` (20000) iterations, batch 5;
 * checkpoints every ``checkpoint_interval`` iterations (5000) and at the end; ``--resume``
   continues from the last one.
@@ -37,6 +37,7 @@ from mmengine.dist import is_main_process
 from wsss_core import compat
 from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
+from wsss_core.optim.poly_schedule import poly_schedule
 from wsss_core.pipeline.accumulation import UpdateParamSchedulerHook
 from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.mixed_precision import AmpSetting, check_amp
@@ -46,7 +47,6 @@ from wsss_core.visualization.tensorboard import default_visualizer
 
 from wsss_core.datasets.seg_samples import SegmentationSamples
 from ..datasets.transforms import deeplab_train_pipeline
-from ..optim.poly_schedule import poly_schedule
 from ..recipes import TRAIN_RECIPES, with_recipe
 
 __all__ = ['TrainSegmentor', 'reference_optim_wrapper', 'inference_model_cfg']

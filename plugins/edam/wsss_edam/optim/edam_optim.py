@@ -25,7 +25,7 @@ from typing import List
 import torch.nn as nn
 
 from wsss_core.registry import OPTIM_WRAPPER_CONSTRUCTORS
-from wsss_deeplab.optim.param_groups import ParamGroupsOptimWrapperConstructor
+from wsss_core.optim.param_groups import ParamGroupsOptimWrapperConstructor
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
