@@ -88,3 +88,23 @@ def test_launcher_without_torchrun_variables_says_how_to_start(monkeypatch):
     with pytest.raises(RuntimeError, match='torchrun'):
         compat.init_distributed('pytorch')
     assert compat.init_distributed('none') is False
+
+
+def test_shutdown_distributed_destroys_the_group_this_process_made(monkeypatch):
+    """wsss-run ends by destroying its process group (a live gloo group at interpreter exit
+    can abort the process); without one it does nothing."""
+    import socket
+
+    import torch.distributed as dist
+
+    from wsss_core import compat
+    compat.shutdown_distributed()                          # no group: nothing to do
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    for key, value in dict(RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(key, value)
+    assert compat.init_distributed('pytorch') and dist.is_initialized()
+    compat.shutdown_distributed()
+    assert not dist.is_initialized()

@@ -153,12 +153,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if args.verify:
         return verify_main(cfg, _work_dir(args, cfg, spec))
-    from . import compat, console
+    from . import compat
+    compat.init_distributed(args.launcher)
+    try:
+        return _run_pipeline(args, cfg, spec, plugin_set, argv)
+    finally:
+        compat.shutdown_distributed()
+
+
+def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
+    """Run the config's pipeline in its work dir; the exit status (see :func:`main`)."""
+    from . import console
+    from .config import dump_run_info
     from .config_errors import ConfigBuildError, add_base_config_hint
     from .pipeline.pipeline import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
     from .registry import UnknownComponentError
-    compat.init_distributed(args.launcher)
     work_dir = _work_dir(args, cfg, spec)
     only = [s.strip() for s in args.stages.split(',') if s.strip()] if args.stages else None
     pipeline = None
