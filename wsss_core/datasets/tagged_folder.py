@@ -57,14 +57,14 @@ import hashlib
 from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..io import DataFileError, read_gray_png, read_image, read_label_png
+from ..io import DataFileError
 from ..registry import DATASETS
 from ..visualization.palette import voc_palette
 from .records import RecordsDataset
 from .tag_files import TagRow, check_class_names, read_class_names_file, read_tag_file
 from .text_files import check_image_id
 from .transforms import Compose, Resize
-from .voc_layout import SampleRecord, check_same_size
+from .voc_layout import SampleRecord, read_record_sample
 
 __all__ = ['TaggedImageFolder', 'IMAGE_SUFFIXES', 'ALL_SPLIT', 'ID_SEPARATOR', 'image_id_of',
            'val_hash_fraction']
@@ -306,18 +306,7 @@ class TaggedImageFolder(RecordsDataset):
     # ------------------------------------------------------------------ access
     def load_sample(self, index: int) -> dict:
         """The raw sample (before the pipeline; after ``resize``)."""
-        rec = self.records[index]
-        sample = dict(img_id=rec.img_id, img=read_image(rec.img_path),
-                      labels=self.labels_vector(rec.class_ids))
-        size = sample['img'].shape[:2]
-        if self.load_gt and rec.seg_path is not None:
-            gt = read_label_png(rec.seg_path, self.num_classes)
-            check_same_size(gt, size, rec.seg_path, 'mask')
-            sample['gt_seg'] = gt
-        if rec.saliency_path is not None:
-            sal = read_gray_png(rec.saliency_path)
-            check_same_size(sal, size, rec.saliency_path, 'saliency')
-            sample['saliency'] = sal
+        sample = read_record_sample(self, self.records[index])
         return self.resize(sample) if self.resize is not None else sample
 
     @property

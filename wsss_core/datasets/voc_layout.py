@@ -149,17 +149,22 @@ class VOCLayoutDataset(RecordsDataset):
     # ------------------------------------------------------------------ access
     def load_sample(self, index: int) -> dict:
         """The raw sample (before the pipeline)."""
-        rec = self.records[index]
-        sample = dict(img_id=rec.img_id, img=read_image(rec.img_path),
-                      labels=self.labels_vector(rec.class_ids))
-        size = sample['img'].shape[:2]
-        if self.load_gt and rec.seg_path is not None:
-            gt = read_label_png(rec.seg_path, self.num_classes)
-            check_same_size(gt, size, rec.seg_path, 'mask')
-            sample['gt_seg'] = gt
-        if rec.saliency_path is not None:
-            sal = read_gray_png(rec.saliency_path)
-            check_same_size(sal, size, rec.saliency_path, 'saliency')
-            sample['saliency'] = sal
-        return sample
+        return read_record_sample(self, self.records[index])
 
+
+def read_record_sample(dataset, rec: SampleRecord) -> dict:
+    """The raw sample of one :class:`SampleRecord`: ``img_id``, ``img``, ``labels`` (the
+    dataset's multi-hot vector), ``gt_seg`` (with ``dataset.load_gt`` and a mask) and
+    ``saliency`` (with a map), each map checked to have the image's size."""
+    sample = dict(img_id=rec.img_id, img=read_image(rec.img_path),
+                  labels=dataset.labels_vector(rec.class_ids))
+    size = sample['img'].shape[:2]
+    if dataset.load_gt and rec.seg_path is not None:
+        gt = read_label_png(rec.seg_path, dataset.num_classes)
+        check_same_size(gt, size, rec.seg_path, 'mask')
+        sample['gt_seg'] = gt
+    if rec.saliency_path is not None:
+        sal = read_gray_png(rec.saliency_path)
+        check_same_size(sal, size, rec.saliency_path, 'saliency')
+        sample['saliency'] = sal
+    return sample

@@ -189,6 +189,12 @@ def _torchvision(name: str, filename: str, mb: float, what: str) -> PrepareItem:
         licence=_TV_LICENCE, disk_size=int(mb * 1e6))
 
 
+#: wsolevaluation's repository: its metadata/<CUB|ILSVRC>/ folders (both WSOL items)
+_WSOLEVALUATION = Download('wsolevaluation-master.zip',
+                           urls=('https://github.com/clovaai/wsolevaluation/archive/refs/'
+                                 'heads/master.zip',))
+
+
 CORE_ITEMS: Tuple[PrepareItem, ...] = (
     PrepareItem(
         name='voc12', kind='dataset',
@@ -252,9 +258,7 @@ CORE_ITEMS: Tuple[PrepareItem, ...] = (
                             urls=('https://data.caltech.edu/records/65de6-vp158/files/'
                                   'CUB_200_2011.tgz',),
                             md5='97eceeb196236b17998738112f37df78', approx_mb=1_150),
-                   Download('wsolevaluation-master.zip',
-                            urls=('https://github.com/clovaai/wsolevaluation/archive/refs/'
-                                  'heads/master.zip',))),
+                   _WSOLEVALUATION),
         marker='wsol/metadata/CUB',
         licence='CUB-200-2011: research use (Caltech); wsolevaluation metadata MIT',
         disk_size=1_200_000_000,
@@ -271,9 +275,7 @@ CORE_ITEMS: Tuple[PrepareItem, ...] = (
                                    "then 'wsss-prepare ilsvrc-wsol --from DIR' (the folder "
                                    'holding both)'),
                    Download('ILSVRC2012_img_val.tar', manual='see ILSVRC2012_img_train.tar'),
-                   Download('wsolevaluation-master.zip',
-                            urls=('https://github.com/clovaai/wsolevaluation/archive/refs/'
-                                  'heads/master.zip',))),
+                   _WSOLEVALUATION),
         marker='wsol/metadata/ILSVRC',
         licence='ImageNet: non-commercial research and education only (its terms of '
                 'access); wsolevaluation metadata MIT',
