@@ -3,8 +3,8 @@
 
 * :func:`run_torchrun` writes a config and runs all of its stages with N ranks;
 * :class:`RecordRanks` is a test-only hook: each rank writes ``<stage dir>/ranks/rank<r>.pt``
-  (its rank, the model wrapper, seeds, the image ids of every step, chosen batch entries and
-  model attributes per step, and a digest of the parameters before and after training);
+  (its rank, the model wrapper, seeds, the image ids of every step, chosen batch entries,
+  model attributes and the maps published in the train step's outputs per step, and a digest of the parameters before and after training);
   :func:`read_rank_records` loads them;
 * :class:`RecordAugmentationSeed` is a test-only pass-through transform: the process that
   loads a sample (a data worker, or the rank itself) appends ``torch.initial_seed()`` to
@@ -94,13 +94,17 @@ class RecordRanks(Hook):
     Args:
         batch_keys: entries of each training batch to keep (e.g. ``('labels',)``).
         model_attrs: attributes of the (unwrapped) model to keep after each step (e.g.
-            ``('phase',)`` or ``('last_step',)``).
+            ``('phase',)``).
+        step_maps: keep the maps the model published in each step's outputs (under the
+            step's key ``'step_maps'``, :mod:`wsss_core.models.step_maps`).
     """
 
     priority = 'LOW'   # after the stages' own hooks (NORMAL and above) have done their part
 
-    def __init__(self, batch_keys: Sequence[str] = (), model_attrs: Sequence[str] = ()):
+    def __init__(self, batch_keys: Sequence[str] = (), model_attrs: Sequence[str] = (),
+                 step_maps: bool = False):
         self.batch_keys, self.model_attrs = tuple(batch_keys), tuple(model_attrs)
+        self.step_maps = bool(step_maps)
         self.record: dict = {}
 
     @staticmethod
@@ -125,6 +129,9 @@ class RecordRanks(Hook):
         step = dict(epoch=runner.epoch, iter=runner.iter, img_id=list(data_batch['img_id']))
         step.update({k: _detached(data_batch[k]) for k in self.batch_keys})
         step.update({a: _detached(getattr(module, a, None)) for a in self.model_attrs})
+        if self.step_maps:
+            from ..models.step_maps import step_maps_of
+            step['step_maps'] = _detached(step_maps_of(outputs))
         self.record['steps'].append(step)
 
     def after_train(self, runner) -> None:

@@ -201,7 +201,7 @@ def test_classifier_and_oacam_give_32x32_maps_for_a_256_warp(registered):
     assert type(_tiny('OACAMModel').classifier[6]).__name__ == 'GloReUnit'
 
 
-def test_classifier_keeps_oaa_loss_mode_last_step_and_drop_mask(registered):
+def test_classifier_keeps_oaa_loss_mode_step_maps_and_drop_mask(registered):
     import torch.nn.functional as F
     model = _tiny('NSROMClassifier')
     img = torch.randn(2, 3, 48, 40)
@@ -210,9 +210,10 @@ def test_classifier_keeps_oaa_loss_mode_last_step_and_drop_mask(registered):
     mask[..., :8, :] = 1
     seen = []
     model.backbone.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
-    loss = model(img, labels, mode='loss', drop_mask=mask)['loss_cls']
+    losses = model(img, labels, mode='loss', drop_mask=mask)
+    loss = losses['loss_cls']
     assert not seen[-1][..., :8, :].any()
-    cam, logits = model.last_step['cam'], model.last_step['logits']
+    cam, logits = losses['step_maps']['cam'], losses['step_maps']['logits']
     assert cam.shape == (2, 3, 6, 5) and not cam.requires_grad
     assert torch.allclose(logits, cam.mean(dim=(2, 3)))
     assert loss.item() == pytest.approx(F.multilabel_soft_margin_loss(logits, labels).item(),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from wsss_core.models.step_maps import TrainStepOutputs
 from wsss_oaa.accumulation import (AttentionStore, OAAAccumulationHook, max_normalise,
                                    to_uint8, topk_accepts)
 from wsss_oaa.accumulation.hook import CHECKPOINT_KEY
@@ -18,10 +19,13 @@ from wsss_oaa.accumulation.hook import CHECKPOINT_KEY
 
 # ----------------------------------------------------------------------------- helpers
 class FakeModel:
-    """What the hook reads from a model: ``last_step`` and a forward taking ``drop_mask``."""
+    """What the hook needs of a model: the StepMapsModel members and a forward taking
+    ``drop_mask`` (the maps themselves come in the train step's outputs)."""
 
-    def __init__(self):
-        self.last_step = None
+    step_map_keys = ('cam', 'logits')
+
+    def parse_losses(self, losses):  # pragma: no cover
+        raise NotImplementedError
 
     def forward(self, img, labels=None, mode='tensor', drop_mask=None):  # pragma: no cover
         raise NotImplementedError
@@ -40,9 +44,9 @@ def train_step(hook, runner, epoch, img_ids, labels, cam, logits, size=(8, 8)):
     batch = dict(img_id=list(img_ids), labels=torch.as_tensor(labels, dtype=torch.float32),
                  img=torch.zeros(len(img_ids), 3, *size, dtype=torch.uint8))
     hook.before_train_iter(runner, 0, batch)
-    runner.model.last_step = dict(cam=torch.as_tensor(cam, dtype=torch.float32),
-                                  logits=torch.as_tensor(logits, dtype=torch.float32))
-    hook.after_train_iter(runner, 0, batch, None)
+    outputs = TrainStepOutputs({}, dict(cam=torch.as_tensor(cam, dtype=torch.float32),
+                                        logits=torch.as_tensor(logits, dtype=torch.float32)))
+    hook.after_train_iter(runner, 0, batch, outputs)
     return batch
 
 
@@ -311,17 +315,37 @@ def test_hook_checkpoint_round_trip_restores_the_store_on_resume_only():
     assert CHECKPOINT_KEY in checkpoint
 
 
-def test_hook_refuses_a_model_without_last_step():
+def test_hook_refuses_a_model_without_the_step_maps_contract_when_training_starts():
+    from wsss_core.models.protocols import ModelContractError
+
+    class Plain:
+        pass
+
+    class OtherMaps(FakeModel):
+        step_map_keys = ('cam',)
+
+    runner = fake_runner()
+    runner.model = Plain()
+    with pytest.raises(ModelContractError, match=r'OAAAccumulationHook.*Plain has no '
+                                                 r'parse_losses, step_map_keys'):
+        OAAAccumulationHook().before_train(runner)
+    runner.model = OtherMaps()
+    with pytest.raises(ModelContractError, match=r"OtherMaps publishes \('cam',\).*without logits"):
+        OAAAccumulationHook().before_train(runner)
+    runner.model = FakeModel()
+    OAAAccumulationHook().before_train(runner)          # satisfies it
+
+
+def test_hook_refuses_a_step_whose_outputs_carry_no_maps():
     hook, runner = OAAAccumulationHook(), fake_runner()
-    runner.model = SimpleNamespace()
     batch = dict(img_id=['a'], labels=torch.tensor([[1.0]]))
     runner.epoch = 1
-    with pytest.raises(RuntimeError, match='OAAClassifier'):
-        hook.after_train_iter(runner, 0, batch, None)
-    runner.model = FakeModel()
-    hook.before_train_iter(runner, 0, batch)           # clears a stale step
-    with pytest.raises(RuntimeError, match='last training step'):
-        hook.after_train_iter(runner, 0, batch, None)
+    for outputs in (None, {'loss': torch.tensor(1.0)}, TrainStepOutputs({}, dict(cam=None))):
+        with pytest.raises(RuntimeError, match=r"step maps \('cam', 'logits'\).*FakeModel"):
+            hook.after_train_iter(runner, 0, batch, outputs)
+    two = TrainStepOutputs({}, dict(cam=torch.zeros(2, 1, 2, 2), logits=torch.zeros(2, 1)))
+    with pytest.raises(RuntimeError, match='hold 2 images, the batch 1'):
+        hook.after_train_iter(runner, 0, batch, two)
 
 
 def test_hook_options_are_checked():

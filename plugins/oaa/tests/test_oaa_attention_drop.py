@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from wsss_core.models.step_maps import TrainStepOutputs
 from wsss_oaa.attention_drop import (batch_drop_mask, drop_config, drop_decision,
                                      drop_region)
 from wsss_oaa.testing import registered  # noqa: F401  (fixture)
@@ -15,7 +16,10 @@ BOTTOM_RIGHT = TOP_LEFT[::-1, ::-1].copy()
 
 
 class FakeModel:
-    last_step = None
+    step_map_keys = ('cam', 'logits')
+
+    def parse_losses(self, losses):  # pragma: no cover
+        raise NotImplementedError
 
     def forward(self, img, labels=None, mode='tensor', drop_mask=None):  # pragma: no cover
         raise NotImplementedError
@@ -32,8 +36,8 @@ def train_step(hook, runner, epoch, img_ids, labels, cam, logits, size=(8, 8)):
     batch = dict(img_id=list(img_ids), labels=torch.as_tensor(labels, dtype=torch.float32),
                  img=torch.zeros(len(img_ids), 3, *size, dtype=torch.uint8))
     hook.before_train_iter(runner, 0, batch)
-    runner.model.last_step = dict(cam=torch.as_tensor(cam), logits=torch.as_tensor(logits))
-    hook.after_train_iter(runner, 0, batch, None)
+    outputs = TrainStepOutputs({}, dict(cam=torch.as_tensor(cam), logits=torch.as_tensor(logits)))
+    hook.after_train_iter(runner, 0, batch, outputs)
     return batch
 
 
@@ -117,7 +121,7 @@ def test_hook_with_drop_refuses_a_model_without_drop_mask():
     from types import SimpleNamespace
     from wsss_oaa.accumulation import OAAAccumulationHook
 
-    class NoDrop:
+    class NoDrop(FakeModel):
         def forward(self, img, labels=None, mode='tensor'):  # pragma: no cover
             return img
 

@@ -35,7 +35,7 @@ def config() -> dict:
              pipeline=[dict(type='PackInputs', keys=('img', 'labels'))],
              custom_hooks=[dict(type='OAAAccumulationHook', start_epoch=START, filter='topk'),
                            dict(type='RecordRanks', batch_keys=('labels',),
-                                model_attrs=('last_step',))]),
+                                step_maps=True)]),
         dict(type='ExportAttention', name='attention', source='classify'),
         dict(type='TrainIntegralAttention', name='iam', targets='classify', max_epochs=1,
              batch_size=4, log_interval=100, model=dict(type='IntegralAttentionModel', **tiny),
@@ -61,8 +61,8 @@ def visits_of(records) -> dict:
     out: dict = {}
     for record in records:
         for step in record['steps']:
-            cam = step['last_step']['cam'].float().numpy()
-            logits = step['last_step']['logits'].float().numpy()
+            cam = step['step_maps']['cam'].float().numpy()
+            logits = step['step_maps']['logits'].float().numpy()
             labels = step['labels'].numpy()
             for b, img_id in enumerate(step['img_id']):
                 accepted = top_k(logits[b], labels[b])

@@ -80,8 +80,9 @@ def test_logits_are_the_spatial_mean_of_the_cam_and_the_loss_is_soft_margin(regi
     model = tiny_oaa_classifier(num_classes=3)
     img = torch.randn(2, 3, 48, 40)
     labels = torch.tensor([[1., 0., 1.], [0., 1., 0.]])
-    loss = model(img, labels, mode='loss')['loss_cls']
-    cam, logits = model.last_step['cam'], model.last_step['logits']
+    losses = model(img, labels, mode='loss')
+    loss = losses['loss_cls']
+    cam, logits = losses['step_maps']['cam'], losses['step_maps']['logits']
     assert cam.shape == (2, 3, 6, 5) and not cam.requires_grad
     assert torch.allclose(logits, cam.mean(dim=(2, 3)))
     assert torch.allclose(model(img), logits, atol=1e-6)
@@ -134,3 +135,21 @@ def test_backbone_is_swappable_by_config(registered):
                                            output_stride=8)))
     assert timm_model.cam_logits(torch.zeros(1, 3, 64, 64)).shape == (1, 4, 8, 8)
     assert F.relu(timm_model.cam_logits(torch.zeros(1, 3, 64, 64))).min() >= 0
+
+
+def test_the_train_step_outputs_carry_the_step_maps_and_log_only_the_loss(registered):
+    """parse_losses takes the maps out of the loss dict: the loss is loss_cls alone, the log
+    variables are mmengine's ('loss', 'loss_cls'), and outputs.step_maps holds the maps."""
+    from wsss_core.models.protocols import StepMapsModel
+    from wsss_core.models.step_maps import step_maps_of
+    model = tiny_oaa_classifier(num_classes=3)
+    assert isinstance(model, StepMapsModel) and model.step_map_keys == ('cam', 'logits')
+    img = torch.randn(2, 3, 48, 40)
+    labels = torch.tensor([[1., 0., 1.], [0., 1., 0.]])
+    losses = model(img, labels, mode='loss')
+    loss, outputs = model.parse_losses(losses)
+    assert list(outputs) == ['loss', 'loss_cls'] and 'step_maps' in losses
+    assert torch.equal(loss, losses['loss_cls'])
+    maps = step_maps_of(outputs)
+    assert maps['cam'].shape == (2, 3, 6, 5) and maps['logits'].shape == (2, 3)
+    assert torch.equal(maps['logits'], losses['step_maps']['logits'])

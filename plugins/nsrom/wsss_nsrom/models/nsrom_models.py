@@ -26,7 +26,7 @@ the two reference files differ in where the ReLUs sit and in the init:
   The ``1e-8`` makes the negative term saturate at 18.42 for large x: it is not softplus.
 
 Both work with any registered backbone and keep the behaviour of
-:class:`~wsss_oaa.models.oaa_classifier.OAAClassifier` (``last_step``, ``drop_mask``,
+:class:`~wsss_oaa.models.oaa_classifier.OAAClassifier` (the step maps, ``drop_mask``,
 ``cam_logits``, lr groups by the ``backbone.`` prefix, so the whole head, GloRe and its BN
 included, is in the x10 / x20 groups).  The He init touches the head only: a backbone
 keeps its own init / pretrained weights (the reference He-initialises the backbone too,

@@ -9,7 +9,9 @@ After every training step, for each image ``i`` of the batch and each ground-tru
     store[i, c] = max(store[i, c], a)            if c passes the filter (epoch >= start_epoch)
     store[i, c] = a                              first visit in the last epoch of a missing key
 
-(the exact rule and its multi-process form: :mod:`wsss_oaa.accumulation.store`).  The key
+(the exact rule and its multi-process form: :mod:`wsss_oaa.accumulation.store`).  A is
+read from the train step's outputs (``outputs.step_maps['cam']`` and ``['logits']``, published
+by a :class:`~wsss_core.models.protocols.StepMapsModel` such as ``OAAClassifier``).  The key
 is the image id from the batch, so shuffling and several ranks are fine.  The filter is
 OAA's top-k rule (``filter='topk'``) and/or NSROM's ``score_filter=0.1``
 (skip a class whose sigmoid score is below it).  ``drop=dict(prob, threshold)`` turns on
@@ -34,6 +36,9 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from wsss_core.io import write_json
+from wsss_core.pipeline.artifacts import FEATURE_CAMS
+from wsss_core.models.protocols import StepMapsModel, require_model
+from wsss_core.models.step_maps import step_maps_of
 from wsss_core.registry import HOOKS
 
 from ..attention_drop import batch_drop_mask, drop_config
@@ -60,6 +65,10 @@ class OAAAccumulationHook(Hook):
     """
 
     priority = 'NORMAL'  # before CheckpointHook (VERY_LOW): the store is merged before saving
+    #: the artifact it publishes through its training stage: the accumulated maps, a CAM
+    #: set at CAM resolution (``<stage>/accumulated/<id>.npz``) that ExportAttention and
+    #: TrainIntegralAttention read (:mod:`wsss_core.pipeline.artifacts`)
+    publishes = FEATURE_CAMS
 
     def __init__(self, start_epoch: int = 1, filter: Optional[str] = 'topk',
                  fill_last_epoch: bool = True, quantize: bool = False,
@@ -90,22 +99,26 @@ class OAAAccumulationHook(Hook):
             ok &= score_accepts(logits, self.score_filter)
         return ok
 
-    def _last_step(self, runner, batch_size: int) -> dict:
-        model = self._model(runner)
-        step = getattr(model, 'last_step', None)
-        if not isinstance(step, dict) or 'cam' not in step or 'logits' not in step:
+    #: the maps this hook reads from the train step's outputs
+    STEP_MAPS = ('cam', 'logits')
+
+    def _step_maps(self, runner, outputs, batch_size: int) -> dict:
+        step = step_maps_of(outputs)
+        if not isinstance(step, dict) or any(k not in step for k in self.STEP_MAPS):
             raise RuntimeError(
-                f'OAAAccumulationHook needs a model that records its last training step '
-                f"(model.last_step = dict(cam=..., logits=...)), like OAAClassifier; "
-                f'{type(model).__name__} did not record one in this iteration')
+                f'OAAAccumulationHook reads the step maps {self.STEP_MAPS} from the train '
+                f"step's outputs (outputs.step_maps, see wsss_core.models.step_maps), like "
+                f'OAAClassifier publishes them; {type(self._model(runner)).__name__} did not '
+                'publish them in this iteration')
         if step['cam'].shape[0] != batch_size:
-            raise RuntimeError(f"OAAAccumulationHook: the model's last step holds "
+            raise RuntimeError(f"OAAAccumulationHook: the step maps hold "
                                f"{step['cam'].shape[0]} images, the batch {batch_size}")
         return step
 
     # ------------------------------------------------------------------ training
     def before_train(self, runner) -> None:
         self.store.rank = get_rank()
+        require_model(runner.model, StepMapsModel, 'OAAAccumulationHook', needs=self.STEP_MAPS)
         if self.start_epoch >= runner.max_epochs:
             raise ValueError(f'OAAAccumulationHook(start_epoch={self.start_epoch}) with '
                              f'max_epochs={runner.max_epochs}: no epoch would be accumulated '
@@ -118,9 +131,6 @@ class OAAAccumulationHook(Hook):
                                 f'{type(self._model(runner)).__name__}')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        model = self._model(runner)
-        if hasattr(model, 'last_step'):
-            model.last_step = None  # a stale step must not be accumulated twice
         if self.drop is None or data_batch is None:
             return
         img = data_batch['img']
@@ -136,7 +146,7 @@ class OAAAccumulationHook(Hook):
             return
         img_ids = list(data_batch['img_id'])
         labels = torch.as_tensor(data_batch['labels']).detach().cpu()
-        step = self._last_step(runner, len(img_ids))
+        step = self._step_maps(runner, outputs, len(img_ids))
         logits = step['logits'].detach().float().cpu()
         accepted = self.accepts(logits, labels)
         gt = torch.nonzero(labels > 0).tolist()
@@ -182,6 +192,11 @@ class OAAAccumulationHook(Hook):
         self.store.rank = get_rank()
 
     # ------------------------------------------------------------------ export
+    def published_artifacts(self, runner, split: str, dataset) -> dict:
+        """The accumulated maps as the training stage's artifact (:attr:`publishes`): the
+        folder :data:`ACCUMULATED_DIR` of the training ``split`` of ``dataset``."""
+        return FEATURE_CAMS.record(ACCUMULATED_DIR, split, dataset)
+
     def export(self, out_dir: Path, runner=None) -> dict:
         """Write the final maps and ``summary.json`` to ``out_dir``; return the summary."""
         images = self.store.save_maps(out_dir)

@@ -7,7 +7,8 @@
 The backbone is any registered backbone (``VGG16OAA`` as in the paper, or a core / timm
 one, e.g. ``TimmBackbone('resnet101', output_stride=8)``); the head is
 :class:`~.attention_head.AttentionHead`.  In ``'loss'`` mode the step's raw maps and logits
-are kept (detached) in :attr:`last_step` for the accumulation hook, and an optional
+are published (detached) through the train step's outputs for the accumulation hook
+(:mod:`wsss_core.models.step_maps`: ``cam`` (B, C, h, w), ``logits`` (B, C)), and an optional
 ``drop_mask`` (B, 1, H, W) from attention drop zeroes input pixels after normalisation (the
 dataset's mean colour), ``docs/methods/oaa.md#25-attention-drop``.
 
@@ -24,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from wsss_core.models.cam_classifier import CAMClassifier
+from wsss_core.models.step_maps import STEP_MAPS_KEY, PublishesStepMaps
 from wsss_core.registry import MODELS
 
 from .attention_head import AttentionHead
@@ -34,8 +36,12 @@ OAA_PARAMWISE_CFG = dict(backbone_lr_mult=1.0, backbone_bias_lr_mult=2.0, head_l
 
 
 @MODELS.register_module()
-class OAAClassifier(CAMClassifier):
+class OAAClassifier(PublishesStepMaps, CAMClassifier):
     """Backbone -> :class:`AttentionHead` -> GAP, multilabel soft-margin loss.
+
+    ``forward(mode='loss')`` returns ``{'loss_cls', 'step_maps': dict(cam, logits)}``; the
+    train step's outputs carry the maps to the accumulation hook
+    (:class:`~wsss_core.models.step_maps.PublishesStepMaps`).
 
     Args:
         backbone: backbone config (``out_channels`` and ``output_stride`` attributes).
@@ -44,6 +50,8 @@ class OAAClassifier(CAMClassifier):
         init_std: std of the head's normal init (0.01).
         data_preprocessor, channels_last: as :class:`~wsss_core.models.CAMClassifier`.
     """
+
+    step_map_keys = ('cam', 'logits')
 
     def __init__(self, backbone: dict, num_classes: int, head_channels: int = 512,
                  head_convs: int = 3, init_std: float = 0.01,
@@ -54,7 +62,6 @@ class OAAClassifier(CAMClassifier):
         super().__init__(backbone=backbone, num_classes=num_classes,
                          data_preprocessor=data_preprocessor, channels_last=channels_last,
                          init_cfg=init_cfg)
-        self.last_step: Optional[dict] = None
 
     def build_classifier(self, in_channels: int, num_classes: int) -> nn.Module:
         return AttentionHead(in_channels, num_classes, **self._head_args)
@@ -81,5 +88,5 @@ class OAAClassifier(CAMClassifier):
             raise ValueError("mode='loss' needs the image-level 'labels' in the batch")
         cam = self.cam_logits(self.apply_drop_mask(img, drop_mask))
         logits = cam.mean(dim=(2, 3))
-        self.last_step = dict(cam=cam.detach(), logits=logits.detach())
-        return {'loss_cls': F.multilabel_soft_margin_loss(logits, labels.float())}
+        return {'loss_cls': F.multilabel_soft_margin_loss(logits, labels.float()),
+                STEP_MAPS_KEY: dict(cam=cam.detach(), logits=logits.detach())}
