@@ -67,9 +67,15 @@ def resolve_config_path(spec: str) -> Path:
 
 
 def list_configs(config_dir: Path) -> List[str]:
-    """The ``.py`` configs under ``config_dir`` as relative POSIX paths (no ``__init__``)."""
-    return sorted(p.relative_to(config_dir).as_posix() for p in Path(config_dir).rglob('*.py')
-                  if p.name != '__init__.py' and '__pycache__' not in p.parts)
+    """The ``.py`` configs under ``config_dir`` as relative POSIX paths (no ``__init__``).
+
+    Files inside a folder whose name starts with ``_`` (``_recipes/``) are fragments that
+    configs include through ``_base_``, not configs to run: they are left out (they still
+    resolve as ``NAME::_recipes/x.py``)."""
+    config_dir = Path(config_dir)
+    rels = (p.relative_to(config_dir) for p in config_dir.rglob('*.py'))
+    return sorted(rel.as_posix() for rel in rels if rel.name != '__init__.py'
+                  and not any(part.startswith('_') for part in rel.parts[:-1]))
 
 
 def config_summary(path) -> str:

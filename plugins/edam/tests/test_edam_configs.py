@@ -76,8 +76,8 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     for name in ('deeplab', 'edam_deeplab'):
         shrink.update({f'stages.{name}.max_iters': 2, f'stages.{name}.batch_size': 4,
                        f'stages.{name}.crop_size': 48,
-                       f'stages.{name}.model': dict(type='DeepLabV2', backbone=small,
-                                                    rates=(1, 2, 3, 4))})
+                       f'stages.{name}.model': dict(_delete_=True, type='DeepLabV2',
+                                                    backbone=small, rates=(1, 2, 3, 4))})
     for name in ('test', 'edam_test', 'edam_labels_crf', 'edam_labels_crf_sal'):
         shrink[f'stages.{name}.workers'] = 0
     cfg = merge_options(load('synthetic.py'), shrink)

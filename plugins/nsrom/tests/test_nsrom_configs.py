@@ -55,11 +55,18 @@ def test_voc_config_is_the_reference_recipe(registered):
     assert s['labels'].extra_cams == dict(plain_cams='cams')
     assert [r['type'] for r in s['labels'].refiners] == ['OAAProxyLabels',
                                                           'PotentialObjectMining']
-    assert s['predict_train_aug'].split == 'train_aug'
-    assert s['predict_train_aug'].recipe == 'voc12_deeplabv2_r101'   # CRF on, deeplab preset
     assert s['masked_labels'].dilation == 30
-    assert s['deeplab2'].recipe == s['deeplab1'].recipe and s['deeplab2'].labels == 'masked_labels'
-    assert s['deeplab1'].recipe == 'voc12_deeplabv2_r101' and s['test'].checkpoint == 'deeplab2'
+    # both rounds, the predictions and the test: the DeepLab recipe fragment's stages
+    recipe = by_name(load('deeplab::_recipes/voc12_deeplabv2_r101.py'))
+    assert 'deeplab' not in s and 'labels' not in recipe['deeplab']
+    for name, labels in (('deeplab1', 'labels'), ('deeplab2', 'masked_labels')):
+        assert s[name] == dict(recipe['deeplab'], name=name, labels=labels)
+    assert s['predict_train_aug'] == dict(recipe['test'], name='predict_train_aug',
+                                          checkpoint='deeplab1', split='train_aug')
+    assert s['predict_train_aug'].crf == dict(type='DenseCRF', preset='deeplab',
+                                              image='mean_subtracted_bgr')
+    assert s['test'] == dict(recipe['test'], checkpoint='deeplab2')
+    assert list(s).index('test') == len(s) - 1
 
 
 def built(spec: str, tmp_path) -> dict:

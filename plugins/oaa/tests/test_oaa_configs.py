@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from mmengine.config import Config
 
+from wsss_core.config import load_config
 from wsss_oaa.testing import TINY_GENERATOR, registered  # noqa: F401 (fixture)
 
 VOC_CONFIGS = ['voc12_vgg16.py', 'voc12_vgg16_iam.py', 'voc12_vgg16_drop.py']
@@ -13,7 +14,6 @@ FIXED_CONFIGS = [name.replace('.py', '_fixed.py') for name in VOC_CONFIGS]
 
 
 def load(name: str) -> Config:
-    from wsss_core.config import load_config
     return load_config(f'oaa::{name}')
 
 
@@ -52,9 +52,12 @@ def test_voc_classifier_is_the_reference_recipe(registered):
     assert hook.type == 'OAAAccumulationHook' and hook.start_epoch == 1 and hook.filter == 'topk'
     assert hook.quantize is True           # the reference's 8-bit maps
     assert stages['labels'].refiners == [dict(type='OAAProxyLabels')]
+    # DeepLab: the recipe fragment's two stages, trained on the proxy labels
+    recipe = by_name(load_config('deeplab::_recipes/voc12_deeplabv2_r101.py'))
     deeplab = stages['deeplab']
-    assert deeplab.labels == 'labels' and deeplab.recipe == 'voc12_deeplabv2_r101'
-    assert stages['test'].recipe == 'voc12_deeplabv2_r101'
+    assert deeplab.labels == 'labels' and 'labels' not in recipe['deeplab']
+    assert {k: v for k, v in deeplab.items() if k != 'labels'} == recipe['deeplab']
+    assert stages['test'] == recipe['test']
 
 
 def test_drop_and_iam_configs_change_only_their_part(registered):

@@ -19,10 +19,11 @@ def shrink_synthetic(cfg):
                        f'stages.{name}.model.backbone': dict(_SMALL)})
     shrink['stages.oaa_late_classify.custom_hooks'] = [
         dict(type='OAAAccumulationHook', start_epoch=1)]
-    for name in ('deeplab', 'oaa_deeplab'):
+    for name in ('deeplab', 'oaa_deeplab'):   # the recipe's network replaced (_delete_)
         shrink.update({f'stages.{name}.max_iters': 2, f'stages.{name}.batch_size': 4,
                        f'stages.{name}.crop_size': 48, f'stages.{name}.model': dict(
-                           type='DeepLabV2', rates=(1, 2, 3, 4), backbone=dict(_SMALL))})
+                           _delete_=True, type='DeepLabV2', rates=(1, 2, 3, 4),
+                           backbone=dict(_SMALL))})
     for name in ('test', 'oaa_test'):
         shrink[f'stages.{name}.workers'] = 0
     return merge_options(cfg, shrink)

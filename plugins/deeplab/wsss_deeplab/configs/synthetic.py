@@ -5,11 +5,12 @@
 # quickstart's work dir it reuses the finished classify / cams / labels_saliency stages:
 #   wsss-run deeplab::synthetic.py --work-dir work_dirs/quickstart
 # Run alone: wsss-run deeplab::synthetic.py   (work_dirs/deeplab_synthetic)
-# The recipe 'synthetic' (wsss_deeplab/recipes.py): the core's SmallResNet (output stride 8,
+# The DeepLab stages are the recipe deeplab::_recipes/synthetic.py: the core's SmallResNet (output stride 8,
 # from scratch: no weights on disk) with ASPP rates scaled to its 12x12 feature maps, AdamW
 # (SGD at 0.02 had barely left the class prior after 1000 iterations from scratch), no
 # x10 / x20 head multipliers, poly 0.9, 1500 updates of 16 crops; the reference ResNet-101
 # recipe is deeplab::voc12_deeplabv2_r101.py.
+_base_ = ['deeplab::_recipes/synthetic.py']
 seed = 0
 work_dir = 'work_dirs/deeplab_synthetic'
 plugins = ['deeplab']
@@ -32,7 +33,7 @@ stages = dict(
     labels_saliency=dict(type='RefineLabels', cams='cams',
                          refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
     eval_labels_saliency=dict(type='EvaluateLabels', labels='labels_saliency'),
-    # --- the segmentation stage ---
-    deeplab=dict(type='TrainSegmentor', labels='labels_saliency', recipe='synthetic'),
-    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='synthetic'),
+    # --- the segmentation stages: the recipe's, on these labels ---
+    deeplab=dict(labels='labels_saliency', after='eval_labels_saliency'),
+    test=dict(after='deeplab'),
 )

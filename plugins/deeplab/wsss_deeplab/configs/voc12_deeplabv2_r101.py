@@ -16,19 +16,17 @@
 #
 # Data and weights (items; `wsss-prepare --for` gets them): voc12-aug (VOC 2012 + SBD) and
 # deeplabv2-r101-coco (the authors' COCO-initialised Caffe weights, converted: the recipe's
-# init_checkpoint).  wsss-run downloads nothing; wsss-prepare does.  To start from ImageNet
+# init_checkpoint).  The stages are the recipe deeplab::_recipes/voc12_deeplabv2_r101.py.  wsss-run downloads nothing; wsss-prepare does.  To start from ImageNet
 # instead, after `wsss-prepare torchvision-resnet101`:
 #   --cfg-options stages.deeplab.model.init_checkpoint=None stages.deeplab.model.input_style=imagenet \
 #       stages.deeplab.model.backbone.stride_in_1x1=False \
 #       stages.deeplab.model.backbone.pretrained=item:torchvision-resnet101
+_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']
 seed = 0
 work_dir = 'work_dirs/voc12_deeplabv2_r101'
 plugins = ['deeplab']
 
 data = dict(type='VOC2012', data_root='item:voc12-aug')
 
-stages = dict(
-    # wsss_deeplab/recipes.py, 'voc12_deeplabv2_r101': the values listed above
-    deeplab=dict(type='TrainSegmentor', labels=None, recipe='voc12_deeplabv2_r101'),
-    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='voc12_deeplabv2_r101'),
-)
+# the recipe's stages (the values listed above), trained on the ground truth
+stages = dict(deeplab=dict(labels=None))

@@ -15,6 +15,7 @@
 # names).  wsss-run downloads nothing; wsss-prepare does.  Another start: a local file with
 #   --cfg-options stages.deeplab.model.init_checkpoint=PATH .
 # Not run here: no VOC data offline; no measured figure exists for it yet.
+_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']
 seed = 0
 work_dir = 'work_dirs/voc12_deeplabv3plus_r101'
 plugins = ['deeplab']
@@ -22,13 +23,13 @@ plugins = ['deeplab']
 data = dict(type='VOC2012', data_root='item:voc12-aug')
 
 stages = dict(
-    # the v2 recipe's data, schedule and test protocol with the v3+ network
-    deeplab=dict(type='TrainSegmentor', labels=None, recipe='voc12_deeplabv2_r101',
-                 model=dict(type='DeepLabV3Plus', num_classes=21,
+    # the v2 recipe's data, schedule and test protocol (deeplab::_recipes/voc12_deeplabv2_r101.py)
+    # with the v3+ network in place of the recipe's (_delete_: replaced, not merged)
+    deeplab=dict(labels=None,
+                 model=dict(_delete_=True, type='DeepLabV3Plus', num_classes=21,
                             backbone=dict(type='DeepLabResNet', depth=101, output_stride=16,
                                           out_indices=(0, 3), stride_in_1x1=False, norm='frozen',
                                           pretrained='item:torchvision-resnet101'),
                             rates=(6, 12, 18), msc_scales=(), input_style='imagenet')),
-    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='voc12_deeplabv2_r101',
-              crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),
+    test=dict(crf=dict(type='DenseCRF', preset='deeplab', image='raw_rgb')),
 )

@@ -16,6 +16,7 @@
 # of SGD 1e-3 (x10 new layers) with 2000 warm-up steps; batch 32 pairs; 6 passes of pairs
 # (each image leads a pair 6 times) instead of 25; attention dropout 0 (the CPU's fused
 # attention has no dropout); crop 96 (the images' size).
+_base_ = ['deeplab::_recipes/synthetic.py']
 seed = 0
 work_dir = 'work_dirs/edam_synthetic'
 plugins = ['deeplab', 'edam']
@@ -44,8 +45,9 @@ stages = dict(
     labels_saliency=dict(type='RefineLabels', cams='cams',
                          refiners=[dict(type='SaliencyFusion', threshold=0.5)]),
     eval_labels_saliency=dict(type='EvaluateLabels', labels='labels_saliency'),
-    deeplab=dict(type='TrainSegmentor', labels='labels_saliency', recipe='synthetic'),
-    test=dict(type='TestSegmentor', checkpoint='deeplab', recipe='synthetic'),
+    # the DeepLab recipe's stages (deeplab::_recipes/synthetic.py), on these labels
+    deeplab=dict(labels='labels_saliency', after='eval_labels_saliency'),
+    test=dict(after='deeplab'),
     # --- EDAM ---
     edam_classify=dict(type='TrainPairClassifier', model=edam_model, passes=6,
                        max_epochs=1, batch_size=32, val_split='val', warmup_steps=50,
@@ -79,8 +81,7 @@ stages = dict(
                                             scores='crf_probs')]),
     eval_edam_labels_crf_sal=dict(type='EvaluateLabels', labels='edam_labels_crf_sal',
                                   miou_convention='all_classes'),
-    # DeepLab v2 on the CRF + saliency labels
-    edam_deeplab=dict(type='TrainSegmentor', labels='edam_labels_crf_sal',
-                      recipe='synthetic'),
-    edam_test=dict(type='TestSegmentor', checkpoint='edam_deeplab', recipe='synthetic'),
+    # DeepLab v2 (the same recipe) on the CRF + saliency labels
+    edam_deeplab=dict(_base_.stages.deeplab, labels='edam_labels_crf_sal'),
+    edam_test=dict(_base_.stages.test, checkpoint='edam_deeplab'),
 )

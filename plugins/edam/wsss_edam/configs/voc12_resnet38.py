@@ -23,6 +23,7 @@
 # with  wsss-prepare voc12-saliency-poolnet --from DIR_OR_ARCHIVE  and
 # wsss-prepare psa-resnet38 --from FILE  (the MXNet .params, converted, or psa's .pth).
 # wsss-run downloads nothing; wsss-prepare does, into $WSSS_DATA / $WSSS_WEIGHTS.
+_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']
 seed = 0
 work_dir = 'work_dirs/edam_voc12_resnet38'
 plugins = ['deeplab', 'edam']
@@ -58,11 +59,10 @@ labels = dict(type='RefineLabels', name='labels', cams='masks', workers=8,
                         dict(type='EDAMSaliencyFusion', preset='crf', scores='crf_probs')])
 eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels',
                    miou_convention='all_classes')
-deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels',
-               recipe='voc12_deeplabv2_r101')
-# the recipe's CRF: deeplab-pytorch's image (EDAM used deeplab-pytorch unchanged)
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-            recipe='voc12_deeplabv2_r101')
+# the recipe's stages (deeplab::_recipes/voc12_deeplabv2_r101.py) on these labels; its CRF:
+# deeplab-pytorch's image (EDAM used deeplab-pytorch unchanged)
+deeplab = dict(name='deeplab', labels='labels', after='eval_labels')
+test = dict(name='test', after='deeplab')
 
 stages = dict(
     classify=classify, masks=masks, eval_masks=eval_masks, labels=labels,

@@ -1,6 +1,6 @@
 # GETAM ViT-B/16 hybrid on VOC 2012 (reference); needs VOC2012 + SBD, saliency PNGs, timm weights.
 # GETAM (Sun et al.) on PASCAL VOC 2012 with the reference settings (docs/methods/getam.md;
-# the recipe 'voc12' in wsss_getam/recipes.py), backbone ViT-B/16 hybrid (R50 +
+# the recipe getam::_recipes/voc12.py), backbone ViT-B/16 hybrid (R50 +
 # ViT-B/16, timm tag vit_base_r50_s16_384.orig_in21k_ft_in1k):
 #   train_aug, long side in [230, 292], flip, 256 crops, batch 4, 20 epochs
 #   ((10582 // 4) * 20 = 52900 iterations), one SGD group lr 0.04, poly 0.9; classification
@@ -25,6 +25,7 @@
 # the recipe's checkpoint=).  voc12-saliency-getam is downloaded by hand (`wsss-prepare
 # voc12-saliency-getam` says from where), then  wsss-prepare voc12-saliency-getam --from
 # DIR_OR_ARCHIVE .  wsss-run downloads nothing; wsss-prepare does.
+_base_ = ['getam::_recipes/voc12.py']
 seed = 0
 work_dir = 'work_dirs/getam_voc12_vitb_hybrid'
 plugins = ['deeplab', 'getam']
@@ -35,6 +36,6 @@ test = dict(type='TestSegmentor', name='test', checkpoint='getam', split='val', 
             crf=dict(type='DenseCRF', preset='getam', image='raw_rgb'), miou_convention='union')
 
 stages = dict(
-    getam=dict(type='TrainGETAM', recipe='voc12', sync_bn=True),
+    getam=dict(sync_bn=True),   # the recipe's stage (getam::_recipes/voc12.py)
     test=test,
 )

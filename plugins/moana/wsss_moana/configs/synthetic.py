@@ -21,6 +21,7 @@
 # 256 x (24 * 24) / (125 * 94) = 12.5 steps keep the reference's reach relative to the image
 # (16 is the nearest power of two).  With 256 steps the labels spread over the whole image
 # (RESULTS.md has the measured effect).
+_base_ = ['deeplab::_recipes/synthetic.py']
 seed = 0
 work_dir = 'work_dirs/moana_synthetic'
 plugins = ['deeplab', 'moana']
@@ -66,11 +67,12 @@ def _arm(prefix, enabled):
         dict(type='RandomWalkLabels', name=f'{prefix}_rw_labels', cams=f'{prefix}_cams',
              irn=f'{prefix}_irn', radius=5, beta=10, exp_times=4, bg_threshold=0.25),
         dict(type='EvaluateLabels', name=f'eval_{prefix}_rw_labels', labels=f'{prefix}_rw_labels'),
-        dict(type='TrainSegmentor', name=f'{prefix}_deeplab', labels=f'{prefix}_rw_labels',
-             recipe='synthetic'),
-        dict(type='TestSegmentor', name=f'{prefix}_test', checkpoint=f'{prefix}_deeplab',
-             recipe='synthetic'),
+        # the DeepLab recipe's stages (deeplab::_recipes/synthetic.py), renamed
+        dict(_base_.stages.deeplab, name=f'{prefix}_deeplab', labels=f'{prefix}_rw_labels'),
+        dict(_base_.stages.test, name=f'{prefix}_test', checkpoint=f'{prefix}_deeplab'),
     ]
 
 
-stages = {s['name']: s for s in _arm('base', False) + _arm('moana', True)}
+# the recipe's own deeplab / test are removed: each arm has its copies
+stages = dict(deeplab=None, test=None,
+              **{s['name']: s for s in _arm('base', False) + _arm('moana', True)})

@@ -34,6 +34,7 @@
 # SegmentationClassAug), torchvision-resnet50 (ImageNet ResNet-50: the classifier and IRN)
 # and deeplabv2-r101-coco (the DeepLab recipe's COCO init).  wsss-run downloads nothing;
 # wsss-prepare does, into $WSSS_DATA / $WSSS_WEIGHTS.
+_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']
 seed = 0
 work_dir = 'work_dirs/moana_voc12_resnet50_irn'
 plugins = ['deeplab', 'moana']
@@ -83,11 +84,10 @@ rw_labels = dict(type='RandomWalkLabels', name='rw_labels', cams='cams', irn='ir
                  beta=10, exp_times=8, bg_threshold=0.25)
 eval_rw_labels = dict(type='EvaluateLabels', name='eval_rw_labels', labels='rw_labels',
                       miou_convention='union')
-deeplab = dict(type='TrainSegmentor', name='deeplab', labels='rw_labels',
-               recipe='voc12_deeplabv2_r101')
-# the recipe's CRF: deeplab-pytorch's image (MoANA's DeepLab is deeplab-pytorch)
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-            recipe='voc12_deeplabv2_r101')
+# the recipe's stages (deeplab::_recipes/voc12_deeplabv2_r101.py) on these labels; its CRF:
+# deeplab-pytorch's image (MoANA's DeepLab is deeplab-pytorch)
+deeplab = dict(name='deeplab', labels='rw_labels', after='eval_rw_labels')
+test = dict(name='test', after='deeplab')
 
 stages = dict(
     classify=classify, cams=cams, eval_cams=eval_cams, ir_labels=ir_labels, irn=irn,

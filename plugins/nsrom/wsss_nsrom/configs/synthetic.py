@@ -53,21 +53,18 @@ nsrom_labels = dict(type='RefineLabels', name='nsrom_labels', cams='nsrom_oacams
                     refiners=[dict(type='OAAProxyLabels'),
                               dict(type='PotentialObjectMining', cams_key='plain_cams')])
 eval_nsrom_labels = dict(type='EvaluateLabels', name='eval_nsrom_labels', labels='nsrom_labels')
-# round 1, its CRF predictions on the training images, the masked labels
-nsrom_deeplab1 = dict(type='TrainSegmentor', name='nsrom_deeplab1', labels='nsrom_labels',
-                      recipe='synthetic')
-nsrom_test1 = dict(type='TestSegmentor', name='nsrom_test1', checkpoint='nsrom_deeplab1',
-                   recipe='synthetic')
-nsrom_predict_train = dict(type='TestSegmentor', name='nsrom_predict_train',
-                           checkpoint='nsrom_deeplab1', recipe='synthetic', split='train')
+# round 1, its CRF predictions on the training images, the masked labels: the DeepLab recipe's
+# stages (deeplab::_recipes/synthetic.py) as oaa::synthetic.py's oaa_deeplab / oaa_test run them
+nsrom_deeplab1 = dict(_base_.stages.oaa_deeplab, name='nsrom_deeplab1', labels='nsrom_labels')
+nsrom_test1 = dict(_base_.stages.oaa_test, name='nsrom_test1', checkpoint='nsrom_deeplab1')
+nsrom_predict_train = dict(_base_.stages.oaa_test, name='nsrom_predict_train',
+                           checkpoint='nsrom_deeplab1', split='train')
 nsrom_masked = dict(type='MaskNonSalientRegions', name='nsrom_masked',
                     predictions='nsrom_predict_train', labels='nsrom_labels', dilation=30)
 eval_nsrom_masked = dict(type='EvaluateLabels', name='eval_nsrom_masked', labels='nsrom_masked')
 # round 2: the same recipe and initial weights, on the masked labels
-nsrom_deeplab2 = dict(type='TrainSegmentor', name='nsrom_deeplab2', labels='nsrom_masked',
-                      recipe='synthetic')
-nsrom_test = dict(type='TestSegmentor', name='nsrom_test', checkpoint='nsrom_deeplab2',
-                  recipe='synthetic')
+nsrom_deeplab2 = dict(_base_.stages.oaa_deeplab, name='nsrom_deeplab2', labels='nsrom_masked')
+nsrom_test = dict(_base_.stages.oaa_test, name='nsrom_test', checkpoint='nsrom_deeplab2')
 
 # appended after the base's stages (the baseline and OAA, exactly as oaa::synthetic.py)
 stages = dict(

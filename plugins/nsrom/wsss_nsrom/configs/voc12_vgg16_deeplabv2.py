@@ -21,6 +21,7 @@
 # The reference's arithmetic: 8-bit maps (quantize=True) and both DeepLab CRF passes on
 # deeplab-pytorch's mean-subtracted BGR image (the DeepLab recipe);
 # nsrom::voc12_vgg16_deeplabv2_fixed.py runs float maps and the CRF on the raw RGB image.
+_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']
 seed = 0
 work_dir = 'work_dirs/nsrom_voc12_vgg16_deeplabv2'
 plugins = ['deeplab', 'oaa', 'nsrom']
@@ -63,23 +64,22 @@ labels = dict(type='RefineLabels', name='labels', cams='oacams',
                         dict(type='PotentialObjectMining', cams_key='plain_cams')],
               workers=8)
 eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels')
-# round 1 and its CRF predictions on the training images (the recipe's CRF: deeplab-pytorch's
-# image, as NSROM's trainaug_pred.py)
-deeplab1 = dict(type='TrainSegmentor', name='deeplab1', labels='labels',
-                recipe='voc12_deeplabv2_r101')
-predict_train_aug = dict(type='TestSegmentor', name='predict_train_aug', checkpoint='deeplab1',
-                         recipe='voc12_deeplabv2_r101', split='train_aug')
+# the DeepLab recipe's stages (deeplab::_recipes/voc12_deeplabv2_r101.py), twice: round 1 and
+# its CRF predictions on the training images (the recipe's CRF: deeplab-pytorch's image, as
+# NSROM's trainaug_pred.py)
+deeplab1 = dict(_base_.stages.deeplab, name='deeplab1', labels='labels')
+predict_train_aug = dict(_base_.stages.test, name='predict_train_aug', checkpoint='deeplab1',
+                         split='train_aug')
 masked_labels = dict(type='MaskNonSalientRegions', name='masked_labels',
                      predictions='predict_train_aug', labels='labels', dilation=30, workers=8)
 eval_masked_labels = dict(type='EvaluateLabels', name='eval_masked_labels',
                           labels='masked_labels')
 # round 2 from the same initial weights, then the test
-deeplab2 = dict(type='TrainSegmentor', name='deeplab2', labels='masked_labels',
-                recipe='voc12_deeplabv2_r101')
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab2',
-            recipe='voc12_deeplabv2_r101')
+deeplab2 = dict(_base_.stages.deeplab, name='deeplab2', labels='masked_labels')
+test = dict(name='test', checkpoint='deeplab2', after='deeplab2')
 
 stages = dict(
+    deeplab=None,   # the recipe's single round: replaced by deeplab1 / deeplab2
     classify=classify, cams=cams, oacam=oacam, oacams=oacams, labels=labels,
     eval_labels=eval_labels, deeplab1=deeplab1, predict_train_aug=predict_train_aug,
     masked_labels=masked_labels, eval_masked_labels=eval_masked_labels, deeplab2=deeplab2,

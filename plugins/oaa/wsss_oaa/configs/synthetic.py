@@ -15,6 +15,7 @@
 # batch 64 instead of 1 x 5, 12 epochs instead of 15.  The accumulation rule, the IAM loss and
 # the proxy-label constants are the reference's.  Training images keep a fixed geometry (no
 # flip / crop): accumulation fuses maps of the same image across epochs pixel by pixel.
+_base_ = ['deeplab::_recipes/synthetic.py']
 seed = 0
 work_dir = 'work_dirs/oaa_synthetic'
 plugins = ['deeplab', 'oaa']
@@ -43,9 +44,9 @@ labels_saliency = dict(type='RefineLabels', name='labels_saliency', cams='cams',
                        refiners=[dict(type='SaliencyFusion', threshold=0.5)])
 eval_labels_saliency = dict(type='EvaluateLabels', name='eval_labels_saliency',
                             labels='labels_saliency')
-deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels_saliency',
-               recipe='synthetic')
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab', recipe='synthetic')
+# the DeepLab recipe's stages (deeplab::_recipes/synthetic.py), on the saliency-fused labels
+deeplab = dict(name='deeplab', labels='labels_saliency', after='eval_labels_saliency')
+test = dict(name='test', after='deeplab')
 
 # --- OAA ---
 oaa_classify = dict(type='TrainClassifier', name='oaa_classify',
@@ -79,10 +80,8 @@ oaa_iam_labels = dict(type='RefineLabels', name='oaa_iam_labels', cams='oaa_iam_
 eval_oaa_iam_labels = dict(type='EvaluateLabels', name='eval_oaa_iam_labels',
                            labels='oaa_iam_labels')
 # DeepLab on the OAA proxy labels (the oaa::voc12_vgg16.py route)
-oaa_deeplab = dict(type='TrainSegmentor', name='oaa_deeplab', labels='oaa_labels',
-                   recipe='synthetic')
-oaa_test = dict(type='TestSegmentor', name='oaa_test', checkpoint='oaa_deeplab',
-                recipe='synthetic')
+oaa_deeplab = dict(_base_.stages.deeplab, name='oaa_deeplab', labels='oaa_labels')
+oaa_test = dict(_base_.stages.test, name='oaa_test', checkpoint='oaa_deeplab')
 
 # Ablation: the same classifier (same seed, same data order, so the same weights at every
 # step) accumulating only from epoch 6 on.  Trained from scratch, the first epochs' maps are

@@ -20,6 +20,7 @@
 # Differences from the reference, on purpose: accumulation is keyed by image id, so the
 # classifier's data are shuffled (the reference must not shuffle); the store lives in memory
 # and in the checkpoints instead of PNGs rewritten at every step.
+_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']
 seed = 0
 work_dir = 'work_dirs/oaa_voc12_vgg16'
 plugins = ['deeplab', 'oaa']
@@ -54,10 +55,9 @@ export_accumulated = dict(type='ExportAttention', name='accumulated', source='cl
                           split='train_aug', quantize=True)
 eval_accumulated = dict(type='EvaluateLabels', name='eval_accumulated', cams='accumulated',
                         threshold=0.25)
-deeplab = dict(type='TrainSegmentor', name='deeplab', labels='labels',
-               recipe='voc12_deeplabv2_r101')
-test = dict(type='TestSegmentor', name='test', checkpoint='deeplab',
-            recipe='voc12_deeplabv2_r101')
+# the recipe's stages (deeplab::_recipes/voc12_deeplabv2_r101.py), on the proxy labels
+deeplab = dict(name='deeplab', labels='labels', after='eval_labels')
+test = dict(name='test', after='deeplab')
 labels = dict(type='RefineLabels', name='labels', cams='accumulated',
               refiners=[dict(type='OAAProxyLabels')], workers=8)
 eval_labels = dict(type='EvaluateLabels', name='eval_labels', labels='labels')
