@@ -53,7 +53,7 @@ def _tiny_synthetic() -> dict:
 def _model_examples():
     return [
         ComponentExample('CAMClassifier', dict(num_classes=3, backbone=dict(TINY_RESNET)),
-                         kind='classifier'),
+                         kind='classifier', roles=('cam_model',)),
         ComponentExample('SmallResNet', dict(widths=(4, 4, 8, 8)), kind='module',
                          inputs=_images),
         ComponentExample('TimmBackbone', dict(model_name='resnet18', output_stride=8,
@@ -67,7 +67,7 @@ def _model_examples():
                          dict(backbone=dict(TINY_LEVELS), radius=3, boundary_widths=(4,) * 5,
                               displacement_widths=(4, 4, 8, 8, 8), displacement_fuse_width=8),
                          kind='module', inputs=_irn_batch,
-                         built_with=lambda m, d: m(**d, mode='loss')),
+                         built_with=lambda m, d: m(**d, mode='loss'), roles=('boundary_model',)),
         ComponentExample('TimmFeatureLevels', dict(model_name='resnet18',
                                                    channels=(8, 16, 32, 64)),
                          kind='module', inputs=_images),

@@ -18,6 +18,18 @@ class BaseCAMGenerator:
     """
 
     needs_grad = False
+    #: the protocol a model must satisfy for this generator (None: not declared), checked
+    #: once by :meth:`check_model` where a stage loads the model
+    model_protocol = None
+
+    def check_model(self, model, user: str):
+        """``model`` when it satisfies :attr:`model_protocol`; else a
+        :class:`~wsss_core.models.protocols.ModelContractError` naming ``user``, the model's
+        class and the missing members."""
+        if self.model_protocol is None:
+            return model
+        from ..models.protocols import require_model
+        return require_model(model, self.model_protocol, f'{user} ({type(self).__name__})')
 
     def class_maps(self, model, img: torch.Tensor, class_ids=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

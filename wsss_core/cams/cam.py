@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.protocols import CAMModel
 from ..registry import CAM_GENERATORS
 from .base import BaseCAMGenerator
 
@@ -16,6 +17,8 @@ class CAM(BaseCAMGenerator):
     what the WSOL protocol (wsolevaluation, MoANA) min-max normalises; pseudo-label stages
     need the default, non-negative maps.
     """
+
+    model_protocol = CAMModel
 
     def __init__(self, relu: bool = True):
         self.relu = bool(relu)

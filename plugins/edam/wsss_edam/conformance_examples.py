@@ -31,7 +31,8 @@ def _tiny_shapes() -> dict:
 def examples():
     return [
         # a batch of 2 images is one pair: rows 2p and 2p + 1 (what TrainPairClassifier feeds)
-        ComponentExample('EDAMClassifier', dict(TINY_EDAM), kind='classifier'),
+        ComponentExample('EDAMClassifier', dict(TINY_EDAM), kind='classifier',
+                         roles=('cam_model', 'param_group_provider')),
         ComponentExample('DAMasks', inputs=_da_mask_inputs),
         ComponentExample('ImagePairs', lambda: dict(dataset=_tiny_shapes(), split='train',
                                                     passes=1, seed=0)),

@@ -92,7 +92,7 @@ def examples():
                          inputs=_dense_energy_inputs),
         ComponentExample('GETAMNet', {k: v for k, v in TINY_GETAM_NET.items() if k != 'type'},
                          kind='classifier', inputs=_classifier_batch,
-                         built_with=_joint_phase_losses),
+                         built_with=_joint_phase_losses, roles=('segmenter', 'phased')),
         ComponentExample('GETAMViT', {k: v for k, v in TINY_BACKBONES['vit'].items()
                                       if k != 'type'}, kind='module', inputs=_images),
         ComponentExample('GETAMCAM', dict(start_layer=START_LAYER), inputs=_cam_inputs),

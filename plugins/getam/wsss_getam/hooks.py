@@ -52,6 +52,10 @@ class GETAMScheduleHook(Hook):
         (26451 of 52900 steps on VOC)."""
         return math.ceil(self.cls_fraction * total) + 1
 
+    def before_train(self, runner) -> None:
+        from wsss_core.models.protocols import PhasedModel, require_model
+        require_model(runner.model, PhasedModel, 'GETAMScheduleHook')
+
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         t, total = runner.iter, runner.max_iters

@@ -39,7 +39,7 @@ def examples():
     return [
         ComponentExample('NSROMClassifier',
                          dict(num_classes=3, backbone=dict(TINY_BACKBONE), **TINY_HEAD),
-                         kind='classifier'),
+                         kind='classifier', roles=('cam_model', 'step_maps')),
         ComponentExample('OACAMModel',
                          dict(num_classes=3, backbone=dict(TINY_BACKBONE), **TINY_HEAD),
                          kind='classifier', inputs=_attention_batch),

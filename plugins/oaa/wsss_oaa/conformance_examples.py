@@ -45,7 +45,8 @@ def _attention_root() -> str:
 def examples():
     return [
         ComponentExample('VGG16OAA', dict(width_mult=1 / 16), kind='module', inputs=_images),
-        ComponentExample('OAAClassifier', dict(TINY_CLASSIFIER), kind='classifier'),
+        ComponentExample('OAAClassifier', dict(TINY_CLASSIFIER), kind='classifier',
+                         roles=('cam_model', 'step_maps')),
         ComponentExample('IntegralAttentionModel', dict(TINY_CLASSIFIER), kind='classifier',
                          inputs=_attention_batch),
         ComponentExample('OAAAccumulationHook', dict(start_epoch=1, filter='topk')),

@@ -67,6 +67,10 @@ class ComponentExample:
             ``classifier``: the loss dict, in place of ``obj(**inputs, mode='loss')``, e.g.
             after switching the model to another training phase).
         skip: a reason this component cannot be exercised here; it is reported, not run.
+        roles: the model contracts the component claims, names of
+            :data:`wsss_core.models.protocols.PROTOCOLS` (``'cam_model'``, ``'segmenter'``,
+            ``'boundary_model'``, ``'param_group_provider'``, ``'step_maps'``, ``'phased'``):
+            the built object must satisfy each protocol.
     """
 
     name: str
@@ -76,8 +80,14 @@ class ComponentExample:
     num_classes: int = 3
     built_with: Optional[Callable[[Any, Any], Any]] = None
     skip: str = ''
+    roles: tuple = ()
 
     def __post_init__(self) -> None:
+        from ...models.protocols import PROTOCOLS
+        unknown = [r for r in self.roles if r not in PROTOCOLS]
+        if unknown:
+            raise ValueError(f'ComponentExample({self.name!r}): unknown role(s) {unknown}; '
+                             f'roles: {", ".join(PROTOCOLS)}')
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f'ComponentExample({self.name!r}): unknown kind {self.kind!r}; '
                              f'kinds: {", ".join(KINDS)}')

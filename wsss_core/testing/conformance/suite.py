@@ -192,6 +192,12 @@ def _build(case: Case):
     obj = build(case.example.build_cfg(), ALL_REGISTRIES[case.registry])
     if obj is None:
         raise ConformanceFailure('building returned None')
+    from ...models.protocols import PROTOCOLS, ModelContractError, require_model
+    for role in case.example.roles:
+        try:
+            require_model(obj, PROTOCOLS[role], f'the role {role!r} it claims')
+        except ModelContractError as exc:
+            raise ConformanceFailure(str(exc)) from None
     return obj
 
 

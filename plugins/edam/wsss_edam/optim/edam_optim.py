@@ -41,9 +41,9 @@ class EDAMOptimWrapperConstructor(ParamGroupsOptimWrapperConstructor):
         self.lr_mults = paramwise_cfg.get('lr_mults')
 
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> List[dict]:
-        if not hasattr(model, 'param_groups'):
-            raise TypeError(f'EDAMOptimWrapperConstructor needs a model with param_groups() '
-                            f'(EDAMClassifier), not {type(model).__name__}')
+        from wsss_core.models.protocols import ParamGroupProvider, require_model
+        require_model(model, ParamGroupProvider, 'EDAMOptimWrapperConstructor (e.g. for '
+                                                 'EDAMClassifier)')
         return model.param_groups(lr, weight_decay, self.lr_mults)
 
 
