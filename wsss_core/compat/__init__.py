@@ -19,6 +19,10 @@
    adopted by :func:`wsss_core.console.adopt_mmengine_logger`: quiet console while a stage
    runs, records relayed to the stage's log file.  Other versions keep mmengine's console
    output (a debug line says so).
+
+The mmengine patches are gathering in this package, each behind a version check
+(:func:`.versions.checked_on`): it applies on the mmengine versions it was checked on, and
+otherwise logs a debug line and leaves mmengine's behaviour.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import torch
 import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel
 
-from .registry import MODELS  # noqa: F401  (registries first, so the scope exists)
+from ..registry import MODELS  # noqa: F401  (registries first, so the scope exists)
 from mmengine.registry import MODEL_WRAPPERS
 
 def _numpy_safe_globals() -> list:
@@ -148,7 +152,7 @@ def route_mmengine_logs(version: str = None) -> bool:
     version outside :data:`MMLOGGER_ROUTING_VERSIONS` nothing is patched (False)."""
     from mmengine.logging import MMLogger
 
-    from . import console
+    from .. import console
     if getattr(MMLogger.__init__, '_wsss_routed', False):
         return True
     if mmengine_version_tuple(version) not in MMLOGGER_ROUTING_VERSIONS:
