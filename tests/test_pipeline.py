@@ -199,7 +199,7 @@ def test_make_cams_resize_runs_the_network_at_the_training_size(tmp_path, tiny_d
     import torch.nn.functional as F
     from wsss_core.datasets import build_dataset
     from wsss_core.datasets.transforms import Resize
-    from wsss_core.pipeline.train_classifier import load_trained_model
+    from wsss_core.pipeline.artifacts import TRAINED_MODEL
     cfg = tiny_pipeline_cfg(tiny_data_cfg)
     cfg['stages'] = cfg['stages'][:1] + [
         dict(type='MakeCAMs', name='cams', source='classify', scales=(1.0,), flip=False,
@@ -208,7 +208,7 @@ def test_make_cams_resize_runs_the_network_at_the_training_size(tmp_path, tiny_d
     assert res['cams'].manifest['counts']['computed'] == 2
     from wsss_core.pipeline.stage import StageContext
     ctx = StageContext(cfg=Config(cfg), work_dir=tmp_path, stage_dir=tmp_path / 'cams')
-    model, _ = load_trained_model(ctx, 'classify')
+    model = TRAINED_MODEL.read(ctx, 'classify', 'test', 'source').load()
     sample = build_dataset(tiny_data_cfg, split='train', load_gt=False).load_sample(0)
     small = Resize(size=(32, 32))(dict(img=sample['img']))['img']
     x = model.data_preprocessor.normalize(torch.from_numpy(small).permute(2, 0, 1)[None])

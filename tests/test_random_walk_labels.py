@@ -105,7 +105,7 @@ def test_wall_stops_propagation_and_rerun_skips(tmp_path, tiny_data_cfg, stand_i
     assert record['counts'] == dict(images=n, computed=n, reused=0)
     assert record['artifacts'] == dict(labels='labels', split='train',
                                        num_classes=data.num_classes,
-                                       class_names=list(data.class_names))
+                                       class_names=list(data.class_names), kinds=['label_set'])
     assert len(stand_in.seen) == n and all(x.shape[0] == 2 for x in stand_in.seen)  # img + flip
     for rec in data.records:
         label = read_label_png(tmp_path / 'rw' / 'labels' / f'{rec.img_id}.png', data.num_classes)

@@ -30,6 +30,7 @@ def stub_maps(img_id: str, class_ids, seed: int) -> np.ndarray:
 
 def _register_test_components():
     from wsss_core.datasets import build_dataset
+    from wsss_core.pipeline.artifacts import CAM_SET
     from wsss_core.pipeline.stage import Stage
     from wsss_core.refiners.base import LabelRefiner
     from wsss_core.registry import LABEL_REFINERS, STAGES
@@ -39,8 +40,12 @@ def _register_test_components():
         class StubCams(Stage):
             """Writes :func:`stub_maps` as the CAMs of ``split`` (no model)."""
 
-            def __init__(self, name, split='train', seed=0, artifact='cams'):
+            def __init__(self, name, split='train', seed=0, artifact='cams', declared=None):
                 super().__init__(name, split=split, seed=seed, artifact=artifact)
+                self.declared = bool(artifact) if declared is None else declared
+
+            def produced_kinds(self):
+                return (CAM_SET,) if self.declared else ()
 
             def run(self, ctx):
                 o = self.options
@@ -192,8 +197,23 @@ def test_extra_stage_of_another_split_is_refused(components, tiny_data_cfg, tmp_
         run(cfg, tmp_path)
 
 
-def test_extra_stage_without_cams_is_refused(components, tiny_data_cfg, tmp_path):
+def test_extra_stage_without_cams_is_refused_when_built(components, tiny_data_cfg, tmp_path):
+    """A stage that does not declare a CAM set: refused before any stage runs."""
     extra = dict(type='_ExtraCamsStubCams', name='no_cams', artifact=None)
     cfg = cfg_with(tiny_data_cfg, extra, extra_cams=dict(plain='no_cams'))
-    with pytest.raises(StageError, match="'no_cams' recorded no 'cams' artifact"):
+    with pytest.raises(StageError, match=r"stage 'labels' \(RefineLabels\) reads "
+                                         r"extra_cams='no_cams' as a CAM set.*stage 'no_cams' "
+                                         r"\(StubCams\) produces no artifact"):
+        run(cfg, tmp_path)
+    assert not (tmp_path / 'main').exists()            # nothing ran
+
+
+def test_extra_stage_that_recorded_no_cams_is_refused_when_read(components, tiny_data_cfg,
+                                                                tmp_path):
+    """A stage that declares a CAM set but recorded none (e.g. an old manifest): the one
+    reader's error, naming the reading stage, the option and the stage."""
+    extra = dict(type='_ExtraCamsStubCams', name='no_cams', artifact=None, declared=True)
+    cfg = cfg_with(tiny_data_cfg, extra, extra_cams=dict(plain='no_cams'))
+    with pytest.raises(StageError, match=r"\[labels\] extra_cams='no_cams': stage 'no_cams' "
+                                         r"did not record a CAM set"):
         run(cfg, tmp_path)

@@ -256,7 +256,9 @@ def test_random_walk_labels_takes_only_its_share(tmp_path, tiny_data_cfg, monkey
             raise AssertionError
 
     write_manifest(tmp_path / 'cams', dict(artifacts=dict(cams='cams', split='train')))
-    monkeypatch.setattr(rw, 'load_trained_model', lambda ctx, name, device: (Walls(), {}))
+    write_manifest(tmp_path / 'irn', dict(artifacts=dict(weights='model.pth', model={})))
+    from wsss_core.pipeline.artifacts import TrainedModel
+    monkeypatch.setattr(TrainedModel, 'load', lambda self, device='cpu': Walls())
     done = []
     monkeypatch.setattr(rw.RandomWalkLabels, 'process',
                         lambda self, ctx, index: done.append(index))

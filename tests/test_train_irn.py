@@ -45,6 +45,7 @@ def stub_stages():
     from wsss_core.io import atomic_write
     from wsss_core.irn import model, train_irn  # noqa: F401  (register the IRN model, TrainIRN)
     from wsss_core.pipeline import stage  # noqa: F401
+    from wsss_core.pipeline.artifacts import LABEL_SET, TRAINED_MODEL
     from wsss_core.registry import STAGES
     register_core_components()
 
@@ -52,6 +53,7 @@ def stub_stages():
         @STAGES.register_module(name='_StubIRLabels')
         class StubIRLabels(stage.Stage):
             """A finished RefineLabels stand-in: ``labels/<id>.png`` = :func:`ir_label_of`."""
+            produces = (LABEL_SET,)
 
             def run(self, ctx):
                 data = build_dataset(ctx.data_cfg, split='train', load_gt=True)
@@ -67,6 +69,7 @@ def stub_stages():
         @STAGES.register_module(name='_StubClassifier')
         class StubClassifier(stage.Stage):
             """A finished TrainClassifier stand-in whose model.pth holds a tiny backbone."""
+            produces = (TRAINED_MODEL,)
 
             def run(self, ctx):
                 with atomic_write(ctx.stage_dir / 'model.pth') as fh:
@@ -91,7 +94,7 @@ def test_train_irn_then_load_and_compute_boundaries(tmp_path, tiny_data_cfg, stu
     from mmengine.runner import set_random_seed
 
     from wsss_core.datasets import build_dataset
-    from wsss_core.pipeline.train_classifier import load_trained_model
+    from wsss_core.pipeline.artifacts import TRAINED_MODEL
     from wsss_core.registry import MODELS, build
     cfg = irn_cfg(tiny_data_cfg, backbone_from='cam_net')
     res = run(cfg, tmp_path)
@@ -103,7 +106,7 @@ def test_train_irn_then_load_and_compute_boundaries(tmp_path, tiny_data_cfg, stu
     assert set(manifest['inputs']) == {'ir_labels', 'cam_net'}
 
     ctx = StageContext(cfg=Config(cfg), work_dir=tmp_path, stage_dir=tmp_path / 'irn')
-    model, _ = load_trained_model(ctx, 'irn')
+    model = TRAINED_MODEL.read(ctx, 'irn', 'test', 'irn').load()
     source = stub_backbone_state(extra=False)
     backbone = model.backbone.state_dict()
     assert counts['backbone_copied'] == len(backbone)
@@ -189,10 +192,11 @@ def test_missing_labels_and_bad_options_are_refused(tmp_path, tiny_data_cfg, stu
                        stage_dir=tmp_path / 'irn')
     from wsss_core.registry import MODELS, build
     wider = build(dict(TINY_IRN, backbone=dict(TINY_LEVELS, channels=(16, 16, 32, 64))), MODELS)
+    from wsss_core.pipeline.artifacts import TRAINED_MODEL
     with pytest.raises(StageError, match='does not fit the IRN backbone'):
-        copy_backbone(ctx, 'cam_net', wider)
-    with pytest.raises(StageError, match="recorded no 'weights'"):
-        copy_backbone(ctx, 'ir_labels', wider)
+        copy_backbone(TRAINED_MODEL.read(ctx, 'cam_net', 'irn', 'backbone_from'), wider)
+    with pytest.raises(StageError, match=r"backbone_from='ir_labels'.*did not record a trained"):
+        TRAINED_MODEL.read(ctx, 'ir_labels', 'irn', 'backbone_from')
 
 
 @pytest.mark.filterwarnings('ignore:Detected call of `scheduler.step')   # no optimiser steps

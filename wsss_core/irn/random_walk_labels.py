@@ -33,7 +33,7 @@ from ..datasets import build_dataset
 from ..io import check_label_values, load_cam, save_label_png
 from ..pipeline.per_image import PerImageStage
 from ..pipeline.stage import StageContext, StageError
-from ..pipeline.train_classifier import load_trained_model
+from ..pipeline.artifacts import CAM_SET, LABEL_SET, TRAINED_MODEL
 from ..registry import STAGES
 from .random_walk import propagate_cams
 
@@ -83,7 +83,8 @@ class RandomWalkLabels(PerImageStage):
         bg_threshold: constant background score after the global-max normalisation (irn 0.25).
     """
 
-    input_keys = ('cams', 'irn')
+    reads = {'cams': CAM_SET, 'irn': TRAINED_MODEL}
+    produces = (LABEL_SET,)
     output_file = ('labels', '.png')
     progress_label = 'random walk'
 
@@ -100,20 +101,17 @@ class RandomWalkLabels(PerImageStage):
 
     def setup(self, ctx: StageContext) -> None:
         o = self.options
-        src = ctx.manifest_of(o['cams']).get('artifacts') or {}
-        if 'cams' not in src or 'split' not in src:
-            raise StageError(f"[{self.name}] stage '{o['cams']}' recorded no 'cams' and 'split' "
-                             'artifacts: point cams= at a MakeCAMs-like stage')
-        self.cam_dir, self.split = ctx.stage_path(o['cams']) / src['cams'], src['split']
-        self.model, _ = load_trained_model(ctx, o['irn'], ctx.device)
+        cams = self.read_input(ctx, 'cams')
+        self.cam_dir, self.split = cams.folder, cams.split
+        self.model = self.read_input(ctx, 'irn').load(ctx.device)
         if not callable(getattr(self.model, 'boundary_map', None)):
             raise StageError(f"[{self.name}] the model of stage '{o['irn']}' "
                              f'({type(self.model).__name__}) has no boundary_map(img): point '
                              'irn= at a TrainIRN-like stage')
-        self.dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
+        self.dataset = build_dataset(ctx.data_cfg, split=cams.split, load_gt=False)
 
     def summarise(self, ctx: StageContext, share) -> dict:
-        return dict(artifacts=self.data_artifacts(self.split, labels='labels'))
+        return dict(artifacts=LABEL_SET.record('labels', self.split, self.dataset))
 
     def process(self, ctx: StageContext, index: int) -> None:
         """Steps 1-3 of the module docstring for data set image ``index``."""

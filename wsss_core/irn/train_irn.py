@@ -11,8 +11,9 @@ mmengine Runner with IRN's recipe (``docs/methods/baseline.md#45-irn-training``)
 * batch 32, 3 epochs, SGD lr 0.1 (boundary branch x1, displacement branch x10), weight decay
   1e-4, momentum 1e-4 (the reference's effective value, see :class:`TrainIRN`), poly decay
   ``lr_t = lr_0 (1 - t / T)^0.9`` per iteration;
-* no validation; ``model.pth`` and the model config go into the manifest as TrainClassifier's
-  do, so ``load_trained_model(ctx, '<this stage>')`` rebuilds the network.
+* no validation; ``model.pth`` and the model config go into the manifest as a trained-model
+  artifact, as TrainClassifier's do, so a later stage (``RandomWalkLabels(irn=)``) rebuilds
+  the network.
 
 Backbone (``docs/methods/moana.md#8-the-wsss-route``, an explicit choice):
 ``backbone_from=None`` keeps the model's own backbone weights (the ImageNet ``checkpoint=`` of
@@ -33,6 +34,7 @@ import torch
 
 from ..datasets import build_dataset
 from ..datasets.seg_samples import SegmentationSamples
+from ..pipeline.artifacts import LABEL_SET, TRAINED_MODEL, TrainedModel
 from ..pipeline.schedules import poly_schedule
 from ..pipeline.stage import StageContext, StageError
 from ..pipeline.train_classifier import TrainClassifier
@@ -102,7 +104,7 @@ class TrainIRN(TrainClassifier):
         Other options (``num_workers``, ``custom_hooks``, ``amp`` ...) as TrainClassifier.
     """
 
-    input_keys = ('labels', 'backbone_from')
+    reads = {'labels': LABEL_SET, 'backbone_from': TRAINED_MODEL}
 
     def __init__(self, name: str, labels: str, model: Optional[dict] = None, crop: int = 512,
                  rescale: Optional[Sequence[float]] = (0.5, 1.5), flip: bool = True,
@@ -139,10 +141,10 @@ class TrainIRN(TrainClassifier):
         return list(o['pipeline'] or irn_train_pipeline(o['crop'], o['rescale'], o['flip']))
 
     def build_train_set(self, ctx: StageContext, data_cfg: dict) -> IRLabelSamples:
-        label_dir, split = ctx.labels_of(self.options['labels'], self.options['train_split'],
-                                         self.name, 'IR label PNGs')
+        labels = self.read_input(ctx, 'labels')
+        split = self.options['train_split'] or labels.split
         base = build_dataset(data_cfg, split=split, load_gt=False)
-        return IRLabelSamples(base, label_dir, self.train_pipeline(ctx))
+        return IRLabelSamples(base, labels.folder, self.train_pipeline(ctx))
 
     def model_cfg(self, num_classes: int) -> dict:
         """The model config as given (the IRN is class-agnostic: no ``num_classes``)."""
@@ -155,7 +157,7 @@ class TrainIRN(TrainClassifier):
         model = super().build_model(ctx, model_cfg)
         self._backbone_copy = None
         if self.options['backbone_from']:
-            self._backbone_copy = copy_backbone(ctx, self.options['backbone_from'], model,
+            self._backbone_copy = copy_backbone(self.read_input(ctx, 'backbone_from'), model,
                                                 self.name)
         return model
 
@@ -171,19 +173,16 @@ class TrainIRN(TrainClassifier):
         return record
 
 
-def copy_backbone(ctx: StageContext, source: str, model, stage: str = 'TrainIRN') -> dict:
-    """Copy the ``backbone.*`` weights of stage ``source``'s ``model.pth`` into
-    ``model.backbone``; every tensor of ``model.backbone`` must be there with its shape.
+def copy_backbone(trained: TrainedModel, model, stage: str = 'TrainIRN') -> dict:
+    """Copy the ``backbone.*`` weights of the ``trained`` model (a training stage's
+    :class:`~wsss_core.pipeline.artifacts.TrainedModel`) into ``model.backbone``; every
+    tensor of ``model.backbone`` must be there with its shape.
 
     Returns ``{'copied': n, 'unused': m}`` (``m`` source backbone tensors the IRN backbone
     does not have, e.g. a CAM-only attention block).
     """
-    art = ctx.manifest_of(source).get('artifacts') or {}
-    if 'weights' not in art:
-        raise StageError(f"[{stage}] backbone_from='{source}': that stage recorded no "
-                         "'weights' to copy (it should be a TrainClassifier-like stage)")
-    state = torch.load(ctx.stage_path(source) / art['weights'], map_location='cpu',
-                       weights_only=True)
+    source = trained.stage
+    state = torch.load(trained.weights, map_location='cpu', weights_only=True)
     prefix = 'backbone.'
     found = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     target = model.backbone.state_dict()

@@ -31,6 +31,7 @@ from ..evaluation.miou_conventions import check_convention, convention_metrics
 from ..evaluation.threshold_sweep import ThresholdSweep
 from ..io import DataFileError, load_cam, read_label_png, write_json
 from ..registry import STAGES
+from .artifacts import CAM_SET, LABEL_SET, PREDICTIONS
 from .stage import Stage, StageContext, StageError
 
 DEFAULT_SWEEP = tuple(np.round(np.arange(0.05, 0.601, 0.05), 2).tolist())
@@ -40,7 +41,7 @@ DEFAULT_SWEEP = tuple(np.round(np.arange(0.05, 0.601, 0.05), 2).tolist())
 class EvaluateLabels(Stage):
     """Score ``cams`` or ``labels`` of an earlier stage against the split's ground truth."""
 
-    input_keys = ('cams', 'labels')
+    reads = {'cams': CAM_SET, 'labels': (LABEL_SET, PREDICTIONS)}
 
     def __init__(self, name: str, cams: Optional[str] = None, labels: Optional[str] = None,
                  threshold: float = 0.25, sweep: Sequence[float] = DEFAULT_SWEEP,
@@ -55,21 +56,21 @@ class EvaluateLabels(Stage):
                          sweep=[float(t) for t in sweep])
 
     def run(self, ctx: StageContext) -> dict:
-        source = self.options['cams'] or self.options['labels']
-        art = ctx.manifest_of(source)['artifacts']
-        dataset = build_dataset(ctx.data_cfg, split=art['split'], load_gt=True)
+        option = 'cams' if self.options['cams'] else 'labels'
+        source = self.read_input(ctx, option)
+        dataset = build_dataset(ctx.data_cfg, split=source.split, load_gt=True)
         missing = [r.img_id for r in dataset.records if r.seg_path is None]
         if missing:
-            raise DataFileError(f"split '{art['split']}' has no ground-truth mask for "
+            raise DataFileError(f"split '{source.split}' has no ground-truth mask for "
                                 f'{len(missing)} image(s), e.g. {missing[:3]}')
-        src_dir = ctx.stage_path(source)
-        if self.options['cams']:
-            metrics, detail = self._eval_cams(ctx, dataset, src_dir / art['cams'])
+        if option == 'cams':
+            metrics, detail = self._eval_cams(ctx, dataset, source.folder)
         else:
-            metrics, detail = self._eval_labels(ctx, dataset, src_dir / art['labels'])
+            metrics, detail = self._eval_labels(ctx, dataset, source.folder)
         write_json(Path(ctx.stage_dir) / 'metrics.json', dict(metrics=metrics, **detail))
         return dict(metrics=metrics, counts=dict(images=len(dataset)),
-                    artifacts=dict(metrics='metrics.json', source=source, split=art['split']))
+                    artifacts=dict(metrics='metrics.json', source=source.stage,
+                                   split=source.split))
 
     def _records(self, ctx, dataset):
         return tqdm(dataset.records, desc=f'[{self.name}] evaluate', unit='img',

@@ -19,8 +19,8 @@ from ..datasets.transforms import Resize
 from ..io import save_cam
 from ..registry import CAM_GENERATORS, STAGES, build, lookup
 from .per_image import PerImageStage
+from .artifacts import CAM_SET, TRAINED_MODEL
 from .stage import StageContext
-from .train_classifier import load_trained_model
 
 
 @STAGES.register_module()
@@ -39,7 +39,8 @@ class MakeCAMs(PerImageStage):
             upsampled back to the image size.  Default: the image as it is.
     """
 
-    input_keys = ('source',)
+    reads = {'source': TRAINED_MODEL}
+    produces = (CAM_SET,)
     output_file = ('cams', '.npz')
     progress_label = 'CAMs'
 
@@ -59,7 +60,7 @@ class MakeCAMs(PerImageStage):
 
     def setup(self, ctx: StageContext) -> None:
         o = self.options
-        self.model, _ = load_trained_model(ctx, o['source'], ctx.device)
+        self.model = self.read_input(ctx, 'source').load(ctx.device)
         self.generator = build(o['generator'], CAM_GENERATORS)
         self.dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
                                      max_samples=o['max_samples'])
@@ -72,7 +73,7 @@ class MakeCAMs(PerImageStage):
         return []
 
     def summarise(self, ctx: StageContext, share) -> dict:
-        return dict(artifacts=self.data_artifacts(self.options['split'], cams='cams'))
+        return dict(artifacts=CAM_SET.record('cams', self.options['split'], self.dataset))
 
     def _process(self, ctx: StageContext, batch: List[dict]) -> None:
         o, model, generator = self.options, self.model, self.generator

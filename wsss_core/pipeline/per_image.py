@@ -89,8 +89,8 @@ class PerImageStage(Stage):
     #: per-item work in this process, ``process(ctx, item) -> result``; None: the stage's
     #: work is all in :meth:`job` (a subclass defines it as a method)
     process: Optional[Callable[[StageContext, Any], Any]] = None
-    #: the data set of the images, loaded by :meth:`setup`; the default :meth:`items`,
-    #: :meth:`outputs` and :meth:`data_artifacts` read it
+    #: the data set of the images, loaded by :meth:`setup`; the default :meth:`items` and
+    #: :meth:`outputs` read it
     dataset: Any = None
 
     # ------------------------------------------------------------------ extension points
@@ -132,12 +132,6 @@ class PerImageStage(Stage):
         """In the main process, once every shard finished: the merged ``record`` (counts
         already summed over shards), completed; by default unchanged."""
         return record
-
-    def data_artifacts(self, split: str, **folders) -> dict:
-        """The artifacts later stages read: ``folders`` (name -> folder in the stage dir),
-        then ``split`` and the ``num_classes`` and ``class_names`` of ``self.dataset``."""
-        return dict(folders, split=split, num_classes=self.dataset.num_classes,
-                    class_names=list(self.dataset.class_names))
 
     def progress_desc(self, phase: str) -> str:
         """The progress bar's text for ``phase``: 'process' (in this process), 'job' (the

@@ -45,6 +45,7 @@ from ..config_errors import StageKey, check_options, config_key
 from ..config_stages import StageOrderError, stage_configs
 from ..io import write_json
 from ..registry import DATASETS, STAGES, build
+from .artifacts import check_graph
 from .checksums import verify_stage
 from .manifest import (DamagedManifestError, config_hash, read_manifest, read_state,
                        write_manifest, write_state)
@@ -122,6 +123,7 @@ class Pipeline:
                                      f'stage of this config (stages so far: {sorted(seen)})')
             seen.add(stage.name)
             stages.append(stage)
+        check_graph(stages)   # every input names a stage producing the kind it reads
         return stages
 
     # ------------------------------------------------------------------ running

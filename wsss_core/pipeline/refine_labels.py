@@ -15,11 +15,12 @@ maps of each image in ``sample['plain_cams']`` and their class ids in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from ..datasets import build_dataset
 from ..refiners.parallel import RefineChainJob
 from ..registry import LABEL_REFINERS, STAGES, build, lookup
+from .artifacts import CAM_SET, LABEL_SET
 from .per_image import PerImageStage
 from .stage import StageContext, StageError
 
@@ -64,7 +65,8 @@ class RefineLabels(PerImageStage):
             with ``sample[key + '_class_ids']`` (K,).  Only in the config hash when given.
     """
 
-    input_keys = ('cams',)
+    reads = {'cams': CAM_SET, 'extra_cams': CAM_SET}
+    produces = (LABEL_SET,)
     counted = ('images', 'computed')   # its manifests never had 'reused'
     output_file = ('labels', '.png')
     progress_label = 'labels'
@@ -82,34 +84,25 @@ class RefineLabels(PerImageStage):
             raise ValueError(f'workers must be >= 0, got {workers}')
         self.workers = int(workers)
 
-    def inputs(self) -> List[str]:
-        """``cams`` and the stages of ``extra_cams``."""
-        out = super().inputs()
-        out.extend(s for s in self.options.get('extra_cams', {}).values() if s not in out)
-        return out
-
     def _extra_cam_dirs(self, ctx: StageContext, split: str) -> Dict[str, Path]:
         """``{sample key: CAM folder}`` of ``extra_cams``, checked against the main split."""
         dirs = {}
         for key, stage in self.options.get('extra_cams', {}).items():
-            art = ctx.manifest_of(stage).get('artifacts') or {}
-            if 'cams' not in art:
-                raise StageError(f"[{self.name}] extra_cams['{key}']: stage '{stage}' recorded "
-                                 "no 'cams' artifact (a folder of <id>.npz CAMs)")
-            if art.get('split') != split:
+            cams = self.read_input(ctx, 'extra_cams', stage)
+            if cams.split != split:
                 raise StageError(
                     f"[{self.name}] extra_cams['{key}']: stage '{stage}' made CAMs of split "
-                    f"{art.get('split')!r}, but cams='{self.options['cams']}' covers split "
+                    f"{cams.split!r}, but cams='{self.options['cams']}' covers split "
                     f'{split!r}; both must cover the same images')
-            dirs[key] = ctx.stage_path(stage) / art['cams']
+            dirs[key] = cams.folder
         return dirs
 
     def setup(self, ctx: StageContext) -> None:
-        src = ctx.manifest_of(self.options['cams'])['artifacts']
-        self.cam_dir = ctx.stage_path(self.options['cams']) / src['cams']
-        self.extra_dirs = self._extra_cam_dirs(ctx, src['split'])
-        self.split = src['split']
-        self.dataset = build_dataset(ctx.data_cfg, split=src['split'], load_gt=False)
+        cams = self.read_input(ctx, 'cams')
+        self.cam_dir = cams.folder
+        self.extra_dirs = self._extra_cam_dirs(ctx, cams.split)
+        self.split = cams.split
+        self.dataset = build_dataset(ctx.data_cfg, split=cams.split, load_gt=False)
 
     def job(self, ctx: StageContext) -> RefineChainJob:
         refiners = [build(r, LABEL_REFINERS) for r in self.options['refiners']]
@@ -117,4 +110,4 @@ class RefineLabels(PerImageStage):
                               Path(ctx.stage_dir) / 'labels', extra_cam_dirs=self.extra_dirs)
 
     def summarise(self, ctx: StageContext, share) -> dict:
-        return dict(artifacts=self.data_artifacts(self.split, labels='labels'))
+        return dict(artifacts=LABEL_SET.record('labels', self.split, self.dataset))

@@ -15,6 +15,7 @@ from ..io import load_cam, read_label_png
 from ..registry import STAGES
 from ..visualization.overlay import overlay_cam, overlay_label
 from ..visualization.sheet import save_sheet
+from .artifacts import CAM_SET, LABEL_SET, PREDICTIONS
 from .stage import Stage, StageContext
 
 
@@ -22,7 +23,7 @@ from .stage import Stage, StageContext
 class RenderSheet(Stage):
     """Write ``sheet.png`` from ``cams`` and the ``labels`` stages."""
 
-    input_keys = ('cams', 'labels')
+    reads = {'cams': CAM_SET, 'labels': (LABEL_SET, PREDICTIONS)}
 
     def __init__(self, name: str, cams: str, labels: Sequence[str] = (), num_images: int = 6,
                  max_cams: int = 2, cell_size: int = 128):
@@ -31,11 +32,10 @@ class RenderSheet(Stage):
 
     def run(self, ctx: StageContext) -> dict:
         o = self.options
-        art = ctx.manifest_of(o['cams'])['artifacts']
-        dataset = build_dataset(ctx.data_cfg, split=art['split'], max_samples=o['num_images'])
-        cam_dir = ctx.stage_path(o['cams']) / art['cams']
-        label_dirs = [ctx.stage_path(s) / ctx.manifest_of(s)['artifacts']['labels']
-                      for s in o['labels']]
+        cams = self.read_input(ctx, 'cams')
+        dataset = build_dataset(ctx.data_cfg, split=cams.split, max_samples=o['num_images'])
+        cam_dir = cams.folder
+        label_dirs = [self.read_input(ctx, 'labels', s).folder for s in o['labels']]
         rows, names = [], []
         for index, rec in enumerate(dataset.records):
             sample = dataset.load_sample(index)

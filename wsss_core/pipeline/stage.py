@@ -1,7 +1,8 @@
 """The Stage interface and the context a stage runs in.
 
 A stage is built from its config dict (``type``, ``name`` and its own options) out of the
-STAGES registry.  It declares the earlier stages it reads (:meth:`Stage.inputs`), and
+STAGES registry.  It declares what it reads (:attr:`Stage.reads`: input option -> artifact
+kind) and produces (:attr:`Stage.produces`), see :mod:`~wsss_core.pipeline.artifacts`, and
 :meth:`Stage.run` does the work inside ``ctx.stage_dir`` and returns the manifest record
 (``metrics``, ``counts``, ``artifacts``).  The :class:`~wsss_core.pipeline.pipeline.Pipeline`
 handles hashing, skipping, resuming and the manifest; a plugin adds a stage by registering
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from .manifest import read_manifest
 
@@ -59,17 +60,6 @@ class StageContext:
         verify_stage(self.stage_path(name), manifest, name)
         return manifest
 
-    def labels_of(self, name: str, split: Optional[str], reader: str,
-                  what: str = 'label PNGs') -> Tuple[Path, str]:
-        """``(label folder, split)`` of a RefineLabels-like stage ``name`` (its manifest's
-        ``artifacts.labels`` and ``split``); ``split`` overrides the stage's.  ``reader`` and
-        ``what`` name the reading stage and the labels in the error."""
-        art = self.manifest_of(name).get('artifacts') or {}
-        if 'labels' not in art:
-            raise StageError(f"[{reader}] stage '{name}' recorded no 'labels' artifact "
-                             f'(a folder of {what}) to train on')
-        return self.stage_path(name) / art['labels'], split or art.get('split') or 'train'
-
 
 class Stage:
     """Base class of pipeline stages.
@@ -79,8 +69,12 @@ class Stage:
         **options: the stage's own config; hashed to decide whether a finished run still holds.
     """
 
-    #: stage option keys that name earlier stages this stage reads
-    input_keys: tuple = ()
+    #: what the stage reads: input option -> the artifact kind (or a tuple of kinds) that
+    #: the stage(s) it names must produce (:mod:`~wsss_core.pipeline.artifacts`); an
+    #: option's value is a stage name, a list of names or a dict of them
+    reads: Mapping[str, Any] = {}
+    #: the artifact kinds the stage's record holds (:meth:`produced_kinds` may add to them)
+    produces: tuple = ()
 
     #: the metrics shown in the end-of-run table (:mod:`~wsss_core.pipeline.summary`), in
     #: order: keys of the ``metrics`` the stage returns, each a key or a ``(key, label)``
@@ -94,16 +88,42 @@ class Stage:
         self.name = name
         self.options = options
 
+    def input_names(self, option: str) -> List[str]:
+        """The stage names the input option ``option`` holds (a name, a list or a dict of
+        names; None: none)."""
+        value = self.options.get(option)
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, Mapping):
+            value = list(value.values())
+        if isinstance(value, (list, tuple)):
+            return [v for v in value if isinstance(v, str)]
+        return []
+
     def inputs(self) -> List[str]:
-        """Names of the earlier stages this stage reads."""
-        out = []
-        for key in self.input_keys:
-            value = self.options.get(key, getattr(self, key, None))
-            if isinstance(value, str):
-                out.append(value)
-            elif isinstance(value, (list, tuple)):
-                out.extend(v for v in value if isinstance(v, str))
+        """Names of the earlier stages this stage reads, each once, in option order."""
+        out: List[str] = []
+        for option in self.reads:
+            out.extend(n for n in self.input_names(option) if n not in out)
         return out
+
+    def produced_kinds(self) -> tuple:
+        """The artifact kinds this stage produces (:attr:`produces`; a stage whose output
+        depends on its options, e.g. on its hooks, overrides this)."""
+        return tuple(self.produces)
+
+    def read_input(self, ctx: StageContext, option: str, stage: Optional[str] = None):
+        """The artifact that the input option ``option`` names, read and validated by its
+        kind (:mod:`~wsss_core.pipeline.artifacts`): of the stage ``stage`` (default: the
+        option's value, a single name).  With several accepted kinds, the first one the
+        stage recorded is read."""
+        from .artifacts import accepted_kinds
+        stage = stage if stage is not None else self.options.get(option)
+        kinds = accepted_kinds(self.reads[option])
+        if len(kinds) > 1:
+            artifacts = ctx.manifest_of(stage).get('artifacts') or {}
+            kinds = tuple(k for k in kinds if k.present_in(artifacts)) or kinds
+        return kinds[0].read(ctx, stage, self.name, option)
 
     def hash_payload(self, ctx: StageContext) -> Dict[str, Any]:
         """What the config hash covers: by default the stage options and the data config."""

@@ -19,8 +19,9 @@ from mmengine.dist import is_main_process
 from .. import compat
 from ..datasets import build_dataset
 from ..io import atomic_write
-from ..registry import MODELS, STAGES, build
+from ..registry import STAGES
 from ..visualization.tensorboard import default_visualizer
+from .artifacts import TRAINED_MODEL, merged_records
 from .mixed_precision import check_amp
 from .stage import StageContext, StageError, TrainingStage
 
@@ -66,6 +67,10 @@ class TrainClassifier(TrainingStage):
         self.check_training_options()
         self.check_types(model, custom_hooks)
         self.check_batch_size(model, batch_size)
+
+    def produced_kinds(self) -> tuple:
+        """A trained model, plus what its hooks publish (e.g. OAA's accumulated maps)."""
+        return (TRAINED_MODEL,) + published_kinds(self.options.get('custom_hooks'))
 
     # ------------------------------------------------------------------ building
     def _data_cfg(self, ctx: StageContext) -> dict:
@@ -185,12 +190,15 @@ class TrainClassifier(TrainingStage):
         if is_main_process():   # one writer: the ranks' BN statistics may differ
             with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
                 torch.save(net.state_dict(), fh)
+        model_record = TRAINED_MODEL.record('model.pth', model_cfg, train_set.num_classes,
+                                            train_set.class_names)
         return dict(metrics={k: float(v) for k, v in metrics.items()},
                     counts=dict(train_images=len(train_set),
                                 val_images=len(val_set) if val_set is not None else 0),
-                    artifacts=dict(weights='model.pth', model=model_cfg,
-                                   num_classes=train_set.num_classes,
-                                   class_names=list(train_set.class_names)))
+                    artifacts=merged_records(model_record,
+                                             *published_records(
+                                                 runner, self.options['train_split'],
+                                                 train_set)))
 
 
 def one_cycle_schedule(lr: float, total_steps: int, pct_start: float = 0.15) -> list:
@@ -214,14 +222,22 @@ def final_val_metrics(runner) -> dict:
             and k not in ('val/time', 'val/data_time')}
 
 
-def load_trained_model(ctx: StageContext, source: str, device: str = 'cpu'):
-    """Rebuild the model a TrainClassifier-like stage ``source`` trained and load its weights."""
-    manifest = ctx.manifest_of(source)
-    art = manifest.get('artifacts') or {}
-    if 'model' not in art or 'weights' not in art:
-        raise ValueError(f"stage '{source}' did not record a model and weights to load")
-    model = build(art['model'], MODELS)
-    state = torch.load(ctx.stage_path(source) / art['weights'], map_location='cpu',
-                       weights_only=True)
-    model.load_state_dict(state)
-    return model.to(device).eval(), manifest
+def published_kinds(custom_hooks) -> tuple:
+    """The artifact kinds the hooks of ``custom_hooks`` publish through their stage (a hook
+    class's ``publishes``, :mod:`~wsss_core.pipeline.artifacts`)."""
+    from ..registry import HOOKS, lookup
+    kinds = []
+    for hook in custom_hooks or ():
+        kind = hook.get('type') if isinstance(hook, dict) else None
+        cls = kind if isinstance(kind, type) else lookup(HOOKS, kind) if kind else None
+        published = getattr(cls, 'publishes', None)
+        if published is not None and published not in kinds:
+            kinds.append(published)
+    return tuple(kinds)
+
+
+def published_records(runner, split: str, train_set) -> list:
+    """The artifact records that the runner's publishing hooks return after training
+    (``hook.published_artifacts(runner, split, train_set)``), in hook order."""
+    return [hook.published_artifacts(runner, split, train_set) for hook in runner.hooks
+            if getattr(hook, 'publishes', None) is not None]

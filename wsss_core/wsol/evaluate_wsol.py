@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..datasets import build_dataset
 from ..io import DataFileError, atomic_write, write_json
 from ..pipeline.stage import Stage, StageContext, StageError
-from ..pipeline.train_classifier import load_trained_model
+from ..pipeline.artifacts import TRAINED_MODEL
 from ..registry import CAM_GENERATORS, STAGES, build, lookup
 from .evaluator import WSOLEvaluator, stack_records, unstack_records
 
@@ -52,7 +52,7 @@ class EvaluateWSOL(Stage):
         save_scoremaps: also write ``scoremaps/<image_id>.npy``.
     """
 
-    input_keys = ('source',)
+    reads = {'source': TRAINED_MODEL}
     #: the end-of-run table's rows (percentages; a mode without a key leaves its row out)
     headline_metrics = tuple((key, f'{key} (%)') for key in (
         'MaxBoxAccV2', 'MaxBoxAcc', 'GT-known Loc', 'Top-1 Loc', 'Top-5 Loc', 'Top-1 Cls',
@@ -77,7 +77,7 @@ class EvaluateWSOL(Stage):
 
     def run(self, ctx: StageContext) -> dict:
         o = self.options
-        model, _ = load_trained_model(ctx, o['source'], ctx.device)
+        model = self.read_input(ctx, 'source').load(ctx.device)
         generator = build(o['generator'], CAM_GENERATORS)
         dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=True,
                                 max_samples=o['max_samples'])

@@ -124,6 +124,7 @@ def _register_ignored_labels_stage():
     """A stand-in pseudo-label stage whose labels ignore every pixel (the NaN trap)."""
     from wsss_core.datasets import build_dataset
     from wsss_core.io import save_label_png
+    from wsss_core.pipeline.artifacts import LABEL_SET
     from wsss_core.pipeline.stage import Stage
     from wsss_core.registry import STAGES
 
@@ -132,6 +133,8 @@ def _register_ignored_labels_stage():
 
     @STAGES.register_module(name='_DeepLabTestIgnoredLabels')
     class IgnoredLabels(Stage):
+        produces = (LABEL_SET,)
+
         def run(self, ctx):
             data = build_dataset(ctx.data_cfg, split='train', load_gt=False)
             for rec in data.records:
@@ -166,17 +169,17 @@ def test_training_on_ground_truth(tmp_path, registered):
     assert not (tmp_path / 'test' / 'predictions_raw').exists()
 
 
-def test_labels_stage_without_labels_artifact_is_refused(tmp_path, finished):
+def test_labels_stage_without_labels_artifact_is_refused(tmp_path, registered):
+    """labels= naming a CAM stage: refused when the pipeline is built, before any work."""
     from wsss_core.pipeline.stage import StageError
     cfg = dict(seed=0, data=pipeline_cfg()['data'], stages=pipeline_cfg()['stages'][:2] + [
         dict(type='TrainSegmentor', name='deeplab', labels='cams', max_iters=1,
              model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE)))])
-    _, done_dir, _ = finished
-    import shutil
-    for stage in ('classify', 'cams'):
-        shutil.copytree(done_dir / stage, tmp_path / stage)
-    with pytest.raises(StageError, match="recorded no 'labels' artifact"):
+    with pytest.raises(StageError, match=r"stage 'deeplab' \(TrainSegmentor\) reads "
+                                         r"labels='cams' as a label set.*stage 'cams' "
+                                         r'\(MakeCAMs\) produces a CAM set'):
         run(cfg, tmp_path)
+    assert not (tmp_path / 'classify').exists()
 
 
 _INTERRUPT = {'after': None, 'iters': 0}

@@ -196,7 +196,8 @@ def test_manifest_is_what_evaluate_labels_and_train_segmentor_read(finished):
     manifest = res['masked'].manifest
     data = build_dataset(pipeline_cfg()['data'], split='train', load_gt=False)
     assert manifest['artifacts'] == dict(labels='labels', split='train', num_classes=3,
-                                         class_names=list(data.class_names))
+                                         class_names=list(data.class_names),
+                                         kinds=['label_set'])
     assert set(manifest['inputs']) == {'predict_train', 'labels'}
     labels = masked_labels(work_dir)
     assert manifest['counts'] == dict(

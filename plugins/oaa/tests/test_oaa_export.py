@@ -245,3 +245,26 @@ def test_store_after_an_interrupted_and_resumed_run_equals_the_uninterrupted_one
     straight_state = _final_store_state(tmp_path / 'straight')      # float32, before export
     assert len(straight_state['current']['img_ids']) > 0 and len(straight_state['acc']['img_ids'])
     _assert_same_state(_final_store_state(tmp_path / 'resumed'), straight_state)
+
+
+# ----------------------------------------------------------------------------- typed artifact
+def test_hook_publishes_accumulated_maps_as_its_stages_artifact(finished):
+    """The training stage's manifest records the accumulated maps as a declared artifact
+    (a CAM set at CAM resolution) next to its trained model."""
+    _, work_dir, results = finished
+    art = results['classify'].manifest['artifacts']
+    assert art['kinds'] == ['trained_model', 'feature_cams']
+    assert art['accumulated'] == 'accumulated' and art['split'] == 'train'
+    assert art['num_classes'] == len(art['class_names'])
+
+
+def test_export_from_a_stage_without_the_hook_is_refused_when_built(tmp_path, registered):
+    from wsss_core.pipeline import Pipeline
+    from wsss_core.pipeline.stage import StageError
+    cfg = pipeline_cfg()
+    cfg['stages'][0]['custom_hooks'] = []
+    with pytest.raises(StageError, match=r"stage 'attention' \(ExportAttention\) reads "
+                                         r"source='classify' as a set of maps at CAM "
+                                         r"resolution.*stage 'classify' \(TrainClassifier\) "
+                                         r'produces a trained model'):
+        Pipeline(Config(cfg), tmp_path)

@@ -39,6 +39,7 @@ import numpy as np
 
 from wsss_core.datasets import build_dataset
 from wsss_core.io import IGNORE_INDEX, read_gray_png, read_label_png, save_label_png
+from wsss_core.pipeline.artifacts import LABEL_SET, PREDICTIONS
 from wsss_core.pipeline.per_image import PerImageStage
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.refiners.parallel import map_images
@@ -146,7 +147,8 @@ class MaskNonSalientRegions(PerImageStage):
     that are 255 everywhere); metric ``ignored_fraction`` (255 pixels over all pixels).
     """
 
-    input_keys = ('predictions', 'labels')
+    reads = {'predictions': PREDICTIONS, 'labels': LABEL_SET}
+    produces = (LABEL_SET,)
     revisit_finished = True            # the ignored fraction covers the images labelled before
     counted = ('images', 'computed')   # its manifests never had 'reused'
     output_file = ('labels', '.png')
@@ -162,19 +164,11 @@ class MaskNonSalientRegions(PerImageStage):
             raise StageError(f'[{name}] workers must be >= 0, got {workers}')
         self.workers = int(workers)
 
-    def _source(self, ctx: StageContext, key: str, artifact: str):
-        """``(folder, split)`` of the ``artifact`` folder of the stage named by option ``key``."""
-        stage = self.options[key]
-        art = ctx.manifest_of(stage).get('artifacts') or {}
-        if artifact not in art or not art.get('split'):
-            raise StageError(f"[{self.name}] {key}='{stage}': that stage recorded no "
-                             f"'{artifact}' artifact with its split (a folder of label PNGs)")
-        return ctx.stage_path(stage) / art[artifact], art['split']
-
     def _inputs(self, ctx: StageContext):
         o = self.options
-        pred_dir, pred_split = self._source(ctx, 'predictions', 'predictions')
-        label_dir, split = self._source(ctx, 'labels', 'labels')
+        predictions, labels = self.read_input(ctx, 'predictions'), self.read_input(ctx, 'labels')
+        pred_dir, pred_split = predictions.folder, predictions.split
+        label_dir, split = labels.folder, labels.split
         if pred_split != split:
             raise StageError(
                 f"[{self.name}] predictions='{o['predictions']}' covered split {pred_split!r} "
@@ -221,7 +215,7 @@ class MaskNonSalientRegions(PerImageStage):
             metrics=self._metrics(share.results),
             counts=dict(masked_images=sum(len(records[i].class_ids) >= 2 for i in share.items),
                         ignored_images=sum(r[1] == r[2] for r in share.results)),
-            artifacts=self.data_artifacts(self.split, labels='labels'))
+            artifacts=LABEL_SET.record('labels', self.split, self.dataset))
 
     def merge_shards(self, ctx: StageContext, record: dict) -> dict:
         """Once every shard finished: ``ignored_fraction`` over all images, from the labels

@@ -27,11 +27,11 @@ from PIL import Image
 
 from wsss_core.datasets import build_dataset
 from wsss_core.io import DataFileError, load_cam, save_cam
+from wsss_core.pipeline.artifacts import CAM_SET, FEATURE_CAMS
 from wsss_core.pipeline.per_image import PerImageStage
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.registry import STAGES
 
-from ..accumulation.hook import ACCUMULATED_DIR
 
 
 def zoom_attention(maps: np.ndarray, size: Tuple[int, int], quantize: bool = False) -> np.ndarray:
@@ -74,7 +74,8 @@ class ExportAttention(PerImageStage):
         max_samples: only the first N images (quick runs).
     """
 
-    input_keys = ('source',)
+    reads = {'source': FEATURE_CAMS}
+    produces = (CAM_SET,)
     output_file = ('cams', '.npz')
     progress_label = 'attention'
 
@@ -88,11 +89,7 @@ class ExportAttention(PerImageStage):
 
     def setup(self, ctx: StageContext) -> None:
         o = self.options
-        ctx.manifest_of(o['source'])
-        self.src_dir = ctx.stage_path(o['source']) / ACCUMULATED_DIR
-        if not self.src_dir.is_dir():
-            raise StageError(f"stage '{o['source']}' has no {ACCUMULATED_DIR}/ folder: train it "
-                             "with custom_hooks=[dict(type='OAAAccumulationHook')]")
+        self.src_dir = self.read_input(ctx, 'source').folder
         self.dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
                                      max_samples=o['max_samples'])
 
@@ -108,7 +105,7 @@ class ExportAttention(PerImageStage):
 
     def summarise(self, ctx: StageContext, share) -> dict:
         return dict(counts=dict(zero_filled_maps=sum(share.results)),
-                    artifacts=self.data_artifacts(self.options['split'], cams='cams'))
+                    artifacts=CAM_SET.record('cams', self.options['split'], self.dataset))
 
     def _accumulated(self, src_dir: Path, img_id: str, ids: np.ndarray,
                      class_names: Sequence[str]) -> Tuple[np.ndarray, int]:

@@ -18,11 +18,11 @@ from wsss_core.datasets import build_dataset
 from wsss_core.datasets.transforms import (PackInputs, RandomHorizontalFlip, RandomPadCrop,
                                            RandomRescale)
 from wsss_core.io import DataFileError, load_cam
+from wsss_core.pipeline.artifacts import FEATURE_CAMS
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.registry import STAGES, TRANSFORMS, lookup
 
-from ..accumulation.hook import ACCUMULATED_DIR  # the hook's output folder in its stage dir
 
 #: transforms that move pixels: the targets (fixed, at CAM resolution) would no longer align
 GEOMETRIC_TRANSFORMS = (RandomHorizontalFlip, RandomPadCrop, RandomRescale)
@@ -126,7 +126,7 @@ class TrainIntegralAttention(TrainClassifier):
         Other options: as :class:`~wsss_core.pipeline.train_classifier.TrainClassifier`.
     """
 
-    input_keys = ('targets',)
+    reads = {'targets': FEATURE_CAMS}
 
     def __init__(self, name: str, targets: str, model: dict,
                  pipeline: Optional[Sequence] = None, val_split: Optional[str] = None,
@@ -143,14 +143,13 @@ class TrainIntegralAttention(TrainClassifier):
                          targets=targets, **options)
 
     def targets_dir(self, ctx: StageContext) -> Path:
-        """``<work_dir>/<targets>/<accumulated>`` (the manifest may name the folder)."""
-        art = ctx.manifest_of(self.options['targets']).get('artifacts') or {}
-        return ctx.stage_path(self.options['targets']) / art.get('accumulated', ACCUMULATED_DIR)
+        """The folder of the accumulated maps that ``targets`` published."""
+        return self.read_input(ctx, 'targets').folder
 
     def train_pipeline(self, ctx: StageContext) -> list:
-        art = ctx.manifest_of(self.options['targets']).get('artifacts') or {}
-        load = dict(type='LoadAttentionTargets', root=str(self.targets_dir(ctx)),
-                    num_classes=art.get('num_classes'))
+        targets = self.read_input(ctx, 'targets')
+        load = dict(type='LoadAttentionTargets', root=str(targets.folder),
+                    num_classes=targets.num_classes)
         return [load] + list(self.options['pipeline'])
 
     def check_targets(self, ctx: StageContext) -> int:
