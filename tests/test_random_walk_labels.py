@@ -175,7 +175,10 @@ def test_irn_stage_without_boundary_map_is_an_error(tmp_path, tiny_data_cfg, sta
     torch.save({}, tmp_path / 'irn' / 'empty.pth')
     write_manifest(tmp_path / 'irn', dict(artifacts=dict(model=dict(type='_RWTestNoBoundary'),
                                                          weights='empty.pth')))
-    with pytest.raises(StageError, match='boundary_map'):
+    from wsss_core.models.protocols import ModelContractError
+    with pytest.raises(ModelContractError, match=r"\[rw\] RandomWalkLabels \(irn='irn'\) needs "
+                                                 r'a model with .*boundary_map.*NoBoundary has '
+                                                 r'no boundary_map'):
         build_stage().run(context(tmp_path, tiny_data_cfg))
 
 

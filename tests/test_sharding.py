@@ -252,6 +252,8 @@ def test_random_walk_labels_takes_only_its_share(tmp_path, tiny_data_cfg, monkey
     from wsss_core.pipeline.stage import StageContext
 
     class Walls:
+        data_preprocessor = None     # the BoundaryModel protocol's members
+
         def boundary_map(self, img):  # never called: process is replaced below
             raise AssertionError
 

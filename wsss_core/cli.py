@@ -168,6 +168,7 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
     from .config_errors import ConfigBuildError, add_base_config_hint
     from .pipeline.pipeline import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
+    from .models.protocols import ModelContractError
     from .registry import UnknownComponentError
     work_dir = _work_dir(args, cfg, spec)
     only = [s.strip() for s in args.stages.split(',') if s.strip()] if args.stages else None
@@ -191,7 +192,8 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
         where = f"stage '{stage}' failed: " if stage else ''
         _report_failure(exc, f'{where}{exc}', args)
         return 2
-    except (UnknownComponentError, ValueError, KeyError, OSError, RuntimeError) as exc:
+    except (UnknownComponentError, ModelContractError, ValueError, KeyError, OSError,
+            RuntimeError) as exc:
         stage = getattr(pipeline, 'current_stage', None)
         where = f"stage '{stage}' failed: " if stage else ''
         _report_failure(exc, f'{where}{exc}', args)

@@ -33,6 +33,7 @@ from ..datasets import build_dataset
 from ..io import check_label_values, load_cam, save_label_png
 from ..pipeline.per_image import PerImageStage
 from ..pipeline.stage import StageContext, StageError
+from ..models.protocols import BoundaryModel, require_model
 from ..pipeline.artifacts import CAM_SET, LABEL_SET, TRAINED_MODEL
 from ..registry import STAGES
 from .random_walk import propagate_cams
@@ -103,11 +104,8 @@ class RandomWalkLabels(PerImageStage):
         o = self.options
         cams = self.read_input(ctx, 'cams')
         self.cam_dir, self.split = cams.folder, cams.split
-        self.model = self.read_input(ctx, 'irn').load(ctx.device)
-        if not callable(getattr(self.model, 'boundary_map', None)):
-            raise StageError(f"[{self.name}] the model of stage '{o['irn']}' "
-                             f'({type(self.model).__name__}) has no boundary_map(img): point '
-                             'irn= at a TrainIRN-like stage')
+        self.model = require_model(self.read_input(ctx, 'irn').load(ctx.device), BoundaryModel,
+                                   f"[{self.name}] RandomWalkLabels (irn='{o['irn']}')")
         self.dataset = build_dataset(ctx.data_cfg, split=cams.split, load_gt=False)
 
     def summarise(self, ctx: StageContext, share) -> dict:

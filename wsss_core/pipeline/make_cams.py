@@ -62,6 +62,7 @@ class MakeCAMs(PerImageStage):
         o = self.options
         self.model = self.read_input(ctx, 'source').load(ctx.device)
         self.generator = build(o['generator'], CAM_GENERATORS)
+        self.generator.check_model(self.model, f'[{self.name}] MakeCAMs')
         self.dataset = build_dataset(ctx.data_cfg, split=o['split'], load_gt=False,
                                      max_samples=o['max_samples'])
 
