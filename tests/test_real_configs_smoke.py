@@ -56,22 +56,6 @@ def option(value) -> str:
 
 
 # ----------------------------------------------------------------------------- shrinking
-def expanded(stage: dict) -> dict:
-    """The stage's options with its named recipe applied (what the stage builds)."""
-    from wsss_core.pipeline.recipes import with_recipe
-    recipe = stage.get('recipe')
-    if recipe is None:
-        return stage
-    if stage['type'] == 'TrainGETAM':
-        from wsss_getam.recipes import TRAIN_RECIPES
-    elif stage['type'] == 'TrainSegmentor':
-        from wsss_deeplab.recipes import TRAIN_RECIPES
-    else:
-        from wsss_deeplab.recipes import TEST_RECIPES as TRAIN_RECIPES
-    options = {k: v for k, v in stage.items() if k not in ('type', 'name', 'recipe')}
-    return with_recipe(TRAIN_RECIPES, recipe, options, stage['name'])
-
-
 def weight_networks(model: dict, path: str = 'model') -> Iterator[Tuple[str, dict]]:
     """``(key path, cfg)`` of every network in ``model`` that loads a weight item."""
     for key, value in model.items():
@@ -147,8 +131,9 @@ def model_shrink(model: dict) -> Dict[str, object]:
 
 
 def stage_shrink(stage: dict) -> Dict[str, object]:
-    """Counts and sizes of one stage, by its type (keys relative to the stage)."""
-    full = expanded(stage)
+    """Counts and sizes of one stage, by its type (keys relative to the stage; a loaded
+    config's stage holds all its options, a recipe fragment's included)."""
+    full = stage
     kind = stage['type']
     out: Dict[str, object] = {}
     model = full.get('model')

@@ -25,7 +25,7 @@ def test_config_builds_its_stages(name, tmp_path, registered):
 
 
 def built_options(name: str, tmp_path) -> list:
-    """The options of the config's stages as built (recipes expanded)."""
+    """The options of the config's stages as built."""
     from wsss_core.pipeline import Pipeline
     return [s.options for s in Pipeline(load(name), tmp_path, progress=False).stages]
 
@@ -69,22 +69,48 @@ def test_v3plus_config_differs_from_v2_only_in_the_head(registered, tmp_path):
     assert v3[1] == v2[1]
 
 
-def test_recipe_options_are_overridden_by_the_config_and_unknown_recipes_refused(registered):
+def test_a_config_over_a_recipe_fragment_overrides_patches_or_replaces(registered, tmp_path):
+    """Over ``_base_ = [fragment]``: an option replaces the fragment's, a ``model`` without
+    ``_delete_`` changes only its keys (mmengine's merge), one with ``_delete_`` replaces it;
+    stages placed with ``after`` run behind the config's own."""
+    from wsss_core.config import load_config
+    from wsss_core.pipeline import Pipeline
+    from wsss_deeplab.recipe_fragments import fragment_stage_options
+    from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+    voc = fragment_stage_options('deeplab::_recipes/voc12_deeplabv2_r101.py', 'deeplab')
+    (tmp_path / 'patched.py').write_text(
+        "_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']\n"
+        "stages = dict(deeplab=dict(labels=None, max_iters=7,\n"
+        "                           model=dict(init_checkpoint=None,\n"
+        "                                      backbone=dict(stride_in_1x1=False))))\n")
+    train, test = Pipeline(load_config(str(tmp_path / 'patched.py')), tmp_path / 'p',
+                           progress=False).stages
+    backbone = dict(voc['model']['backbone'], stride_in_1x1=False)
+    expected = dict(voc, labels=None, max_iters=7,
+                    model=dict(voc['model'], init_checkpoint=None, backbone=backbone))
+    assert train.options == TrainSegmentor('deeplab', **expected).options
+    assert train.options['model']['backbone']['depth'] == 101 and \
+        train.options['crop_size'] == 321
+    (tmp_path / 'replaced.py').write_text(
+        "_base_ = ['deeplab::_recipes/synthetic.py']\n"
+        "stages = dict(first=dict(type='EvaluateLabels', labels='x'),\n"
+        "              deeplab=dict(labels=None, after='first',\n"
+        "                           model=dict(_delete_=True, type='DeepLabV3Plus',\n"
+        "                                      backbone=dict(type='SmallResNet'))),\n"
+        "              test=dict(after='deeplab'))\n")
+    cfg = load_config(str(tmp_path / 'replaced.py'))
+    assert [s['name'] for s in cfg.stages] == ['first', 'deeplab', 'test']
+    assert cfg.stages[1]['model'] == dict(type='DeepLabV3Plus', backbone=dict(type='SmallResNet'))
+
+
+def test_the_former_recipe_option_is_refused_naming_the_fragments(registered):
+    from wsss_core.config_errors import ConfigBuildError
     from wsss_core.registry import STAGES, build
-    stage = build(dict(type='TrainSegmentor', name='d', recipe='synthetic', max_iters=7),
-                  STAGES)
-    assert stage.options['max_iters'] == 7 and stage.options['crop_size'] == 96
-    patched = build(dict(type='TrainSegmentor', name='d', recipe='voc12_deeplabv2_r101',
-                         model=dict(init_checkpoint=None, backbone=dict(stride_in_1x1=False))),
-                    STAGES).options['model']
-    assert patched['type'] == 'DeepLabV2' and patched['init_checkpoint'] is None
-    assert patched['backbone']['stride_in_1x1'] is False and patched['backbone']['depth'] == 101
-    replaced = build(dict(type='TrainSegmentor', name='d', recipe='synthetic',
-                          model=dict(type='DeepLabV3Plus', backbone=dict(type='SmallResNet'))),
-                     STAGES).options['model']
-    assert replaced == dict(type='DeepLabV3Plus', backbone=dict(type='SmallResNet'))
-    with pytest.raises(KeyError, match='unknown DeepLab recipe'):
-        build(dict(type='TestSegmentor', name='t', checkpoint='d', recipe='voc07'), STAGES)
+    for stage in (dict(type='TrainSegmentor', name='d', recipe='synthetic'),
+                  dict(type='TestSegmentor', name='t', checkpoint='d', recipe='synthetic')):
+        with pytest.raises(ConfigBuildError, match=r"does not take the option 'recipe'.*"
+                                                   r"deeplab::_recipes/<name>\.py"):
+            build(stage, STAGES)
 
 
 def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):

@@ -1,7 +1,7 @@
 """TestSegmentor's ``miou.json`` and metrics under the mIoU conventions.
 
-The DeepLab recipes report deeplab-pytorch's mean (``gt_present``); ``miou.json`` holds all
-three means and the frequency-weighted IoU, and the convention stays out of the config
+The DeepLab recipe fragments (``deeplab::_recipes/``) report deeplab-pytorch's mean
+(``gt_present``); ``miou.json`` holds all three means and the frequency-weighted IoU, and the convention stays out of the config
 hash. Expected values by hand (classes 0..3, 9 pixels)::
 
     gt        0 0 0 0 0 1 1 1 1
@@ -21,7 +21,10 @@ import pytest
 from wsss_core.evaluation.confusion import confusion_matrix
 from wsss_core.pipeline.stage import StageError
 
+from wsss_deeplab.recipe_fragments import fragment_stage_options
 from wsss_deeplab.stages.segmentor_inference import TestSegmentor
+
+SYNTHETIC = 'deeplab::_recipes/synthetic.py'
 
 GT = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])
 RAW = np.array([0, 0, 0, 1, 2, 1, 1, 1, 0])
@@ -37,9 +40,9 @@ def _evaluated(tmp_path, stage, with_crf=True):
     return metrics, json.loads((tmp_path / 'miou.json').read_text())
 
 
-@pytest.mark.parametrize('recipe', ['synthetic', 'voc12_deeplabv2_r101'])
-def test_the_deeplab_recipes_report_deeplab_pytorchs_mean(tmp_path, recipe):
-    stage = TestSegmentor('test', checkpoint='deeplab', recipe=recipe)
+@pytest.mark.parametrize('fragment', [SYNTHETIC, 'deeplab::_recipes/voc12_deeplabv2_r101.py'])
+def test_the_deeplab_recipes_report_deeplab_pytorchs_mean(tmp_path, fragment):
+    stage = TestSegmentor('test', **fragment_stage_options(fragment, 'test'))
     assert stage.miou_convention == 'gt_present'
     metrics, saved = _evaluated(tmp_path, stage)
     assert saved['miou_convention'] == 'gt_present'
@@ -70,9 +73,10 @@ def test_without_a_recipe_the_default_is_union_and_raw_is_final(tmp_path):
 
 
 def test_the_convention_is_not_hashed_and_is_checked():
-    plain = TestSegmentor('test', checkpoint='deeplab', recipe='synthetic')
-    other = TestSegmentor('test', checkpoint='deeplab', recipe='synthetic',
-                          miou_convention='all_classes')
+    recipe = fragment_stage_options(SYNTHETIC, 'test')
+    assert recipe['miou_convention'] == 'gt_present'
+    plain = TestSegmentor('test', **recipe)
+    other = TestSegmentor('test', **dict(recipe, miou_convention='all_classes'))
     assert other.miou_convention == 'all_classes'
     assert plain.options == other.options and 'miou_convention' not in plain.options
     with pytest.raises(StageError, match='unknown mIoU convention'):

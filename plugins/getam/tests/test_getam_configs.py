@@ -49,9 +49,10 @@ def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered, tmp
     coco = Pipeline(load('coco14_vitb_hybrid.py'), tmp_path).stages[0].options
     assert coco['model']['num_classes'] == 80 and coco['model']['joint']['cut_threshold'] == 0.95
     assert coco['model']['backbone']['model_name'] == 'vitb_hybrid'
-    with pytest.raises(KeyError, match='unknown GETAM recipe'):
-        from wsss_getam.stages.train_getam import TrainGETAM
-        TrainGETAM('g', recipe='voc07')
+    from wsss_core.config_errors import ConfigBuildError
+    from wsss_getam.stages.train_getam import TrainGETAM
+    with pytest.raises(ConfigBuildError, match=r"recipe='voc12'.*getam::_recipes/voc12\.py"):
+        TrainGETAM('g', recipe='voc12')   # the former option: the fragment to include instead
 
 
 def without_reference_switches(options: dict) -> dict:

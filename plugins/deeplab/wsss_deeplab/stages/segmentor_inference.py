@@ -37,9 +37,10 @@ CRF predictions: ``miou`` under ``miou_convention``, the mIoU of every conventio
 (``miou_by_convention``: ``union``, ``gt_present`` = deeplab-pytorch's ``scores()``,
 ``all_classes`` = psa-style ``eval.py``; :mod:`wsss_core.evaluation.miou_conventions`),
 frequency-weighted IoU (``fw_iou``), per-class IoU and accuracies; a split without masks
-(VOC ``test``) is exported without metrics.  The DeepLab recipes set ``miou_convention=
-'gt_present'`` (deeplab-pytorch's mean); without a recipe the default is ``union``.  The
-convention is not hashed: it changes no prediction, and ``miou.json`` holds every mean.
+(VOC ``test``) is exported without metrics.  The DeepLab recipe fragments
+(``deeplab::_recipes/``) set ``miou_convention='gt_present'`` (deeplab-pytorch's mean); the
+stage's default is ``union``.  The convention is not hashed: it changes no prediction, and
+``miou.json`` holds every mean.
 Interrupted runs resume: stored scores and PNGs are reused.
 
 A :class:`~wsss_core.pipeline.per_image.PerImageStage`: pass 1 is its in-process work on
@@ -72,7 +73,7 @@ from wsss_core.registry import STAGES
 
 from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'deeplab')
 from ..models.msc import rescale_input
-from ..recipes import TEST_RECIPES, with_recipe
+from ..recipe_fragments import refuse_recipe_option
 from .postprocess import CRF_IMAGES, PostprocessJob, save_logits
 
 __all__ = ['TestSegmentor', 'tta_logits', 'normalize_crf_cfg']
@@ -138,7 +139,6 @@ class TestSegmentor(PerImageStage):
         miou_convention: the mean reported as ``miou`` ('union', default; 'gt_present';
             'all_classes'); not hashed, ``miou.json`` holds all three.
         max_samples: only the first N images.
-        recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -146,8 +146,9 @@ class TestSegmentor(PerImageStage):
     revisit_finished = True            # pass 2 covers every image: the metrics need them all
     output_file = ('logits', '.npz')   # pass 1: an image with stored scores is not inferred
 
-    def __init__(self, name: str, recipe: Optional[str] = None, **options):
-        self._init_options(name, **with_recipe(TEST_RECIPES, recipe, options, name, 'DeepLab'))
+    def __init__(self, name: str, **options):
+        refuse_recipe_option('TestSegmentor', options, "'deeplab::_recipes/<name>.py'")
+        self._init_options(name, **options)
 
     def _init_options(self, name: str, checkpoint: str, split: str = 'val',
                       scales: Sequence[float] = (1.0,), flip: bool = False,

@@ -47,7 +47,7 @@ from wsss_core.visualization.tensorboard import default_visualizer
 
 from wsss_core.datasets.seg_samples import SegmentationSamples
 from ..datasets.transforms import deeplab_train_pipeline
-from ..recipes import TRAIN_RECIPES, with_recipe
+from ..recipe_fragments import refuse_recipe_option
 
 __all__ = ['TrainSegmentor', 'reference_optim_wrapper', 'inference_model_cfg']
 
@@ -103,17 +103,19 @@ class TrainSegmentor(TrainingStage):
         compile: ``torch.compile`` the train step (True or a dict of its options).
         channels_last: train with NHWC weights and input batches
             (:mod:`wsss_core.pipeline.memory_format`); in the options only when True.
-        recipe: start from a named recipe's options (:mod:`wsss_deeplab.recipes`:
-            ``'voc12_deeplabv2_r101'``, ``'synthetic'``); the config's options override it.
+
+    The published settings are config fragments that define this stage by name:
+    ``_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']`` (or ``_recipes/synthetic.py``).
     """
 
     input_keys = ('labels',)
 
-    def __init__(self, name: str, recipe: Optional[str] = None, **options):
-        options = with_recipe(TRAIN_RECIPES, recipe, options, name, 'DeepLab')
+    def __init__(self, name: str, **options):
+        refuse_recipe_option('TrainSegmentor', options, "'deeplab::_recipes/<name>.py'")
         if 'model' not in options:
-            raise StageError(f"[{name}] TrainSegmentor needs a 'model' (or a recipe=, one of "
-                             f'{sorted(TRAIN_RECIPES)})')
+            raise StageError(f"[{name}] TrainSegmentor needs a 'model' (the published ones: "
+                             "_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py'] or "
+                             "'deeplab::_recipes/synthetic.py')")
         self._setup(name, **options)
 
     def _setup(self, name: str, model: dict, labels: Optional[str] = None,

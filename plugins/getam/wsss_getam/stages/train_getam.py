@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from wsss_core.pipeline.recipes import with_recipe
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.registry import STAGES
+from wsss_deeplab.recipe_fragments import refuse_recipe_option
 
 from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'getam')
-from ..recipes import TRAIN_RECIPES
 
 __all__ = ['TrainGETAM', 'getam_train_pipeline', 'getam_optim_wrapper']
 
@@ -62,7 +61,6 @@ class TrainGETAM(TrainClassifier):
         lr, weight_decay, momentum, reference_optimizer: the optimiser (see above);
             ``optim_wrapper`` replaces it.
         cls_fraction, seg_lr_scale, power: the schedule hook's (0.5, 0.1, 0.9).
-        recipe: start from a named recipe's options (:mod:`wsss_getam.recipes`: ``'voc12'``).
         Other options: as :class:`~wsss_core.pipeline.train_classifier.TrainClassifier`
         (``max_epochs`` 20, ``batch_size`` 4, ``val_split`` None by default here).
 
@@ -73,8 +71,9 @@ class TrainGETAM(TrainClassifier):
 
     find_unused_parameters = True
 
-    def __init__(self, name: str, recipe: Optional[str] = None, **options):
-        self._setup(name, **with_recipe(TRAIN_RECIPES, recipe, options, name, 'GETAM'))
+    def __init__(self, name: str, **options):
+        refuse_recipe_option('TrainGETAM', options, "'getam::_recipes/voc12.py'")
+        self._setup(name, **options)
 
     def _setup(self, name: str, model: dict, max_epochs: int = 20, batch_size: int = 4,
                  crop: int = 256, long_side: Sequence[int] = (230, 292), lr: float = 0.04,

@@ -1,4 +1,4 @@
-# Fragment (not run alone): the CPU DeepLab v2 recipe for SyntheticShapes, as the stages deeplab + test.
+# Fragment (not run alone): DeepLab v2's CPU recipe for SyntheticShapes, stages deeplab + test.
 # Included through  _base_ = ['deeplab::_recipes/synthetic.py'] ; the including config sets what
 # differs by stage name, e.g.
 #   stages = dict(deeplab=dict(labels='labels_saliency', after='eval_labels_saliency'),

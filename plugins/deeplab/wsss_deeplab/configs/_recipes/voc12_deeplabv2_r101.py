@@ -1,4 +1,4 @@
-# Fragment (not run alone): deeplab-pytorch's DeepLab v2 ResNet-101 recipe on VOC 2012, as the stages deeplab + test.
+# Fragment (not run alone): deeplab-pytorch's DeepLab v2 R101 on VOC 2012, stages deeplab + test.
 # Included through  _base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py'] ; the including config
 # sets what differs by stage name, e.g.
 #   stages = dict(deeplab=dict(labels='labels', after='eval_labels'), test=dict(after='deeplab'))

@@ -1,0 +1,40 @@
+"""The stages that took ``recipe=NAME`` refuse it with the way to the recipe's config fragment.
+
+A published stage setting is a ``_base_`` config fragment that defines the stage by name
+(``deeplab::_recipes/voc12_deeplabv2_r101.py``, ``deeplab::_recipes/synthetic.py``,
+``getam::_recipes/voc12.py``); a config includes it and sets only what differs, and the options
+the stage records and hashes are the merged ones.  A config written for the former
+``recipe=`` option gets a :class:`~wsss_core.config_errors.ConfigBuildError` at build time that
+says so, instead of Python's bare unexpected-keyword ``TypeError``.
+:func:`fragment_stage_options` reads a fragment's stage, for code that builds the stage
+directly (tests, benchmarks).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from wsss_core.config_errors import UNEXPECTED, ConfigBuildError
+
+__all__ = ['refuse_recipe_option', 'fragment_stage_options']
+
+
+def refuse_recipe_option(stage_type: str, options: Mapping, fragments: str) -> None:
+    """Raise when ``options`` has ``recipe``; ``fragments`` names the fragments to include."""
+    if 'recipe' not in options:
+        return
+    raise ConfigBuildError(
+        stage_type, UNEXPECTED, ['recipe'], registry='stage',
+        hint=f"Named recipes are config fragments now: drop recipe={options['recipe']!r} and "
+             f'include the fragment, _base_ = [{fragments}], which defines the stage by name; '
+             'the config then sets only what differs.')
+
+
+def fragment_stage_options(spec: str, stage: str) -> dict:
+    """The options (no ``type`` / ``name``) of the stage ``stage`` that the config fragment
+    ``spec`` defines, e.g. ``('deeplab::_recipes/synthetic.py', 'deeplab')``: what
+    ``TrainSegmentor(name, **options)`` takes."""
+    from wsss_core.config import load_config
+    stages = {s['name']: s for s in load_config(spec).to_dict().get('stages') or ()}
+    if stage not in stages:
+        raise KeyError(f'{spec} defines no stage {stage!r}; its stages: {sorted(stages)}')
+    return {k: v for k, v in stages[stage].items() if k not in ('type', 'name')}
