@@ -66,7 +66,7 @@ from wsss_core.io import write_json
 from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.per_image import PerImageStage, Share
 from wsss_core.pipeline.stage import StageContext, StageError
-from wsss_core.pipeline.train_classifier import load_trained_model
+from wsss_core.pipeline.artifacts import PREDICTIONS, TRAINED_MODEL
 from wsss_core.refiners.dense_crf import crf_params
 from wsss_core.refiners.parallel import map_images
 from wsss_core.registry import STAGES
@@ -142,7 +142,8 @@ class TestSegmentor(PerImageStage):
     """
 
     __test__ = False  # not a pytest test class, despite the name
-    input_keys = ('checkpoint',)
+    reads = {'checkpoint': TRAINED_MODEL}
+    produces = (PREDICTIONS,)
     revisit_finished = True            # pass 2 covers every image: the metrics need them all
     output_file = ('logits', '.npz')   # pass 1: an image with stored scores is not inferred
 
@@ -187,12 +188,13 @@ class TestSegmentor(PerImageStage):
 
     def setup(self, ctx: StageContext) -> None:
         o = self.options
-        self.model, manifest = load_trained_model(ctx, o['checkpoint'], ctx.device)
+        trained = self.read_input(ctx, 'checkpoint')
+        self.model = trained.load(ctx.device)
         if o.get('channels_last'):
             self.model = to_channels_last(self.model, self.name)
         self.dataset = self._dataset(ctx)
-        self.num_labels = int(manifest['artifacts'].get('num_classes',
-                                                        self.dataset.num_classes)) + 1
+        self.num_labels = int(trained.num_classes if trained.num_classes is not None
+                              else self.dataset.num_classes) + 1
         if self.num_labels != self.dataset.num_classes + 1:
             raise StageError(f"[{self.name}] the model of '{o['checkpoint']}' predicts "
                              f'{self.num_labels} labels, the data set has '
@@ -258,9 +260,8 @@ class TestSegmentor(PerImageStage):
                        dict(record, miou_convention=self.miou_convention, split=o['split'],
                             crf_settings=crf_record,
                             tta=dict(scales=o['scales'], flip=o['flip'])))
-        artifacts = dict(predictions='predictions', logits='logits', split=o['split'],
-                         num_classes=dataset.num_classes, class_names=list(dataset.class_names),
-                         crf=crf_record, tta=dict(scales=o['scales'], flip=o['flip']),
+        artifacts = dict(PREDICTIONS.record('predictions', o['split'], dataset),
+                         logits='logits', crf=crf_record, tta=dict(scales=o['scales'], flip=o['flip']),
                          metrics='miou.json' if record is not None else None)
         if params is not None:
             artifacts['predictions_raw'] = 'predictions_raw'

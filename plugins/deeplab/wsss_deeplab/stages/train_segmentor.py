@@ -41,6 +41,7 @@ from wsss_core.optim.poly_schedule import poly_schedule
 from wsss_core.pipeline.accumulation import UpdateParamSchedulerHook
 from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
 from wsss_core.pipeline.mixed_precision import AmpSetting, check_amp
+from wsss_core.pipeline.artifacts import LABEL_SET, TRAINED_MODEL
 from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
 from wsss_core.registry import STAGES
 from wsss_core.visualization.tensorboard import default_visualizer
@@ -108,7 +109,8 @@ class TrainSegmentor(TrainingStage):
     ``_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']`` (or ``_recipes/synthetic.py``).
     """
 
-    input_keys = ('labels',)
+    reads = {'labels': LABEL_SET}
+    produces = (TRAINED_MODEL,)
 
     def __init__(self, name: str, **options):
         refuse_recipe_option('TrainSegmentor', options, "'deeplab::_recipes/<name>.py'")
@@ -164,10 +166,10 @@ class TrainSegmentor(TrainingStage):
     # ------------------------------------------------------------------ data
     def _label_source(self, ctx: StageContext):
         """``(label_dir or None, split)`` from the labels stage's manifest."""
-        source = self.options['labels']
-        if source is None:
+        if self.options['labels'] is None:
             return None, self.options['train_split'] or 'train'
-        return ctx.labels_of(source, self.options['train_split'], self.name)
+        labels = self.read_input(ctx, 'labels')
+        return labels.folder, self.options['train_split'] or labels.split
 
     def build_train_set(self, ctx: StageContext) -> SegmentationSamples:
         o = self.options
@@ -244,9 +246,9 @@ class TrainSegmentor(TrainingStage):
             counts=dict(train_images=len(train_set), iterations=self.options['max_iters'],
                         batches=self.options['max_iters'] * self.options['iter_size'],
                         ignored_batches=int(getattr(net, 'num_ignored_batches', 0))),
-            artifacts=dict(weights='model.pth', model=inference_model_cfg(model_cfg),
-                           num_classes=train_set.num_classes,
-                           class_names=list(train_set.class_names),
+            artifacts=dict(TRAINED_MODEL.record('model.pth', inference_model_cfg(model_cfg),
+                                                train_set.num_classes,
+                                                train_set.class_names),
                            trained_on=self.options['labels'] or 'ground_truth',
                            split=train_set.dataset.split,
                            init=_init_record(model_cfg)))
