@@ -5,11 +5,11 @@ A config spec is either a plain path or ``NAME::relative/path.py``: a file insid
 Only the configs package is imported to find its directory, never the plugin's components.
 
 ``_base_`` entries may use the same ``NAME::`` form.  mmengine's own ``pkg::`` prefix only
-knows OpenMMLab packages, so :func:`install_config_shim` wraps ``Config._get_cfg_path``
-(once per process): a scope that is a wsss plugin resolves through
-:func:`resolve_config_path` (with no mmengine ``_scope_``: all components live in the
-``wsss_core`` scope); any other scope falls through to mmengine's original.  Relative
-``_base_`` paths are untouched.
+knows OpenMMLab packages, so :func:`install_config_shim` has mmengine ask
+:func:`resolve_config_path` first (the patch itself, with its version gate, is
+:mod:`wsss_core.compat.config_path`): a scope that is a wsss plugin resolves here (with no
+mmengine ``_scope_``: all components live in the ``wsss_core`` scope); any other scope falls
+through to mmengine's original.  Relative ``_base_`` paths are untouched.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Any, Iterable, List, Optional, Tuple
 from mmengine.config import Config
 
 from . import plugin_loader
+from .compat.config_path import install_config_path_shim
 from .config_stages import StageOrderError, by_name_options, stage_configs
 
 __all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'merge_options',
@@ -155,21 +156,18 @@ def _plugin_config_dir(name: str) -> Path:
 
 # ----------------------------------------------------------------------------- loading
 def install_config_shim() -> None:
-    """Make ``_base_ = ['NAME::x.py']`` resolve wsss plugin configs (idempotent)."""
-    current = Config.__dict__['_get_cfg_path']
-    if getattr(current.__func__, '_wsss_shim', False):
-        return
-    original = current.__func__
+    """Make ``_base_ = ['NAME::x.py']`` resolve wsss plugin configs (idempotent; the patch of
+    ``Config._get_cfg_path`` is :func:`wsss_core.compat.config_path.install_config_path_shim`)."""
+    install_config_path_shim(plugin_base_path)
 
-    def _get_cfg_path(cfg_path: str, filename: str) -> Tuple[str, Optional[str]]:
-        scope, sep, _ = cfg_path.partition('::')
-        if sep and _is_wsss_scope(scope):
-            return str(resolve_config_path(cfg_path)), None
-        return original(cfg_path, filename)
 
-    _get_cfg_path._wsss_shim = True
-    _get_cfg_path.__doc__ = f'wsss shim around mmengine\'s:\n{original.__doc__}'
-    Config._get_cfg_path = staticmethod(_get_cfg_path)
+def plugin_base_path(cfg_path: str) -> Optional[str]:
+    """The file a ``_base_`` entry ``'NAME::rel.py'`` names when ``NAME`` is a wsss scope
+    (:func:`resolve_config_path`), else None (mmengine resolves it)."""
+    scope, sep, _ = cfg_path.partition('::')
+    if sep and _is_wsss_scope(scope):
+        return str(resolve_config_path(cfg_path))
+    return None
 
 
 def _is_wsss_scope(scope: str) -> bool:

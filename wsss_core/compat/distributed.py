@@ -1,36 +1,18 @@
-"""Work-arounds for mmengine 0.10.7 on current PyTorch, in one place.
+"""Not patches: distributed runs on CPU with mmengine's Runner.
 
-1. **Checkpoint resume under ``weights_only``.**  Since PyTorch 2.6 ``torch.load`` defaults
-   to ``weights_only=True``; mmengine's checkpoints hold its ``HistoryBuffer`` objects and
-   NumPy scalars in the message hub, so ``Runner.resume`` fails.  The context manager
-   :func:`allow_mmengine_checkpoints` allow-lists exactly those for the duration of a run
-   (no blanket ``weights_only=False``).  Param schedulers must keep plain numbers in their
-   state (mmengine's ``OneCycleLR`` keeps a bound method; the core uses warm-up + cosine).
-2. **Distributed runs on CPU.**  mmengine's ``launcher='pytorch'`` calls
-   ``torch.cuda.set_device`` and wraps the model with ``device_ids=[LOCAL_RANK]``, both of
-   which fail without CUDA.  :func:`init_distributed` initialises the process group itself
-   (gloo on CPU, NCCL on GPU) before the Runner looks, and :class:`DeviceAwareDDP` drops
-   ``device_ids`` for a CPU module.
-3. **mmengine's console output during a stage.**  Every ``MMLogger`` (one per Runner) gets
-   its own console handler when it is made, inside ``Runner.__init__``, which logs the
-   environment dump and the hook table right away; no Runner argument sends them to a file
-   only.  :func:`route_mmengine_logs` wraps ``MMLogger.__init__`` (mmengine 0.10 only, the
-   version it was checked on: :data:`MMLOGGER_ROUTING_VERSIONS`) so that each new logger is
-   adopted by :func:`wsss_core.console.adopt_mmengine_logger`: quiet console while a stage
-   runs, records relayed to the stage's log file.  Other versions keep mmengine's console
-   output (a debug line says so).
+mmengine's ``launcher='pytorch'`` calls ``torch.cuda.set_device`` and wraps the model with
+``device_ids=[LOCAL_RANK]``, both of which fail without CUDA.  :func:`init_distributed`
+initialises the process group itself (gloo on CPU, NCCL on GPU) before the Runner looks, and
+:class:`DeviceAwareDDP` (a registered subclass of mmengine's DDP wrapper, named by
+:func:`model_wrapper_cfg`) drops ``device_ids`` for a CPU module.
 
-The mmengine patches are gathering in this package, each behind a version check
-(:func:`.versions.checked_on`): it applies on the mmengine versions it was checked on, and
-otherwise logs a debug line and leaves mmengine's behaviour.
+Nothing of mmengine is replaced, so there is no version gate.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel
@@ -38,39 +20,7 @@ from mmengine.model import MMDistributedDataParallel
 from ..registry import MODELS  # noqa: F401  (registries first, so the scope exists)
 from mmengine.registry import MODEL_WRAPPERS
 
-def _numpy_safe_globals() -> list:
-    """NumPy objects that mmengine's message hub and meta dicts put into checkpoints."""
-    out = [np.ndarray, np.dtype]
-    try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar
-    out += [_reconstruct, scalar]
-    out += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32',
-                                        'int16', 'int8', 'uint8', 'bool')]
-    return out
-
-
-def mmengine_checkpoint_globals() -> list:
-    """The classes and functions found in mmengine checkpoints, beyond tensors and containers.
-
-    ``HistoryBuffer`` pickles its statistics methods through ``getattr``; the weights-only
-    unpickler still refuses to *call* anything not allow-listed, so a ``getattr`` result
-    can only be stored, not executed.
-    """
-    from collections import OrderedDict, defaultdict
-    from mmengine.logging import HistoryBuffer
-    return [HistoryBuffer, OrderedDict, defaultdict, getattr, *_numpy_safe_globals()]
-
-
-@contextlib.contextmanager
-def allow_mmengine_checkpoints():
-    """Within the block, ``torch.load(weights_only=True)`` accepts mmengine checkpoints.
-
-    Wrap ``runner.train()`` (where mmengine resumes) in it; outside, torch's defaults hold.
-    """
-    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
-        yield
+__all__ = ['init_distributed', 'shutdown_distributed', 'DeviceAwareDDP', 'model_wrapper_cfg']
 
 
 def init_distributed(launcher: str, timeout_s: int = 1800) -> bool:
@@ -133,48 +83,6 @@ class DeviceAwareDDP(MMDistributedDataParallel):
     def __init__(self, module, device_ids=None, **kwargs):
         on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
-
-
-#: mmengine (major, minor) versions on which :func:`route_mmengine_logs` was checked
-MMLOGGER_ROUTING_VERSIONS = ((0, 10),)
-
-
-def mmengine_version_tuple(version: str = None) -> tuple:
-    """``'0.10.7'`` -> ``(0, 10)`` (default: the installed mmengine)."""
-    import mmengine
-    parts = (version or mmengine.__version__).split('.')
-    return tuple(int(''.join(c for c in p if c.isdigit()) or 0) for p in parts[:2])
-
-
-def route_mmengine_logs(version: str = None) -> bool:
-    """Adopt every MMLogger made from now on (and those made already) into the console
-    rules of :mod:`wsss_core.console`; True when in place.  Idempotent; on an mmengine
-    version outside :data:`MMLOGGER_ROUTING_VERSIONS` nothing is patched (False)."""
-    from mmengine.logging import MMLogger
-
-    from .. import console
-    if getattr(MMLogger.__init__, '_wsss_routed', False):
-        return True
-    if mmengine_version_tuple(version) not in MMLOGGER_ROUTING_VERSIONS:
-        import logging
-
-        import mmengine
-        logging.getLogger('wsss').debug(
-            'mmengine %s: its console output is not routed to the stage logs (checked on %s)',
-            version or mmengine.__version__, MMLOGGER_ROUTING_VERSIONS)
-        return False
-    original = MMLogger.__init__
-
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        console.adopt_mmengine_logger(self)
-
-    __init__._wsss_routed = True
-    __init__.__wrapped__ = original
-    MMLogger.__init__ = __init__
-    for instance in list(MMLogger._instance_dict.values()):
-        console.adopt_mmengine_logger(instance)
-    return True
 
 
 def model_wrapper_cfg(find_unused_parameters: bool = False) -> dict:

@@ -17,8 +17,10 @@ leaves out, both fixed here for the core's training stages:
    Epoch-based loops get the states back at once (the loop starts the next epoch from
    there); iteration-based loops first fast-forward through the batches already trained on
    (loading them draws random numbers), so the states go back right before the first new
-   batch.  Exact for data loaded in the training process (``num_workers=0``, every core
-   stage's default); worker processes seed their own generators and start over on resume.
+   batch (the patch of the loop's iterator, with its version gate, is
+   :mod:`wsss_core.compat.train_loop`).  Exact for data loaded in the training process
+   (``num_workers=0``, every core stage's default); worker processes seed their own
+   generators and start over on resume.
 
    Under torch.distributed every rank has generators of its own (the core's training stages
    seed rank ``r`` with ``seed + r``, so the ranks draw different augmentations), but
@@ -55,6 +57,7 @@ from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook, Hook
 
+from ..compat.train_loop import restore_before_batch
 from ..io import atomic_write
 from ..registry import HOOKS
 
@@ -168,8 +171,7 @@ class RandomStateHook(Hook):
         done = int((checkpoint.get('meta') or {}).get('iter', 0))
         if hasattr(loop, 'dataloader_iterator') and done > 0:
             # iteration-based: after mmengine's fast-forward through `done` batches
-            loop.dataloader_iterator = _RestoreBeforeBatch(loop.dataloader_iterator, done,
-                                                           state)
+            restore_before_batch(loop, done, lambda: restore_random_state(state))
         else:
             restore_random_state(state)
 
@@ -216,29 +218,6 @@ def _states_of_this_rank(stored: dict, runner) -> dict:
         'rank 0, so its augmentations after the resume differ from an uninterrupted run\'s '
         '(resume with the original number of ranks for an exact continuation)')
     return ranks[0]
-
-
-class _RestoreBeforeBatch:
-    """An iterator over batches that restores the generator states right before batch
-    number ``skip`` (0-based), i.e. after the ``skip`` batches of mmengine's fast-forward."""
-
-    def __init__(self, iterator, skip: int, state: dict):
-        self._iterator = iterator
-        self._skip = skip
-        self._state = state
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self._skip == 0 and self._state is not None:
-            restore_random_state(self._state)
-            self._state = None
-        self._skip -= 1
-        return next(self._iterator)
-
-    def __getattr__(self, name):
-        return getattr(self._iterator, name)
 
 
 def with_random_state(custom_hooks: Optional[Sequence] = ()) -> list:

@@ -6,8 +6,9 @@ Every training Runner the core builds gets one (:func:`with_loss_guard`).  Two c
 1. *Before the update.*  mmengine's ``train_step`` calls ``optim_wrapper.update_params(loss)``
    (backward, then the optimiser step) before any ``after_train_iter`` hook runs, so a hook
    alone would see a NaN loss only after it was back-propagated into the weights.  The guard
-   therefore wraps the runner's ``OptimWrapper.update_params``: a non-finite total loss is
-   not back-propagated and not stepped; the weights, the optimiser state and the gradients
+   therefore gates the runner's ``OptimWrapper.update_params`` (the patch, with its version
+   gate, is :mod:`wsss_core.compat.optim_wrapper`): a non-finite total loss is not
+   back-propagated and not stepped; the weights, the optimiser state and the gradients
    accumulated so far stay as they were.  In a ``torch.distributed`` run the ranks agree
    first (one ``all_reduce`` of a flag per update), so that all of them hold the step back
    together instead of waiting on each other's gradients.
@@ -18,7 +19,7 @@ Every training Runner the core builds gets one (:func:`with_loss_guard`).  Two c
    and training goes on without that batch's update.
 
 The training stages set ``mode`` from their option ``nonfinite_loss`` ('error', the default,
-or 'warn'), which is in the stage options (and its config hash) only when set.
+or 'warn'; :class:`~wsss_core.pipeline.stage.TrainingStage` parses it).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.hooks import Hook
 
+from ..compat.optim_wrapper import gate_update_params, install_update_gate
 from ..registry import HOOKS
 
 __all__ = ['NonFiniteLossError', 'NonFiniteLossGuard', 'with_loss_guard', 'nonfinite_terms',
@@ -120,21 +122,15 @@ class NonFiniteLossGuard(Hook):
     # ------------------------------------------------------------------ the update
     def before_train(self, runner) -> None:
         for wrapper in _optim_wrappers(runner.optim_wrapper):
-            if getattr(wrapper, '_wsss_loss_guard', None) is not self:
-                wrapper.update_params = self._guarded(wrapper.update_params)
-                wrapper._wsss_loss_guard = self
+            install_update_gate(wrapper, self, self._guarded)
 
     def _guarded(self, update_params):
-        wrapper = getattr(update_params, '__self__', None)
+        """``update_params`` run only for a loss finite on every rank; a held-back update is
+        counted in :attr:`held_back`."""
+        return gate_update_params(update_params, self._all_finite, self._count_held_back)
 
-        def update_params_if_finite(loss, *args, **kwargs):
-            if not self._all_finite(loss):
-                self.held_back += 1
-                if wrapper is not None:
-                    _count_in_accumulation_window(wrapper)
-                return None
-            return update_params(loss, *args, **kwargs)
-        return update_params_if_finite
+    def _count_held_back(self) -> None:
+        self.held_back += 1
 
     @staticmethod
     def _all_finite(loss) -> bool:
@@ -182,22 +178,6 @@ class NonFiniteLossGuard(Hook):
                 'from the last checkpoint), or let the stage skip such batches (its option '
                 "nonfinite_loss='warn', or the custom hook dict(type='NonFiniteLossGuard', "
                 "mode='warn')).")
-
-
-def _count_in_accumulation_window(wrapper) -> None:
-    """Count a held-back batch in the wrapper's gradient-accumulation window (mmengine counts
-    a batch in ``backward``, which did not run) and, when the window ends with it, apply what
-    the window's other batches accumulated: the update boundaries (and so the schedule) stay
-    where they would have been, and no accumulated gradient is left behind.  A window whose
-    batches were all held back has no gradient and takes no step."""
-    if getattr(wrapper, '_accumulative_counts', 1) <= 1:
-        return
-    wrapper._inner_count += 1
-    if wrapper.should_update():
-        params = [p for group in wrapper.optimizer.param_groups for p in group['params']]
-        if any(p.grad is not None for p in params):
-            wrapper.step()
-        wrapper.zero_grad()
 
 
 def _optim_wrappers(optim_wrapper) -> list:
