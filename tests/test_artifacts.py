@@ -92,6 +92,9 @@ class _Maker(Stage):
 class _Reader(Stage):
     reads = {'labels': (LABEL_SET, PREDICTIONS), 'more': CAM_SET}
 
+    def __init__(self, name, labels=None, more=None):
+        super().__init__(name, labels=labels, more=more)
+
 
 def test_graph_check_accepts_any_listed_kind_and_reads_dict_and_list_options():
     maker, reader = _Maker('pred'), _Reader('r', labels='pred')

@@ -79,7 +79,7 @@ def test_build_names_component_registry_option_and_options():
     assert isinstance(err, TypeError)       # still what Python raises for a bad keyword
     assert (err.component, err.problem, err.options) == ('_CfgErrInner', 'unexpected', ('sise',))
     assert str(err) == ("the label refiner '_CfgErrInner' does not take the option 'sise' "
-                        '(its options: size, scale).')
+                        "('sise' -> did you mean 'size'?) (its options: size, scale).")
 
 
 def test_build_names_a_missing_option():

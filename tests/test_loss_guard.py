@@ -170,7 +170,7 @@ def test_every_training_runner_gets_the_guard_and_the_default_keeps_the_config_h
     with pytest.raises(ValueError, match='nonfinite_loss'):
         with_loss_guard('c', [], 'ignore')
     model = dict(type='CAMClassifier', backbone=dict(type='SmallResNet'))
-    assert 'nonfinite_loss' not in TrainClassifier('c', model=model).options
+    assert 'nonfinite_loss' not in TrainClassifier('c', model=model).hashed_options()
     assert TrainClassifier('c', model=model, nonfinite_loss='warn').options[
         'nonfinite_loss'] == 'warn'
 

@@ -44,7 +44,7 @@ def test_training_stage_applies_its_amp_option(tmp_path, core_registered):
     assert stage.optim_wrapper_for_device(ctx, SGD)['type'] == 'OptimWrapper'
     # without the option nothing changes, and the option is not in the hashed options
     plain = TrainClassifier('c', model=MODEL)
-    assert 'amp' not in plain.options
+    assert 'amp' not in plain.hashed_options()
     ctx.device = 'cuda'
     assert plain.optim_wrapper_for_device(ctx, SGD) == SGD
 

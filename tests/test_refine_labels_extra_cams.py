@@ -100,7 +100,8 @@ def test_without_the_option_options_inputs_and_hash_are_unchanged(components, ti
     from wsss_core.pipeline.refine_labels import RefineLabels
     from wsss_core.pipeline.stage import StageContext
     plain = RefineLabels('labels', cams='cams')
-    assert plain.options == dict(cams='cams', refiners=[dict(type='BackgroundThreshold')])
+    assert plain.hashed_options() == dict(cams='cams',
+                                          refiners=[dict(type='BackgroundThreshold')])
     assert plain.inputs() == ['cams']
     ctx = StageContext(cfg=Config(dict(data=tiny_data_cfg)), work_dir=None, stage_dir=None)
     for empty in (None, {}):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import difflib
 import inspect
 import re
 from dataclasses import dataclass
@@ -124,6 +125,11 @@ class ConfigBuildError(TypeError):
         if self.problem == UNEXPECTED:
             text = f'{what} does not take the option{plural} {names}'
             if self.accepted is not None:
+                close = [f"'{o}' -> did you mean {' or '.join(repr(c) for c in cs)}?"
+                         for o in self.options
+                         for cs in [difflib.get_close_matches(o, self.accepted, 3, 0.6)] if cs]
+                if close:
+                    text += f" ({'; '.join(close)})"
                 text += f" (its options: {', '.join(self.accepted) or 'none'})"
         else:
             text = f'{what} needs the option{plural} {names}, which the config does not give'
@@ -152,6 +158,11 @@ def accepted_options(obj) -> Optional[List[str]]:
     params = _init_parameters(obj)
     if params is None:
         return None
+    if inspect.isclass(obj):   # its declared parameters (wsss_core.declared_parameters)
+        from .declared_parameters import declaration_of
+        declared = list(declaration_of(obj).parameters)
+        if declared or not any(p.kind == p.VAR_KEYWORD for p in params):
+            return declared
     named = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if inspect.isclass(obj) and any(p.kind == p.VAR_KEYWORD for p in params):
         for base in obj.__mro__[1:]:
@@ -171,13 +182,21 @@ def accepted_options(obj) -> Optional[List[str]]:
 def signature_problems(obj, options: Sequence[str]) -> Optional[Tuple[str, List[str]]]:
     """``(problem, names)`` when keyword ``options`` do not fit ``obj``'s signature, else None.
 
-    Rule: with no ``**kwargs`` parameter, every option must name a parameter (else
-    ``'unexpected'``); every parameter without a default (not ``*args`` / ``**kwargs``) must
-    be given (else ``'missing'``).  Unexpected options are reported first.
+    Rule: every option must name a declared parameter (else ``'unexpected'``): for a class,
+    one of its declaration (:func:`~wsss_core.declared_parameters.declaration_of`: the
+    constructors along a ``**kwargs`` chain, closed unless it ends in code outside the
+    project); for a function, one of its parameters unless it takes ``**kwargs``.  Every
+    parameter without a default (not ``*args`` / ``**kwargs``) must be given (else
+    ``'missing'``).  Unexpected options are reported first.
     """
     params = _init_parameters(obj)
     if params is None:
         return None
+    if inspect.isclass(obj):
+        from .declared_parameters import declaration_of
+        unexpected = declaration_of(obj).unknown([o for o in options])
+        if unexpected:
+            return UNEXPECTED, unexpected
     names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     positional_only = {p.name for p in params if p.kind == p.POSITIONAL_ONLY}
     if not any(p.kind == p.VAR_KEYWORD for p in params):

@@ -126,10 +126,12 @@ def build(cfg: Any, registry: mme.Registry, **default_args):
         options = [k for k in cfg if k not in ('type', '_scope_')]
         problems = config_errors.signature_problems(obj_cls, options)
         if problems is not None:
+            from .declared_parameters import retired_hint
             raise config_errors.ConfigBuildError(
                 obj_type if isinstance(obj_type, str) else getattr(obj_cls, '__name__', '?'),
                 problems[0], problems[1], registry=registry.name,
-                accepted=config_errors.accepted_options(obj_cls))
+                accepted=config_errors.accepted_options(obj_cls),
+                hint=retired_hint(obj_cls, problems[1]) if isinstance(obj_cls, type) else None)
     try:
         with mme.DefaultScope.overwrite_default_scope(SCOPE):
             return registry.build(cfg)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..evaluation.cam_labels import cam_max_argmax, resize_cams
 from ..refiners.base import LabelRefiner
-from ..refiners.dense_crf import crf_params, dense_crf_labels
+from ..refiners.dense_crf import crf_override_parameters, crf_params, dense_crf_labels
 from ..registry import LABEL_REFINERS
 
 __all__ = ['IRLabels', 'threshold_index']
@@ -51,6 +51,9 @@ class IRLabels(LabelRefiner):
     """
 
     needs = ('img',)
+
+    #: what ``**overrides`` takes: the CRFParams fields
+    extra_parameters = staticmethod(crf_override_parameters)
 
     def __init__(self, fg_threshold: float = 0.30, bg_threshold: float = 0.05, crf: bool = True,
                  crf_preset: Optional[str] = 'irn', **overrides):

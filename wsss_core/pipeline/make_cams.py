@@ -52,9 +52,8 @@ class MakeCAMs(PerImageStage):
         lookup(CAM_GENERATORS, generator['type'])
         options = dict(source=source, split=split, generator=generator,
                        scales=[float(s) for s in scales], flip=bool(flip),
-                       batch_size=int(batch_size), max_samples=max_samples)
-        if resize:  # only when set, so the config hash of existing runs is unchanged
-            options['resize'] = dict(resize)
+                       batch_size=int(batch_size), max_samples=max_samples,
+                       resize=dict(resize) if resize else None)
         super().__init__(name, **options)
         self.resize = Resize(**resize) if resize else None
 

@@ -10,8 +10,8 @@ of the default layout up to float rounding.  A stage with the option set
   data_preprocessor.NormalizeImages` and its subclasses), which hands every normalised
   batch to the network as an NHWC tensor.
 
-Stages record the option only when it is set, so the config hash of existing runs stays
-as it was.
+Every training stage takes it (:class:`~wsss_core.pipeline.stage.TrainingStage`), and so
+does TestSegmentor for inference.
 """
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class RefineLabels(PerImageStage):
             it does not change the labels.
         extra_cams: ``{sample key: stage}`` -- more CAM-producing stages (same split as
             ``cams``) whose maps each sample carries as ``sample[key]`` (K, H, W) float32
-            with ``sample[key + '_class_ids']`` (K,).  Only in the config hash when given.
+            with ``sample[key + '_class_ids']`` (K,).
     """
 
     reads = {'cams': CAM_SET, 'extra_cams': CAM_SET}
@@ -76,9 +76,8 @@ class RefineLabels(PerImageStage):
         refiners = [dict(r) for r in (refiners or [dict(type='BackgroundThreshold')])]
         for r in refiners:
             lookup(LABEL_REFINERS, r['type'])
-        options = dict(cams=cams, refiners=refiners)
-        if extra_cams:  # absent -> the options (and the hash of older configs) stay as they were
-            options['extra_cams'] = check_extra_cams(name, extra_cams)
+        options = dict(cams=cams, refiners=refiners,
+                       extra_cams=check_extra_cams(name, extra_cams) if extra_cams else None)
         super().__init__(name, **options)
         if int(workers) < 0:
             raise ValueError(f'workers must be >= 0, got {workers}')
@@ -87,7 +86,7 @@ class RefineLabels(PerImageStage):
     def _extra_cam_dirs(self, ctx: StageContext, split: str) -> Dict[str, Path]:
         """``{sample key: CAM folder}`` of ``extra_cams``, checked against the main split."""
         dirs = {}
-        for key, stage in self.options.get('extra_cams', {}).items():
+        for key, stage in (self.options['extra_cams'] or {}).items():
             cams = self.read_input(ctx, 'extra_cams', stage)
             if cams.split != split:
                 raise StageError(

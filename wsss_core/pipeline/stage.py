@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from ..config_errors import UNEXPECTED, ConfigBuildError
+from ..declared_parameters import HASH_VERSION, declaration_of, retired_hint
 from .manifest import read_manifest
 
 
 class StageError(RuntimeError):
     """A stage cannot run (missing input stage, bad option); the message says what to do."""
+
+
+def registered_stage_name(cls: type) -> str:
+    """The name ``cls`` is registered under in STAGES (its class name when not registered)."""
+    from ..registry import STAGES
+    for key, value in STAGES.module_dict.items():
+        if value is cls:
+            return key
+    return cls.__name__
 
 
 @dataclass
@@ -64,10 +75,21 @@ class StageContext:
 class Stage:
     """Base class of pipeline stages.
 
+    A stage declares its parameters in its constructor (:mod:`~wsss_core.declared_parameters`)
+    and hands them to this one, which stores them in :attr:`options`; an option that no
+    constructor of the stage declares is refused here, naming the closest declared ones.
+
     Args:
         name: the stage's name, also its directory under the work dir.
-        **options: the stage's own config; hashed to decide whether a finished run still holds.
+        **options: the stage's declared options, as its constructor normalised them; their
+            canonical form is hashed to decide whether a finished run still holds.
     """
+
+    #: this ``**options`` stores what the subclasses' constructors declared: the declaration
+    #: of a stage ends here and is closed (:func:`~wsss_core.declared_parameters.declaration_of`)
+    stores_declared_options = True
+    #: options the stage no longer takes -> the hint its refusal gives (e.g. ``recipe``)
+    retired_options: Mapping[str, str] = {}
 
     #: what the stage reads: input option -> the artifact kind (or a tuple of kinds) that
     #: the stage(s) it names must produce (:mod:`~wsss_core.pipeline.artifacts`); an
@@ -85,6 +107,13 @@ class Stage:
     def __init__(self, name: str, **options):
         if not name or '/' in name or name.startswith('.'):
             raise StageError(f'invalid stage name {name!r}: use a plain directory name')
+        declaration = declaration_of(type(self))
+        unknown = declaration.unknown(options)
+        if unknown:
+            raise ConfigBuildError(registered_stage_name(type(self)), UNEXPECTED, unknown,
+                                   registry='stage',
+                                   accepted=[p for p in declaration.parameters if p != 'name'],
+                                   hint=retired_hint(type(self), unknown))
         self.name = name
         self.options = options
 
@@ -126,8 +155,16 @@ class Stage:
         return kinds[0].read(ctx, stage, self.name, option)
 
     def hash_payload(self, ctx: StageContext) -> Dict[str, Any]:
-        """What the config hash covers: by default the stage options and the data config."""
-        return dict(type=type(self).__name__, options=self.options, data=ctx.data_cfg)
+        """What the config hash covers: the hash version, the stage's registered name, the
+        canonical form of its options (those that differ from their declared defaults,
+        :meth:`~wsss_core.declared_parameters.Declaration.canonical`) and the data config."""
+        return dict(hash_version=HASH_VERSION, type=registered_stage_name(type(self)),
+                    options=self.hashed_options(), data=ctx.data_cfg)
+
+    def hashed_options(self) -> Dict[str, Any]:
+        """The canonical form of the options: those whose values differ from their declared
+        defaults (what the config hash covers)."""
+        return declaration_of(type(self)).canonical(self.options)
 
     def is_training(self) -> bool:
         """Training stages resume from checkpoints only with ``--resume``."""
@@ -147,6 +184,32 @@ class TrainingStage(Stage):
     #: DDP's ``find_unused_parameters`` for this stage's model (the stage option of that name
     #: overrides it): True for a model that leaves parameters without gradient in some steps
     find_unused_parameters: bool = False
+
+    def __init__(self, name: str, amp=False, amp_dtype: Optional[str] = None, compile=False,
+                 channels_last: bool = False, sync_bn: bool = False,
+                 find_unused_parameters: Optional[bool] = None,
+                 nonfinite_loss: Optional[str] = None, **options):
+        """The options every training stage shares, parsed and checked in this one place:
+
+        * ``amp`` / ``amp_dtype``: mixed precision (False, True or 'auto': on CUDA only),
+          :mod:`~wsss_core.pipeline.mixed_precision`;
+        * ``compile``: ``torch.compile`` the model's forward (True or a dict of its options);
+        * ``channels_last``: train with NHWC weights and input batches
+          (:mod:`~wsss_core.pipeline.memory_format`);
+        * ``sync_bn``, ``find_unused_parameters`` (None: the class's
+          :attr:`find_unused_parameters`): distributed runs, :meth:`runner_cfg`;
+        * ``nonfinite_loss``: the non-finite loss guard's mode
+          (:mod:`~wsss_core.pipeline.loss_guard`; None: stop).
+        """
+        from .memory_format import check_channels_last
+        from .mixed_precision import check_amp
+        super().__init__(name, amp=amp, amp_dtype=amp_dtype, compile=compile,
+                         channels_last=channels_last, sync_bn=sync_bn,
+                         find_unused_parameters=find_unused_parameters,
+                         nonfinite_loss=nonfinite_loss, **options)
+        check_amp(name, amp, amp_dtype)
+        check_channels_last(name, channels_last)
+        self.check_training_options()
 
     def is_training(self) -> bool:
         return True
@@ -178,8 +241,11 @@ class TrainingStage(Stage):
         from mmengine.runner import set_random_seed
 
         from ..registry import MODELS, build
+        from .memory_format import to_channels_last
         set_random_seed(ctx.seed if ctx.seed is not None else 0)
         model = build(model_cfg, MODELS)
+        if self.options.get('channels_last'):
+            model = to_channels_last(model, self.name)
         options = self.compile_options()
         if options is not None:
             import torch
@@ -206,9 +272,8 @@ class TrainingStage(Stage):
           BatchNorm becomes ``torch.nn.SyncBatchNorm`` (mmengine's ``sync_bn='torch'``, before
           DDP wraps the model), so the batch statistics cover the batches of all ranks.  torch
           has no SyncBatchNorm forward on CPU: there the run keeps plain BatchNorm (each rank
-          normalises with its own batch) and says so in a warning;
-        Each option is in the stage's options (and so in its config hash) only when set.
-        (``compile`` is applied to the model in :meth:`build_model`.)
+          normalises with its own batch) and says so in a warning.
+        (``compile`` and ``channels_last`` are applied to the model in :meth:`build_model`.)
         """
         from .. import compat
         cfg = {}
@@ -272,8 +337,10 @@ class TrainingStage(Stage):
                     diff_rank_seed=ctx.launcher != 'none')
 
     def _flag_option(self, key: str, default: bool = False) -> bool:
-        """The boolean stage option ``key`` (``default`` when unset); a StageError otherwise."""
-        value = self.options.get(key, default)
+        """The boolean stage option ``key`` (``default`` when unset or None); a StageError
+        otherwise."""
+        value = self.options.get(key)
+        value = default if value is None else value
         if not isinstance(value, bool):
             raise StageError(f'[{self.name}] {key} must be True or False, got {value!r}')
         return value

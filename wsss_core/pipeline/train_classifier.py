@@ -22,7 +22,6 @@ from ..io import atomic_write
 from ..registry import STAGES
 from ..visualization.tensorboard import default_visualizer
 from .artifacts import TRAINED_MODEL, merged_records
-from .mixed_precision import check_amp
 from .stage import StageContext, StageError, TrainingStage
 
 _RUNNER_IDS = itertools.count()
@@ -43,11 +42,10 @@ class TrainClassifier(TrainingStage):
         val_split: split for the final mAP (None to skip).
         log_interval: iterations between log lines.
         drop_last: drop the last, incomplete training batch of each epoch (for models whose
-            BatchNorm cannot train on a batch of one, e.g. MoANA); in the options only when set.
-        amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
-            :mod:`~wsss_core.pipeline.mixed_precision`; in the options only when set.
-        compile: ``torch.compile`` the train step (True, or a dict of its options, e.g.
-            ``dict(backend='inductor')``); off by default; in the options only when set.
+            BatchNorm cannot train on a batch of one, e.g. MoANA).
+        **options: the options every training stage shares (``amp``, ``amp_dtype``,
+            ``compile``, ``channels_last``, ``sync_bn``, ``find_unused_parameters``,
+            ``nonfinite_loss``): :class:`~wsss_core.pipeline.stage.TrainingStage`.
     """
 
     def __init__(self, name: str, model: dict, max_epochs: int = 12, batch_size: int = 64,
@@ -56,15 +54,13 @@ class TrainClassifier(TrainingStage):
                  optim_wrapper: Optional[dict] = None, param_scheduler=None,
                  custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
                  sampler: Optional[dict] = None, data: Optional[dict] = None,
-                 log_interval: int = 10, **options):
+                 log_interval: int = 10, drop_last: bool = False, **options):
         super().__init__(name, model=model, max_epochs=max_epochs, batch_size=batch_size,
                          num_workers=num_workers, train_split=train_split, val_split=val_split,
                          pipeline=pipeline, optim_wrapper=optim_wrapper,
                          param_scheduler=param_scheduler, custom_hooks=list(custom_hooks),
                          default_hooks=default_hooks, sampler=sampler, data=data,
-                         log_interval=log_interval, **options)
-        check_amp(name, self.options.get('amp', False), self.options.get('amp_dtype'))
-        self.check_training_options()
+                         log_interval=log_interval, drop_last=bool(drop_last), **options)
         self.check_types(model, custom_hooks)
         self.check_batch_size(model, batch_size)
 
@@ -90,7 +86,7 @@ class TrainClassifier(TrainingStage):
                    persistent_workers=self.options['num_workers'] > 0,
                    sampler=sampler or dict(type='DefaultSampler', shuffle=shuffle),
                    collate_fn=dict(type='default_collate'))
-        if drop_last:   # only when set: older configs keep mmengine's default
+        if drop_last:   # else mmengine's default
             cfg['drop_last'] = True
         return cfg
 

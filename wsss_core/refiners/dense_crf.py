@@ -130,6 +130,12 @@ register_crf_preset('irn', CRFParams(gauss_sxy=3, gauss_compat=3, bilat_sxy=50, 
                     source='core')
 
 
+def crf_override_parameters() -> dict:
+    """The keyword overrides a CRF refiner takes: every :class:`CRFParams` field (declared
+    with the default None: the preset's value)."""
+    return {f.name: None for f in dataclasses.fields(CRFParams)}
+
+
 def crf_params(preset: Optional[str] = 'psa', **overrides) -> CRFParams:
     """The preset's parameters with ``overrides`` applied (``preset=None``: all given here).
 
@@ -305,6 +311,8 @@ class DenseCRF(LabelRefiner):
     """
 
     needs = ('img',)
+    #: what ``**overrides`` takes: the CRFParams fields (the preset gives their defaults)
+    extra_parameters = staticmethod(crf_override_parameters)
 
     def __init__(self, preset: Optional[str] = 'psa', unary: str = 'probs', bg: str = 'power',
                  bg_power: float = 1.0, bg_score: float = 0.2, ignore: str = 'keep',

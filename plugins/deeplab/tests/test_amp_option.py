@@ -8,7 +8,7 @@ from wsss_deeplab.testing import registered  # noqa: F401 (fixture)
 def test_train_segmentor_amp_option(tmp_path, registered):
     recipe = fragment_stage_options('deeplab::_recipes/synthetic.py', 'deeplab')
     plain = TrainSegmentor('seg', **recipe)
-    assert 'amp' not in plain.options and 'amp_dtype' not in plain.options
+    assert 'amp' not in plain.hashed_options() and 'amp_dtype' not in plain.hashed_options()
     stage = TrainSegmentor('seg', **recipe, amp='auto')
     assert stage.options['amp'] == 'auto'
     ctx = StageContext(cfg={}, work_dir=tmp_path, stage_dir=tmp_path / 'seg', device='cuda:0')

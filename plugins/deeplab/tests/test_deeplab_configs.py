@@ -109,7 +109,7 @@ def test_the_former_recipe_option_is_refused_naming_the_fragments(registered):
     for stage in (dict(type='TrainSegmentor', name='d', recipe='synthetic'),
                   dict(type='TestSegmentor', name='t', checkpoint='d', recipe='synthetic')):
         with pytest.raises(ConfigBuildError, match=r"does not take the option 'recipe'.*"
-                                                   r"deeplab::_recipes/<name>\.py"):
+                                                   r"deeplab::_recipes/voc12_deeplabv2_r101\.py"):
             build(stage, STAGES)
 
 

@@ -11,22 +11,14 @@ directly (tests, benchmarks).
 """
 from __future__ import annotations
 
-from typing import Mapping
+__all__ = ['RECIPE_FRAGMENT_HINT', 'fragment_stage_options']
 
-from wsss_core.config_errors import UNEXPECTED, ConfigBuildError
-
-__all__ = ['refuse_recipe_option', 'fragment_stage_options']
-
-
-def refuse_recipe_option(stage_type: str, options: Mapping, fragments: str) -> None:
-    """Raise when ``options`` has ``recipe``; ``fragments`` names the fragments to include."""
-    if 'recipe' not in options:
-        return
-    raise ConfigBuildError(
-        stage_type, UNEXPECTED, ['recipe'], registry='stage',
-        hint=f"Named recipes are config fragments now: drop recipe={options['recipe']!r} and "
-             f'include the fragment, _base_ = [{fragments}], which defines the stage by name; '
-             'the config then sets only what differs.')
+#: the hint of the refusal of ``recipe=`` (the stages' ``retired_options``)
+RECIPE_FRAGMENT_HINT = (
+    "Named recipes are config fragments now: drop recipe= and include the fragment that "
+    "defines the stage by name, _base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py'] "
+    "(or 'deeplab::_recipes/synthetic.py', 'getam::_recipes/voc12.py'); the config then sets "
+    'only what differs.')
 
 
 def fragment_stage_options(spec: str, stage: str) -> dict:

@@ -50,9 +50,10 @@ def test_voc_configs_are_the_reference_recipe_with_each_backbone(registered, tmp
     assert coco['model']['num_classes'] == 80 and coco['model']['joint']['cut_threshold'] == 0.95
     assert coco['model']['backbone']['model_name'] == 'vitb_hybrid'
     from wsss_core.config_errors import ConfigBuildError
-    from wsss_getam.stages.train_getam import TrainGETAM
-    with pytest.raises(ConfigBuildError, match=r"recipe='voc12'.*getam::_recipes/voc12\.py"):
-        TrainGETAM('g', recipe='voc12')   # the former option: the fragment to include instead
+    from wsss_core.registry import STAGES, build
+    with pytest.raises(ConfigBuildError, match=r"'TrainGETAM' does not take the option 'recipe'"
+                                               r'.*getam::_recipes/voc12\.py'):
+        build(dict(type='TrainGETAM', name='g', recipe='voc12'), STAGES)   # the former option
 
 
 def without_reference_switches(options: dict) -> dict:

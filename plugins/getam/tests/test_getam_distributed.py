@@ -47,7 +47,8 @@ def test_sync_bn_converts_in_distributed_cuda_runs_only(tmp_path, registered, ca
     assert stage.runner_cfg(context(tmp_path, launcher='none')) == {}   # one process: nothing
     # without the option: no conversion, and the option is not hashed
     plain = train_stage()
-    assert 'sync_bn' not in plain.options and 'sync_bn' not in plain.runner_cfg(context(tmp_path))
+    assert 'sync_bn' not in plain.hashed_options()
+    assert 'sync_bn' not in plain.runner_cfg(context(tmp_path))
     with pytest.raises(StageError, match='sync_bn must be True or False'):
         train_stage(sync_bn='torch').runner_cfg(context(tmp_path))
 
@@ -73,7 +74,7 @@ def test_find_unused_parameters_is_getams_default_and_an_option(tmp_path, regist
     classifier = TrainClassifier('c', model=dict(type='CAMClassifier',
                                                  backbone=dict(type='SmallResNet')))
     assert wrapper(classifier)['find_unused_parameters'] is False
-    assert 'find_unused_parameters' not in train_stage().options       # not hashed unless set
+    assert 'find_unused_parameters' not in train_stage().hashed_options()   # the default
 
 
 @pytest.mark.parametrize('name', ['voc12_vitb_hybrid.py', 'voc12_vitb.py', 'voc12_deit.py',

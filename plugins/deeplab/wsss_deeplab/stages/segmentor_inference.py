@@ -73,7 +73,7 @@ from wsss_core.registry import STAGES
 
 from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'deeplab')
 from ..models.msc import rescale_input
-from ..recipe_fragments import refuse_recipe_option
+from ..recipe_fragments import RECIPE_FRAGMENT_HINT
 from .postprocess import CRF_IMAGES, PostprocessJob, save_logits
 
 __all__ = ['TestSegmentor', 'tta_logits', 'normalize_crf_cfg']
@@ -147,26 +147,24 @@ class TestSegmentor(PerImageStage):
     revisit_finished = True            # pass 2 covers every image: the metrics need them all
     output_file = ('logits', '.npz')   # pass 1: an image with stored scores is not inferred
 
-    def __init__(self, name: str, **options):
-        refuse_recipe_option('TestSegmentor', options, "'deeplab::_recipes/<name>.py'")
-        self._init_options(name, **options)
+    #: options it no longer takes, with the way forward (the refusal's hint)
+    retired_options = {'recipe': RECIPE_FRAGMENT_HINT}
 
-    def _init_options(self, name: str, checkpoint: str, split: str = 'val',
-                      scales: Sequence[float] = (1.0,), flip: bool = False,
-                      crf: Union[None, bool, dict] = None, workers: int = 0,
-                      crf_workers: int = 0, max_samples: Optional[int] = None,
-                      channels_last: bool = False, miou_convention: Optional[str] = None):
+    def __init__(self, name: str, checkpoint: str, split: str = 'val',
+                 scales: Sequence[float] = (1.0,), flip: bool = False,
+                 crf: Union[None, bool, dict] = None, workers: int = 0,
+                 crf_workers: int = 0, max_samples: Optional[int] = None,
+                 channels_last: bool = False, miou_convention: Optional[str] = None):
         scales = [float(s) for s in scales]
         if 1.0 not in scales:
             raise StageError(f'[{name}] scales must contain 1.0 (the grid the scores are '
                              f'stored on), got {scales}')
         super().__init__(name, checkpoint=checkpoint, split=split, scales=scales,
-                         flip=bool(flip), crf=normalize_crf_cfg(crf), max_samples=max_samples)
+                         flip=bool(flip), crf=normalize_crf_cfg(crf), max_samples=max_samples,
+                         channels_last=check_channels_last(name, channels_last))
         for key, value in (('workers', workers), ('crf_workers', crf_workers)):
             if int(value) < 0:
                 raise StageError(f'[{name}] {key} must be >= 0, got {value}')
-        if check_channels_last(name, channels_last):  # only when set: older hashes hold
-            self.options['channels_last'] = True
         self.workers, self.crf_workers = int(workers), int(crf_workers)
         try:   # not hashed: it only picks which mean is called miou
             self.miou_convention = check_convention(miou_convention)

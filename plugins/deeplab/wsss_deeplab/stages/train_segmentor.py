@@ -39,8 +39,6 @@ from wsss_core.datasets import build_dataset
 from wsss_core.io import atomic_write
 from wsss_core.optim.poly_schedule import poly_schedule
 from wsss_core.pipeline.accumulation import UpdateParamSchedulerHook
-from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
-from wsss_core.pipeline.mixed_precision import AmpSetting, check_amp
 from wsss_core.pipeline.artifacts import LABEL_SET, TRAINED_MODEL
 from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
 from wsss_core.registry import STAGES
@@ -48,7 +46,7 @@ from wsss_core.visualization.tensorboard import default_visualizer
 
 from wsss_core.datasets.seg_samples import SegmentationSamples
 from ..datasets.transforms import deeplab_train_pipeline
-from ..recipe_fragments import refuse_recipe_option
+from ..recipe_fragments import RECIPE_FRAGMENT_HINT
 
 __all__ = ['TrainSegmentor', 'reference_optim_wrapper', 'inference_model_cfg']
 
@@ -99,11 +97,9 @@ class TrainSegmentor(TrainingStage):
             iterations are batch iterations).
         log_interval (batch iterations), num_workers, custom_hooks, default_hooks,
         data (dataset overrides), max_samples: the usual.
-        amp / amp_dtype: mixed precision (False, True or 'auto': on CUDA only), see
-            :mod:`wsss_core.pipeline.mixed_precision`.
-        compile: ``torch.compile`` the train step (True or a dict of its options).
-        channels_last: train with NHWC weights and input batches
-            (:mod:`wsss_core.pipeline.memory_format`); in the options only when True.
+        **options: the options every training stage shares (``amp``, ``amp_dtype``,
+            ``compile``, ``channels_last``, ``sync_bn``, ``find_unused_parameters``,
+            ``nonfinite_loss``): :class:`~wsss_core.pipeline.stage.TrainingStage`.
 
     The published settings are config fragments that define this stage by name:
     ``_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']`` (or ``_recipes/synthetic.py``).
@@ -112,15 +108,10 @@ class TrainSegmentor(TrainingStage):
     reads = {'labels': LABEL_SET}
     produces = (TRAINED_MODEL,)
 
-    def __init__(self, name: str, **options):
-        refuse_recipe_option('TrainSegmentor', options, "'deeplab::_recipes/<name>.py'")
-        if 'model' not in options:
-            raise StageError(f"[{name}] TrainSegmentor needs a 'model' (the published ones: "
-                             "_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py'] or "
-                             "'deeplab::_recipes/synthetic.py')")
-        self._setup(name, **options)
+    #: options it no longer takes, with the way forward (the refusal's hint)
+    retired_options = {'recipe': RECIPE_FRAGMENT_HINT}
 
-    def _setup(self, name: str, model: dict, labels: Optional[str] = None,
+    def __init__(self, name: str, model: Optional[dict] = None, labels: Optional[str] = None,
                  train_split: Optional[str] = None, max_iters: int = 20000, batch_size: int = 5,
                  iter_size: int = 1, lr: float = 2.5e-4, momentum: float = 0.9,
                  weight_decay: float = 5e-4, power: float = 0.9, lr_interval: int = 1,
@@ -129,11 +120,11 @@ class TrainSegmentor(TrainingStage):
                  optim_wrapper: Optional[dict] = None, param_scheduler=None,
                  checkpoint_interval: int = 5000, log_interval: int = 50, num_workers: int = 0,
                  custom_hooks: Sequence = (), default_hooks: Optional[dict] = None,
-                 data: Optional[dict] = None, max_samples: Optional[int] = None,
-                 amp: AmpSetting = False, amp_dtype: Optional[str] = None,
-                 compile=False, channels_last: bool = False, sync_bn: Optional[bool] = None,
-                 find_unused_parameters: Optional[bool] = None,
-                 nonfinite_loss: Optional[str] = None):
+                 data: Optional[dict] = None, max_samples: Optional[int] = None, **options):
+        if model is None:
+            raise StageError(f"[{name}] TrainSegmentor needs a 'model' (the published ones: "
+                             "_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py'] or "
+                             "'deeplab::_recipes/synthetic.py')")
         if int(max_iters) < 1 or int(batch_size) < 1 or int(iter_size) < 1:
             raise StageError(f'[{name}] max_iters, batch_size and iter_size must be >= 1')
         super().__init__(name, model=dict(model), labels=labels, train_split=train_split,
@@ -147,19 +138,8 @@ class TrainSegmentor(TrainingStage):
                          checkpoint_interval=int(checkpoint_interval),
                          log_interval=int(log_interval), num_workers=int(num_workers),
                          custom_hooks=[dict(h) for h in custom_hooks],
-                         default_hooks=default_hooks, data=data, max_samples=max_samples)
-        check_amp(name, amp, amp_dtype)
-        if amp:  # only when set, so the config hash of existing runs is unchanged
-            self.options.update(amp=amp, amp_dtype=amp_dtype)
-        if compile:
-            self.options['compile'] = compile
-        if check_channels_last(name, channels_last):
-            self.options['channels_last'] = True
-        for key, value in dict(sync_bn=sync_bn, find_unused_parameters=find_unused_parameters,
-                               nonfinite_loss=nonfinite_loss).items():
-            if value is not None:   # the training-stage options, hashed only when set
-                self.options[key] = value
-        self.check_training_options()
+                         default_hooks=default_hooks, data=data, max_samples=max_samples,
+                         **options)
         self.check_types(model, custom_hooks)
         self.check_batch_size(model, batch_size)
 
@@ -228,8 +208,6 @@ class TrainSegmentor(TrainingStage):
         train_set = self.build_train_set(ctx)
         model_cfg = self.model_cfg(train_set.num_classes)
         model = self.build_model(ctx, model_cfg)
-        if self.options.get('channels_last'):
-            model = to_channels_last(model, self.name)
         runner = self._runner(ctx, model, train_set)
         with compat.allow_mmengine_checkpoints():
             runner.train()

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from wsss_core.registry import MODELS
 
-from .bilateral import METHODS, bilateral_filter
+from .bilateral import METHODS, bilateral_filter, grid_bilateral_filter
 
 __all__ = ['DenseEnergyLoss', 'dense_energy_gate']
 
@@ -45,6 +45,14 @@ def dense_energy_gate(probs: torch.Tensor, roi: torch.Tensor, label: torch.Tenso
     gate = roi.to(probs.dtype) - probs.detach().amax(1)
     gate = torch.where(label == IGNORE_INDEX, torch.ones_like(gate), gate)
     return gate.clamp_min(0.0)
+
+
+def grid_filter_parameters() -> dict:
+    """The options of the bilateral grid (``cell``, ``shifts``, ``max_grid_elements``) with
+    their defaults: what DenseEnergyLoss's ``**grid_options`` takes."""
+    import inspect
+    params = inspect.signature(grid_bilateral_filter).parameters.values()
+    return {p.name: p.default for p in params if p.default is not p.empty}
 
 
 @MODELS.register_module()
@@ -63,6 +71,9 @@ class DenseEnergyLoss(nn.Module):
     ``forward(image (B, 3, H, W) 0..255, probs (B, K, H, W) soft-max, roi (B, H, W) 0/1,
     label (B, H, W) or (B, 1, H, W) with 255 = ignore)`` returns the scalar ``E``.
     """
+
+    #: what ``**grid_options`` takes: the grid filter's keyword parameters
+    extra_parameters = staticmethod(grid_filter_parameters)
 
     def __init__(self, weight: float = 1e-7, sigma_rgb: float = 15.0, sigma_xy: float = 100.0,
                  scale_factor: float = 0.5, method: str = 'grid', **grid_options):

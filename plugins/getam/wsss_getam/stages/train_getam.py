@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.registry import STAGES
-from wsss_deeplab.recipe_fragments import refuse_recipe_option
+from wsss_deeplab.recipe_fragments import RECIPE_FRAGMENT_HINT
 
 from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'getam')
 
@@ -71,11 +71,10 @@ class TrainGETAM(TrainClassifier):
 
     find_unused_parameters = True
 
-    def __init__(self, name: str, **options):
-        refuse_recipe_option('TrainGETAM', options, "'getam::_recipes/voc12.py'")
-        self._setup(name, **options)
+    #: options it no longer takes, with the way forward (the refusal's hint)
+    retired_options = {'recipe': RECIPE_FRAGMENT_HINT}
 
-    def _setup(self, name: str, model: dict, max_epochs: int = 20, batch_size: int = 4,
+    def __init__(self, name: str, model: dict, max_epochs: int = 20, batch_size: int = 4,
                  crop: int = 256, long_side: Sequence[int] = (230, 292), lr: float = 0.04,
                  weight_decay: float = 5e-4, momentum: float = 0.0,
                  reference_optimizer: bool = False, cls_fraction: float = 0.5,
@@ -90,7 +89,7 @@ class TrainGETAM(TrainClassifier):
                         seg_lr_scale=float(seg_lr_scale), power=float(power))
         optim = optim_wrapper or getam_optim_wrapper(lr, weight_decay, momentum,
                                                      reference_optimizer)
-        TrainClassifier.__init__(self, name, model=model, max_epochs=max_epochs, batch_size=batch_size,
+        super().__init__(name, model=model, max_epochs=max_epochs, batch_size=batch_size,
                          val_split=val_split, optim_wrapper=optim,
                          custom_hooks=[schedule, *custom_hooks], crop=int(crop),
                          long_side=[int(v) for v in long_side],
