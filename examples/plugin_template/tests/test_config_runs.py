@@ -1,5 +1,5 @@
-"""The shipped config runs end to end (on tiny data) and MarginLabels only adds ignore pixels
-to what the plain threshold labels say."""
+"""The shipped config runs end to end (on tiny data): MarginLabels only adds ignore pixels to
+what the plain threshold labels say, and DropSmallRegions writes its rule applied to them."""
 import numpy as np
 
 from wsss_core.config import load_config, merge_options
@@ -7,6 +7,7 @@ from wsss_core.io import read_label_png
 from wsss_core.pipeline import Pipeline
 from wsss_core.plugin_loader import load_plugins
 from wsss_core.testing import tiny_data_cfg
+from wsss_template.drop_small_regions import drop_small_regions
 
 
 def test_config_runs_on_tiny_data(tmp_path):
@@ -28,5 +29,11 @@ def test_config_runs_on_tiny_data(tmp_path):
         np.testing.assert_array_equal(ours[kept], plain[kept])
         ignored += int((~kept).sum())
     assert ignored > 0
-    metrics = results['eval_margin'].manifest['metrics']
-    assert 0 <= metrics['miou'] <= 1 and 0 <= metrics['precision'] <= 1
+    clean = sorted((tmp_path / 'labels_clean' / 'labels').glob('*.png'))
+    assert [p.name for p in clean] == [p.name for p in margin]
+    for path in clean:
+        source = read_label_png(tmp_path / 'labels_margin' / 'labels' / path.name)
+        np.testing.assert_array_equal(read_label_png(path), drop_small_regions(source, 16))
+    for name in ('eval_margin', 'eval_clean'):
+        metrics = results[name].manifest['metrics']
+        assert 0 <= metrics['miou'] <= 1 and 0 <= metrics['precision'] <= 1

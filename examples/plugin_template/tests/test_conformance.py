@@ -11,4 +11,5 @@ def test_the_plugin_passes_the_conformance_suite():
     checked = {(r.case.subject, r.case.check) for r in report.results if r.status == 'passed'}
     assert ('MarginLabels', 'behaviour') in checked          # labels in 0..C or 255
     assert ('MarginLabels', 'determinism') in checked
+    assert ('DropSmallRegions', 'build') in checked          # a stage: built from its example
     assert ('synthetic_margin.py', 'config') in checked      # the shipped config parses

@@ -10,8 +10,9 @@ from wsss_core.plugin_table import plugin_hooks
 from . import __version__
 
 #: registry -> {component name: the module that registers it}
-COMPONENTS = {'LABEL_REFINERS': {'MarginLabels': '.margin_labels'}}
+COMPONENTS = {'LABEL_REFINERS': {'MarginLabels': '.margin_labels'},
+              'STAGES': {'DropSmallRegions': '.drop_small_regions'}}
 
 hookimpls = plugin_hooks(name='template', version=__version__, package=__package__,
                          components=COMPONENTS, requires=['core'], configs='.configs',
-                         description='template plugin: margin-based pseudo labels')
+                         description='template plugin: margin-based pseudo labels without specks')

@@ -1,5 +1,6 @@
 # The template's config: the baseline classifier and CAMs on SyntheticShapes, then pseudo labels
-# by MarginLabels next to the plain threshold, each evaluated.  CPU, about a minute.
+# by MarginLabels next to the plain threshold, MarginLabels' labels without their specks
+# (DropSmallRegions), each evaluated.  CPU, about a minute.
 # Run: wsss-run template::synthetic_margin.py
 seed = 0
 work_dir = 'work_dirs/template_margin'
@@ -19,6 +20,8 @@ stages = dict(
                           refiners=[dict(type='BackgroundThreshold', threshold=0.25)]),
     labels_margin=dict(type='RefineLabels', cams='cams',
                        refiners=[dict(type='MarginLabels', threshold=0.25, margin=0.1)]),
+    labels_clean=dict(type='DropSmallRegions', labels='labels_margin', min_pixels=16),
     eval_threshold=dict(type='EvaluateLabels', labels='labels_threshold'),
     eval_margin=dict(type='EvaluateLabels', labels='labels_margin'),
+    eval_clean=dict(type='EvaluateLabels', labels='labels_clean'),
 )
