@@ -60,7 +60,7 @@ def build_stage_objects(cfg: dict, workdir: str, device: str):
     stage = build(dict(cfg['stages'][0]), STAGES)
     ctx = StageContext(cfg=Config(cfg), work_dir=workdir, stage_dir=workdir, seed=0,
                        device=device, progress=False)
-    train_set = stage.build_train_set(ctx, stage._data_cfg(ctx))
+    train_set = stage.build_train_set(ctx, stage.data_config(ctx))
     model = stage.build_model(ctx, stage.model_cfg(train_set.num_classes)).to(device)
     return stage, train_set, model
 

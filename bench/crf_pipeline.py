@@ -61,7 +61,7 @@ def write_checkpoint_stage(work_dir: Path, model_name: str) -> None:
 
 def timed_run(cfg, work_dir: Path, name: str, device: str, crf_workers: int) -> dict:
     from wsss_core.pipeline.stage import StageContext
-    from wsss_deeplab.stages.segmentor_inference import TestSegmentor
+    from wsss_core.pipeline.segmentor_inference import TestSegmentor
     stage = TestSegmentor(name, checkpoint='deeplab', split='val', crf=True,
                           crf_workers=crf_workers)
     ctx = StageContext(cfg=cfg, work_dir=work_dir, stage_dir=work_dir / name, device=device,

@@ -1,6 +1,6 @@
 """Benchmark: TestSegmentor's post-processing pass (dense CRF) with 1 worker vs a 2-worker pool.
 
-The pass is what the stage runs: :class:`wsss_deeplab.stages.postprocess.PostprocessJob`
+The pass is what the stage runs: :class:`wsss_core.pipeline.segmentor_postprocess.PostprocessJob`
 over the dataset indices through ``wsss_core.refiners.parallel.map_images`` (``workers=1``
 runs inline in this process, ``workers=2`` a spawn pool), with the ``deeplab`` CRF preset
 on the raw RGB image.  Inputs are VOC-sized: ``--images`` 500x375 images with 21 labels,
@@ -35,7 +35,7 @@ def write_inputs(root: Path, n: int) -> None:
     import cv2
     from crf_throughput import make_item  # bench/ is on sys.path when run as a script
     from wsss_core.io import save_label_png
-    from wsss_deeplab.stages.postprocess import save_logits
+    from wsss_core.pipeline.segmentor_postprocess import save_logits
     for d in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation', 'logits'):
         (root / d).mkdir(parents=True, exist_ok=True)
     ids = [f'img_{i:04d}' for i in range(n)]
@@ -67,7 +67,7 @@ def main() -> None:
     from wsss_core.datasets import build_dataset
     from wsss_core.refiners.dense_crf import crf_params
     from wsss_core.refiners.parallel import map_images
-    from wsss_deeplab.stages.postprocess import PostprocessJob
+    from wsss_core.pipeline.segmentor_postprocess import PostprocessJob
 
     params = crf_params('deeplab')
     tmp = Path(tempfile.mkdtemp(prefix='bench_deeplab_crf_'))

@@ -11,7 +11,8 @@ from mmengine.config import Config
 from wsss_core.config_errors import ConfigBuildError
 from wsss_core.declared_parameters import (HASH_VERSION, REQUIRED, declaration_of,
                                            same_value)
-from wsss_core.pipeline.stage import Stage, StageContext, TrainingStage
+from wsss_core.pipeline.stage import Stage, StageContext
+from wsss_core.pipeline.training_stage import TrainingStage
 
 
 class _Base(Stage):
@@ -107,15 +108,18 @@ def _real_args(name: str) -> dict:
     return {}
 
 
+_PLUGINS = ('deeplab', 'oaa', 'nsrom', 'edam', 'moana', 'getam')
+
+
 def _all_components():
-    from wsss_core.plugin_loader import load_plugins
-    load_plugins(['deeplab', 'oaa', 'nsrom', 'edam', 'moana', 'getam'])
-    out = []
-    for reg_name, reg in sorted(_registries().items()):
-        for name, cls in sorted(reg.module_dict.items()):
-            if inspect.isclass(cls):
-                out.append((reg_name, name))
-    return out
+    """(registry, name) of every component the core's and the shipped plugins' component
+    tables declare; read from the torch-free tables, so collecting registers nothing (a test
+    that expects a plugin's component to be unknown may run before this file)."""
+    import importlib
+    tables = [importlib.import_module('wsss_core.core_plugin').COMPONENTS]
+    tables += [importlib.import_module(f'wsss_{p}.plugin').COMPONENTS for p in _PLUGINS]
+    return sorted((reg, name) for table in tables for reg, names in table.items()
+                  for name in names)
 
 
 @pytest.mark.parametrize('reg_name, name', _all_components())
@@ -123,9 +127,12 @@ def test_every_registered_component_refuses_a_misspelt_option(reg_name, name):
     """Every stage and component: an option one letter off a declared one is refused when it
     is built, naming the option; with a closed declaration the message names the closest
     declared option (checked before the constructor runs)."""
+    from wsss_core.plugin_loader import load_plugins
     from wsss_core.registry import build
+    load_plugins(list(_PLUGINS))
     reg = _registries()[reg_name]
     cls = reg.module_dict[name]
+    assert inspect.isclass(cls), f'{name} is not a class: nothing declares its options'
     decl = declaration_of(cls)
     if decl.open and name not in _DELEGATES:
         pytest.fail(f'{reg_name} {name} has an open declaration: declare its **kwargs '
@@ -151,3 +158,12 @@ def test_every_registered_component_refuses_a_misspelt_option(reg_name, name):
     assert misspelt in str(err.value)
     if named:
         assert f"did you mean '{target}'" in str(err.value)
+
+
+def test_a_stage_without_a_constructor_takes_only_its_name():
+    class Bare(Stage):
+        pass
+    assert declaration_of(Bare).parameters == {'name': REQUIRED}
+    assert Bare('b').options == {}
+    with pytest.raises(ConfigBuildError, match="does not take the option 'size'"):
+        Bare('b', size=1)

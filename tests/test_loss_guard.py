@@ -203,7 +203,7 @@ def test_held_back_batches_keep_the_accumulation_windows(nan_at, steps):
 def test_bad_training_options_are_refused_when_the_stage_is_built(option):
     """Before any earlier stage of the pipeline runs, not when this one starts."""
     from wsss_core.pipeline.stage import StageError
-    from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+    from wsss_core.pipeline.train_segmentor import TrainSegmentor
     model = dict(type='CAMClassifier', backbone=dict(type='SmallResNet'))
     key = next(iter(option))
     with pytest.raises(StageError, match=key):

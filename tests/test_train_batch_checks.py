@@ -12,7 +12,7 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from wsss_core.pipeline import Pipeline, StageError
-from wsss_core.pipeline.stage import TrainingStage
+from wsss_core.pipeline.training_stage import TrainingStage
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.testing import TINY_GENERATOR, tiny_classify_stage
 

@@ -94,6 +94,8 @@ def _transform_examples():
         ComponentExample('RandomHorizontalFlip', dict(prob=0.5)),
         ComponentExample('RandomRescale', dict(scale_range=(0.5, 1.5))),
         ComponentExample('RandomPadCrop', dict(size=28, pad=2)),
+        ComponentExample('RandomScaleChoice', dict(scales=(0.5, 0.75, 1.25))),
+        ComponentExample('PadToSize', dict(size=40)),
         ComponentExample('PackInputs', dict(keys=('img', 'labels', 'gt_seg'))),
         ComponentExample('Resize', dict(size=(16, 20))),
         ComponentExample('RandomLongSide', dict(low=16, high=40)),
@@ -143,6 +145,10 @@ def _stage_examples():
         ComponentExample('RenderSheet', dict(name='sheet', cams='cams')),
         ComponentExample('TrainIRN', dict(name='irn', labels='labels')),
         ComponentExample('RandomWalkLabels', dict(name='rw', cams='cams', irn='irn')),
+        # the segmenter stages: any registered model builds the stage (the networks, e.g.
+        # DeepLab's, are plugins'); TestSegmentor checks the Segmenter protocol when it loads
+        ComponentExample('TrainSegmentor', dict(name='seg', labels='labels', model=tiny)),
+        ComponentExample('TestSegmentor', dict(name='test', checkpoint='seg')),
         ComponentExample('EvaluateWSOL', dict(name='wsol', source='classify')),
         ComponentExample('NonFiniteLossGuard', dict(stage='classify', mode='error')),
         ComponentExample('RandomStateHook'),

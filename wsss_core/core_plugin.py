@@ -24,9 +24,12 @@ COMPONENTS = {
         'SyntheticShapesWSOL': '.wsol.synthetic',
         'TaggedImageFolder': '.datasets.tagged_folder',
     },
-    'TRANSFORMS': {name: '.datasets.transforms' for name in (
-        'RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs', 'Resize',
-        'RandomLongSide', 'ColorJitter', 'MarkValidPixels')},
+    'TRANSFORMS': {
+        **{name: '.datasets.transforms' for name in (
+            'RandomHorizontalFlip', 'RandomRescale', 'RandomPadCrop', 'PackInputs', 'Resize',
+            'RandomLongSide', 'ColorJitter', 'MarkValidPixels')},
+        'RandomScaleChoice': '.datasets.seg_transforms', 'PadToSize': '.datasets.seg_transforms',
+    },
     'METRICS': {
         'MultiLabelMAP': '.evaluation.classification', 'WSOLMetric': '.wsol.metric',
     },
@@ -55,6 +58,8 @@ COMPONENTS = {
         'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.irn.train_irn',
         'RandomWalkLabels': '.irn.random_walk_labels',
         'EvaluateWSOL': '.wsol.evaluate_wsol',
+        'TrainSegmentor': '.pipeline.train_segmentor',
+        'TestSegmentor': '.pipeline.segmentor_inference',
     },
 }
 

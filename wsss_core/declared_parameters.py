@@ -124,9 +124,7 @@ def declaration_of(cls: type) -> Declaration:
     for klass in cls.__mro__:
         if klass is object:
             break
-        if klass.__dict__.get('stores_declared_options', False):
-            open_ = False
-            break
+        storage = klass.__dict__.get('stores_declared_options', False)
         init = klass.__dict__.get('__init__')
         if init is None:
             continue
@@ -135,6 +133,9 @@ def declaration_of(cls: type) -> Declaration:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in parameters:
                 continue
             parameters[p.name] = REQUIRED if p.default is p.empty else p.default
+        if storage:   # its **options hold what the walked constructors declared: closed
+            open_ = False
+            break
         open_ = any(p.kind == p.VAR_KEYWORD for p in params)
         extra = klass.__dict__.get('extra_parameters')
         if open_ and extra is not None:

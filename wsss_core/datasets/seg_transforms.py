@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 import torch
 
-from wsss_core.registry import TRANSFORMS
-
-from ..models.label_resize import pil_nearest_indices
+from ..registry import TRANSFORMS
+from .label_resize import pil_nearest_indices
 
 __all__ = ['LABEL_MAPS', 'RandomScaleChoice', 'PadToSize', 'deeplab_train_pipeline']
 

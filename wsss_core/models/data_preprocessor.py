@@ -12,6 +12,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+#: the per-channel BGR mean that Caffe-trained networks subtract (DeepLab's
+#: ``CaffeNormalize``; TestSegmentor's mean-subtracted CRF image)
+CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)
+
 @MODELS.register_module()
 class NormalizeImages(BaseDataPreprocessor):
     """``img`` uint8 (B, 3, H, W) -> float ``(img / 255 - mean) / std`` on the model's device.

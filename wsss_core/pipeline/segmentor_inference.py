@@ -13,7 +13,7 @@ Two passes (``docs/methods/deeplab.md`` §4.6-4.7; the mIoU as in
    the network's own MSC max fusion inside ``net``).  Stored as ``logits/<id>.npz``
    (float16, or float32 for an image whose scores exceed float16's range), the reference's
    ``.npy`` logits, reusable by later stages (e.g. NSROM).
-2. **labels** -- :class:`~.postprocess.PostprocessJob`: upsample, softmax, argmax
+2. **labels** -- :class:`~.segmentor_postprocess.PostprocessJob`: upsample, softmax, argmax
    (``predictions_raw/`` when a CRF runs) and, with ``crf``, the core's dense CRF (preset
    ``'deeplab'``) on the raw RGB image (or the reference's quirk, ``image=
    'mean_subtracted_bgr'``); ``predictions/<id>.png`` holds the final labels (palettised:
@@ -59,28 +59,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_core.datasets import build_dataset
-from wsss_core.evaluation.confusion import ConfusionMatrix
-from wsss_core.evaluation.miou_conventions import check_convention
-from wsss_core.io import write_json
-from wsss_core.pipeline.memory_format import check_channels_last, to_channels_last
-from wsss_core.pipeline.per_image import PerImageStage, Share
-from wsss_core.pipeline.stage import StageContext, StageError
-from wsss_core.pipeline.artifacts import PREDICTIONS, TRAINED_MODEL
-from wsss_core.refiners.dense_crf import crf_params
-from wsss_core.refiners.parallel import map_images
-from wsss_core.registry import STAGES
-
-from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'deeplab')
-from ..models.msc import rescale_input
-from ..recipe_fragments import RECIPE_FRAGMENT_HINT
-from .postprocess import CRF_IMAGES, PostprocessJob, save_logits
+from ..datasets import build_dataset
+from ..evaluation.confusion import ConfusionMatrix
+from ..evaluation.miou_conventions import check_convention
+from ..io import write_json
+from ..models.protocols import Segmenter, require_model
+from ..models.rescale import rescale_input
+from ..refiners.dense_crf import crf_params
+from ..refiners.parallel import map_images
+from ..registry import STAGES
+from .artifacts import PREDICTIONS, TRAINED_MODEL
+from .memory_format import check_channels_last, to_channels_last
+from .per_image import PerImageStage, Share
+from .recipe_fragments import RECIPE_FRAGMENT_HINT
+from .segmentor_postprocess import CRF_IMAGES, PostprocessJob, save_logits
+from .stage import StageContext, StageError
 
 __all__ = ['TestSegmentor', 'tta_logits', 'normalize_crf_cfg']
 
 
 def normalize_crf_cfg(crf: Union[None, bool, dict]) -> Optional[dict]:
-    """``None``/``False`` -> no CRF; ``True`` -> the deeplab preset on the raw RGB image;
+    """``None``/``False`` -> no CRF; ``True`` -> the DeepLab plugin's preset ``deeplab`` on the raw RGB image;
     a dict ``dict(type='DenseCRF', preset='deeplab', image='raw_rgb', **overrides)``."""
     if crf is None or crf is False:
         return None
@@ -187,7 +186,8 @@ class TestSegmentor(PerImageStage):
     def setup(self, ctx: StageContext) -> None:
         o = self.options
         trained = self.read_input(ctx, 'checkpoint')
-        self.model = trained.load(ctx.device)
+        self.model = require_model(trained.load(ctx.device), Segmenter,
+                                   f"[{self.name}] TestSegmentor (checkpoint='{o['checkpoint']}')")
         if o.get('channels_last'):
             self.model = to_channels_last(self.model, self.name)
         self.dataset = self._dataset(ctx)

@@ -26,11 +26,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from wsss_core.evaluation.confusion import confusion_matrix
-from wsss_core.io import read_label_png, save_label_png
-from wsss_core.refiners.dense_crf import CRFParams, dense_crf
-
-from ..models.caffe_normalize import CAFFE_BGR_MEAN
+from ..evaluation.confusion import confusion_matrix
+from ..io import read_label_png, save_label_png
+from ..models.data_preprocessor import CAFFE_BGR_MEAN
+from ..refiners.dense_crf import CRFParams, dense_crf
 
 __all__ = ['CRF_IMAGES', 'save_logits', 'load_logits', 'upsampled_probs', 'crf_image',
            'PostprocessJob']

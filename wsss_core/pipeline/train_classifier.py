@@ -1,30 +1,22 @@
-"""TrainClassifier: train an image-level classifier with an mmengine Runner.
+"""TrainClassifier: train an image-level classifier, the epoch preset of the one trainer.
 
-Everything the Runner takes (``optim_wrapper``, ``param_scheduler``, ``custom_hooks``,
-``default_hooks``, ``train_cfg``, ``sampler`` ...) is stage config, so method plugins add
-their hooks (e.g. attention accumulation) and samplers (e.g. image pairs) by config.
-Writes ``model.pth`` (weights only) and records the model config in the manifest, so later
-stages rebuild the same network.
+A preset of :class:`~wsss_core.pipeline.training_stage.TrainingStage`: epochs over
+``train_split`` with image labels (flip + reflect-pad-8 crop by default), AdamW 2e-3 with a
+one-cycle schedule unless the config gives ``optim_wrapper`` / ``param_scheduler``, mAP on
+``val_split`` at the end.  Everything the Runner takes (``custom_hooks``, ``default_hooks``,
+``sampler`` ...) is stage config, so method plugins add their hooks (e.g. attention
+accumulation) and samplers (e.g. image pairs) by config.  Writes ``model.pth`` (weights
+only) and records a trained-model artifact, so later stages rebuild the same network.
 """
 from __future__ import annotations
 
 import copy
-import itertools
-from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
-from mmengine.dist import is_main_process
-
-from .. import compat
 from ..datasets import build_dataset
-from ..io import atomic_write
 from ..registry import STAGES
-from ..visualization.tensorboard import default_visualizer
-from .artifacts import TRAINED_MODEL, merged_records
-from .stage import StageContext, StageError, TrainingStage
-
-_RUNNER_IDS = itertools.count()
+from .stage import StageContext, StageError
+from .training_stage import TrainingStage, TrainLoop
 DEFAULT_PIPELINE = (dict(type='RandomHorizontalFlip'), dict(type='RandomPadCrop', pad=8),
                     dict(type='PackInputs', keys=('img', 'labels')))
 
@@ -64,30 +56,10 @@ class TrainClassifier(TrainingStage):
         self.check_types(model, custom_hooks)
         self.check_batch_size(model, batch_size)
 
-    def produced_kinds(self) -> tuple:
-        """A trained model, plus what its hooks publish (e.g. OAA's accumulated maps)."""
-        return (TRAINED_MODEL,) + published_kinds(self.options.get('custom_hooks'))
-
-    # ------------------------------------------------------------------ building
-    def _data_cfg(self, ctx: StageContext) -> dict:
-        cfg = ctx.data_cfg
-        cfg.update(self.options.get('data') or {})
-        return cfg
-
+    # ------------------------------------------------------------------ the preset
     def model_cfg(self, num_classes: int) -> dict:
         cfg = copy.deepcopy(dict(self.options['model']))
         cfg.setdefault('num_classes', num_classes)
-        return cfg
-
-    def _dataloader(self, dataset, batch_size, shuffle, sampler=None,
-                    drop_last: bool = False) -> dict:
-        cfg = dict(dataset=dataset, batch_size=batch_size,
-                   num_workers=self.options['num_workers'],
-                   persistent_workers=self.options['num_workers'] > 0,
-                   sampler=sampler or dict(type='DefaultSampler', shuffle=shuffle),
-                   collate_fn=dict(type='default_collate'))
-        if drop_last:   # else mmengine's default
-            cfg['drop_last'] = True
         return cfg
 
     def check_batches_per_epoch(self, train_set) -> None:
@@ -111,38 +83,26 @@ class TrainClassifier(TrainingStage):
             f'that incomplete batch, leaving no training batch: {smaller}use a larger split, '
             'or set drop_last=False')
 
-    def _runner(self, ctx: StageContext, model, train_set, val_set):
-        from mmengine.runner import Runner
+    def train_loop(self, train_set) -> TrainLoop:
+        """``max_epochs`` epochs, validated after the last; the schedule spans every batch
+        (the last, incomplete one of each epoch dropped with ``drop_last``)."""
         o = self.options
         epochs = o['max_epochs']
         per_epoch = (len(train_set) // o['batch_size'] if o.get('drop_last')
                      else -(-len(train_set) // o['batch_size']))
-        steps = epochs * max(1, per_epoch)
-        optim = self.optim_wrapper_for_device(ctx, o['optim_wrapper'] or dict(
-            type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4)))
-        sched = o['param_scheduler'] or self.default_schedule(optim['optimizer']['lr'], steps)
-        hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
-                     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
-                                     save_last=True))
-        hooks.update(o['default_hooks'] or {})
-        kwargs = dict(
-            model=model, work_dir=str(ctx.stage_dir),
-            experiment_name=f'{self.name}-{next(_RUNNER_IDS)}',  # unique mmengine instances
-            train_dataloader=self._dataloader(train_set, o['batch_size'], True, o['sampler'],
-                                              drop_last=bool(o.get('drop_last'))),
-            train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
-            optim_wrapper=optim, param_scheduler=sched,
-            launcher=ctx.launcher, default_scope='wsss_core',
-            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
-            log_processor=dict(by_epoch=True), visualizer=default_visualizer(),
-            **self.protected_runner_kwargs(ctx, hooks))
-        runner_cfg = self.runner_cfg(ctx)
-        if runner_cfg:
-            kwargs['cfg'] = runner_cfg
-        if val_set is not None:
-            kwargs.update(val_dataloader=self._dataloader(val_set, o['batch_size'], False),
-                          val_evaluator=dict(type='MultiLabelMAP'), val_cfg=dict())
-        return Runner(**kwargs)
+        return TrainLoop(dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
+                         by_epoch=True, steps=epochs * max(1, per_epoch))
+
+    def default_optim_wrapper(self) -> dict:
+        """AdamW, lr 2e-3, weight decay 1e-4."""
+        return dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+
+    def default_hooks(self) -> dict:
+        """A log line every ``log_interval`` iterations; a checkpoint every epoch (the last
+        two kept)."""
+        return dict(logger=dict(type='LoggerHook', interval=self.options['log_interval']),
+                    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                                    save_last=True))
 
     def default_schedule(self, lr: float, total_steps: int) -> list:
         """The lr schedule when the config gives none (one-cycle); subclasses override."""
@@ -165,36 +125,27 @@ class TrainClassifier(TrainingStage):
         return build_dataset(data_cfg, split=self.options['train_split'],
                              pipeline=self.train_pipeline(ctx), load_gt=False)
 
-    # ------------------------------------------------------------------ run
-    def run(self, ctx: StageContext) -> dict:
-        data_cfg = self._data_cfg(ctx)
+    def datasets(self, ctx: StageContext):
+        """``train_split`` through :meth:`build_train_set`, and ``val_split`` (or None)."""
+        data_cfg = self.data_config(ctx)
         train_set = self.build_train_set(ctx, data_cfg)
         self.check_batches_per_epoch(train_set)
         val_set = None
         if self.options['val_split']:
             val_set = build_dataset(data_cfg, split=self.options['val_split'], load_gt=False,
                                     pipeline=[dict(type='PackInputs', keys=('img', 'labels'))])
-        model_cfg = self.model_cfg(train_set.num_classes)
-        model = self.build_model(ctx, model_cfg)
-        runner = self._runner(ctx, model, train_set, val_set)
-        with compat.allow_mmengine_checkpoints():
-            runner.train()
+        return train_set, val_set
+
+    def record(self, ctx: StageContext, runner, net, train_set, val_set, model_cfg: dict) -> dict:
+        """The final validation's metrics, the image counts, the trained model."""
         metrics = final_val_metrics(runner)
         if val_set is not None and not metrics:  # resumed after the last epoch had finished
             metrics = dict(runner.val())
-        net = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        if is_main_process():   # one writer: the ranks' BN statistics may differ
-            with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
-                torch.save(net.state_dict(), fh)
-        model_record = TRAINED_MODEL.record('model.pth', model_cfg, train_set.num_classes,
-                                            train_set.class_names)
         return dict(metrics={k: float(v) for k, v in metrics.items()},
                     counts=dict(train_images=len(train_set),
                                 val_images=len(val_set) if val_set is not None else 0),
-                    artifacts=merged_records(model_record,
-                                             *published_records(
-                                                 runner, self.options['train_split'],
-                                                 train_set)))
+                    artifacts=self.model_artifacts(runner, train_set, model_cfg,
+                                                   self.options['train_split']))
 
 
 def one_cycle_schedule(lr: float, total_steps: int, pct_start: float = 0.15) -> list:
@@ -216,24 +167,3 @@ def final_val_metrics(runner) -> dict:
     scalars = runner.message_hub.log_scalars
     return {k[4:]: scalars[k].current() for k in scalars if k.startswith('val/')
             and k not in ('val/time', 'val/data_time')}
-
-
-def published_kinds(custom_hooks) -> tuple:
-    """The artifact kinds the hooks of ``custom_hooks`` publish through their stage (a hook
-    class's ``publishes``, :mod:`~wsss_core.pipeline.artifacts`)."""
-    from ..registry import HOOKS, lookup
-    kinds = []
-    for hook in custom_hooks or ():
-        kind = hook.get('type') if isinstance(hook, dict) else None
-        cls = kind if isinstance(kind, type) else lookup(HOOKS, kind) if kind else None
-        published = getattr(cls, 'publishes', None)
-        if published is not None and published not in kinds:
-            kinds.append(published)
-    return tuple(kinds)
-
-
-def published_records(runner, split: str, train_set) -> list:
-    """The artifact records that the runner's publishing hooks return after training
-    (``hook.published_artifacts(runner, split, train_set)``), in hook order."""
-    return [hook.published_artifacts(runner, split, train_set) for hook in runner.hooks
-            if getattr(hook, 'publishes', None) is not None]

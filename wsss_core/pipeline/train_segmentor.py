@@ -6,7 +6,7 @@ stage config:
 * data: the images of a pseudo-label stage's split with its ``labels/<id>.png``
   (``labels='<stage>'``), or the data set's ground truth (``labels=None``); augmentation:
   random scale from (0.5, 0.75, 1.0, 1.25, 1.5), pad to 321 (label 255), random 321 crop,
-  flip (:func:`~wsss_deeplab.datasets.transforms.deeplab_train_pipeline`);
+  flip (:func:`~wsss_core.datasets.seg_transforms.deeplab_train_pipeline`);
 * optimiser: SGD momentum 0.9, lr 2.5e-4, weight decay 5e-4, groups x1 / x10 / x20
   (:mod:`~wsss_core.optim.param_groups`), ``iter_size`` gradient accumulation (2);
 * schedule: poly, power 0.9, over ``max_iters`` (20000) iterations, batch 5;
@@ -27,30 +27,21 @@ TestSegmentor (or any later stage) rebuilds the same network.
 from __future__ import annotations
 
 import copy
-import itertools
-from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
-from mmengine.dist import is_main_process
-
-from wsss_core import compat
-from wsss_core.datasets import build_dataset
-from wsss_core.io import atomic_write
-from wsss_core.optim.poly_schedule import poly_schedule
-from wsss_core.pipeline.accumulation import UpdateParamSchedulerHook
-from wsss_core.pipeline.artifacts import LABEL_SET, TRAINED_MODEL
-from wsss_core.pipeline.stage import StageContext, StageError, TrainingStage
-from wsss_core.registry import STAGES
-from wsss_core.visualization.tensorboard import default_visualizer
-
-from wsss_core.datasets.seg_samples import SegmentationSamples
-from ..datasets.transforms import deeplab_train_pipeline
-from ..recipe_fragments import RECIPE_FRAGMENT_HINT
+from ..datasets import build_dataset
+from ..datasets.seg_samples import SegmentationSamples
+from ..datasets.seg_transforms import deeplab_train_pipeline
+from ..optim.poly_schedule import poly_schedule
+from ..registry import STAGES
+from .accumulation import UpdateParamSchedulerHook
+from .artifacts import LABEL_SET
+from .recipe_fragments import RECIPE_FRAGMENT_HINT
+from .stage import StageContext, StageError
+from .training_stage import TrainingStage, TrainLoop
 
 __all__ = ['TrainSegmentor', 'reference_optim_wrapper', 'inference_model_cfg']
 
-_RUNNER_IDS = itertools.count()
 REFERENCE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 
@@ -106,7 +97,6 @@ class TrainSegmentor(TrainingStage):
     """
 
     reads = {'labels': LABEL_SET}
-    produces = (TRAINED_MODEL,)
 
     #: options it no longer takes, with the way forward (the refusal's hint)
     retired_options = {'recipe': RECIPE_FRAGMENT_HINT}
@@ -143,18 +133,19 @@ class TrainSegmentor(TrainingStage):
         self.check_types(model, custom_hooks)
         self.check_batch_size(model, batch_size)
 
-    # ------------------------------------------------------------------ data
-    def _label_source(self, ctx: StageContext):
-        """``(label_dir or None, split)`` from the labels stage's manifest."""
+    # ------------------------------------------------------------------ the preset
+    def label_source(self, ctx: StageContext):
+        """``(label folder or None, split)``: the ``labels`` stage's label set, or None and
+        the ground truth of ``train_split`` (default 'train')."""
         if self.options['labels'] is None:
             return None, self.options['train_split'] or 'train'
         labels = self.read_input(ctx, 'labels')
         return labels.folder, self.options['train_split'] or labels.split
 
-    def build_train_set(self, ctx: StageContext) -> SegmentationSamples:
+    def build_train_set(self, ctx: StageContext, data_cfg: dict) -> SegmentationSamples:
+        """The images of the split with their label maps, through the augmentation."""
         o = self.options
-        label_dir, split = self._label_source(ctx)
-        data_cfg = dict(ctx.data_cfg, **(o['data'] or {}))
+        label_dir, split = self.label_source(ctx)
         base = build_dataset(data_cfg, split=split, load_gt=label_dir is None,
                              max_samples=o['max_samples'])
         label_key = 'pseudo_seg' if label_dir is not None else 'gt_seg'
@@ -162,59 +153,52 @@ class TrainSegmentor(TrainingStage):
                                                            label_key, o['flip'])
         return SegmentationSamples(base, label_dir, pipeline)
 
+    def datasets(self, ctx: StageContext):
+        """The training samples; no validation (TestSegmentor evaluates)."""
+        return self.build_train_set(ctx, self.data_config(ctx)), None
+
     def model_cfg(self, num_classes: int) -> dict:
         cfg = copy.deepcopy(self.options['model'])
         cfg.setdefault('num_classes', num_classes + 1)
         return cfg
 
-    # ------------------------------------------------------------------ runner
-    def _runner(self, ctx: StageContext, model, train_set):
-        from mmengine.runner import Runner
-        o = self.options
-        optim = self.optim_wrapper_for_device(ctx, o['optim_wrapper'] or reference_optim_wrapper(
-            o['lr'], o['momentum'], o['weight_decay'], o['iter_size']))
-        batches = o['max_iters'] * o['iter_size']
-        sched = o['param_scheduler'] or poly_schedule(
-            batches, o['power'], interval=o['lr_interval'] * o['iter_size'])
-        hooks = dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
-                     checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                                     interval=o['checkpoint_interval'] * o['iter_size'],
-                                     max_keep_ckpts=2,
-                                     save_last=True),
-                     # with iter_size > 1: schedulers step after the optimiser, never before
-                     param_scheduler=dict(type=UpdateParamSchedulerHook))
-        hooks.update(o['default_hooks'] or {})
-        kwargs = dict(
-            model=model, work_dir=str(ctx.stage_dir),
-            experiment_name=f'{self.name}-{next(_RUNNER_IDS)}',
-            train_dataloader=dict(dataset=train_set, batch_size=o['batch_size'],
-                                  num_workers=o['num_workers'],
-                                  persistent_workers=o['num_workers'] > 0,
-                                  sampler=dict(type='InfiniteSampler', shuffle=True),
-                                  collate_fn=dict(type='default_collate')),
-            train_cfg=dict(by_epoch=False, max_iters=batches, val_interval=batches + 1),
-            optim_wrapper=optim, param_scheduler=sched,
-            launcher=ctx.launcher, default_scope='wsss_core',
-            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
-            log_processor=dict(by_epoch=False), visualizer=default_visualizer(),
-            **self.protected_runner_kwargs(ctx, hooks))
-        runner_cfg = self.runner_cfg(ctx)
-        if runner_cfg:
-            kwargs['cfg'] = runner_cfg
-        return Runner(**kwargs)
+    def train_loop(self, train_set) -> TrainLoop:
+        """``max_iters`` optimiser updates of ``iter_size`` batches each: mmengine runs
+        ``max_iters * iter_size`` batch iterations (and never validates)."""
+        batches = self.options['max_iters'] * self.options['iter_size']
+        return TrainLoop(dict(by_epoch=False, max_iters=batches, val_interval=batches + 1),
+                         by_epoch=False, steps=batches)
 
-    # ------------------------------------------------------------------ run
-    def run(self, ctx: StageContext) -> dict:
-        train_set = self.build_train_set(ctx)
-        model_cfg = self.model_cfg(train_set.num_classes)
-        model = self.build_model(ctx, model_cfg)
-        runner = self._runner(ctx, model, train_set)
-        with compat.allow_mmengine_checkpoints():
-            runner.train()
-        net = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        if is_main_process():   # one writer: the ranks' BN statistics may differ
-            with atomic_write(Path(ctx.stage_dir) / 'model.pth') as fh:
-                torch.save(net.state_dict(), fh)
+    def train_sampler(self) -> dict:
+        """An endless shuffled stream of the training samples (iterations, not epochs)."""
+        return dict(type='InfiniteSampler', shuffle=True)
+
+    def default_optim_wrapper(self) -> dict:
+        """SGD with DeepLab's parameter groups (:func:`reference_optim_wrapper`)."""
+        o = self.options
+        return reference_optim_wrapper(o['lr'], o['momentum'], o['weight_decay'],
+                                       o['iter_size'])
+
+    def default_schedule(self, lr: float, total_steps: int) -> list:
+        """Poly ``power`` over the batch iterations, recomputed every ``lr_interval``
+        updates (the optimiser's lr is the base)."""
+        o = self.options
+        return poly_schedule(total_steps, o['power'], interval=o['lr_interval'] * o['iter_size'])
+
+    def default_hooks(self) -> dict:
+        """Logs every ``log_interval`` batch iterations, checkpoints every
+        ``checkpoint_interval`` updates (the last two kept), and the schedulers stepped after
+        the optimiser (with ``iter_size > 1``, never before it)."""
+        o = self.options
+        return dict(logger=dict(type='LoggerHook', interval=o['log_interval']),
+                    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                    interval=o['checkpoint_interval'] * o['iter_size'],
+                                    max_keep_ckpts=2, save_last=True),
+                    param_scheduler=dict(type=UpdateParamSchedulerHook))
+
+    def record(self, ctx: StageContext, runner, net, train_set, val_set, model_cfg: dict) -> dict:
+        """The last loss, the update / batch counts, the trained model (its config without
+        initial-weight sources) and where its initial weights came from."""
         metrics = {}
         scalars = runner.message_hub.log_scalars
         if 'train/loss' in scalars:
@@ -224,9 +208,8 @@ class TrainSegmentor(TrainingStage):
             counts=dict(train_images=len(train_set), iterations=self.options['max_iters'],
                         batches=self.options['max_iters'] * self.options['iter_size'],
                         ignored_batches=int(getattr(net, 'num_ignored_batches', 0))),
-            artifacts=dict(TRAINED_MODEL.record('model.pth', inference_model_cfg(model_cfg),
-                                                train_set.num_classes,
-                                                train_set.class_names),
+            artifacts=dict(self.model_artifacts(runner, train_set, inference_model_cfg(model_cfg),
+                                                train_set.dataset.split),
                            trained_on=self.options['labels'] or 'ground_truth',
                            split=train_set.dataset.split,
                            init=_init_record(model_cfg)))

@@ -1,7 +1,7 @@
 """TrainSegmentor's ``amp`` option: hashed only when set, applied on CUDA only."""
 from wsss_core.pipeline.stage import StageContext
-from wsss_deeplab.recipe_fragments import fragment_stage_options
-from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+from wsss_core.pipeline.recipe_fragments import fragment_stage_options
+from wsss_core.pipeline.train_segmentor import TrainSegmentor
 from wsss_deeplab.testing import registered  # noqa: F401 (fixture)
 
 

@@ -21,7 +21,7 @@ def test_v3plus_image_pooling_batchnorm_needs_two_images(registered):
 
 
 def test_train_segmentor_refuses_batch_one_for_v3plus(registered):
-    from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+    from wsss_core.pipeline.train_segmentor import TrainSegmentor
     with pytest.raises(StageError) as err:
         TrainSegmentor('deeplab', model=dict(V3PLUS), batch_size=1)
     message = str(err.value)

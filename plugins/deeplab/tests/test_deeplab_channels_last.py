@@ -14,9 +14,9 @@ from wsss_core.pipeline.manifest import write_manifest
 from wsss_core.pipeline.memory_format import to_channels_last
 from wsss_core.pipeline.stage import StageContext, StageError
 
-from wsss_deeplab.stages.postprocess import load_logits
-from wsss_deeplab.stages.segmentor_inference import TestSegmentor
-from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+from wsss_core.pipeline.segmentor_postprocess import load_logits
+from wsss_core.pipeline.segmentor_inference import TestSegmentor
+from wsss_core.pipeline.train_segmentor import TrainSegmentor
 from wsss_deeplab.testing import TINY_BACKBONE, TINY_GENERATOR, registered, tiny_v2  # noqa: F401
 
 NHWC = torch.channels_last

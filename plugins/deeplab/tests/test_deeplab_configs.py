@@ -75,8 +75,8 @@ def test_a_config_over_a_recipe_fragment_overrides_patches_or_replaces(registere
     stages placed with ``after`` run behind the config's own."""
     from wsss_core.config import load_config
     from wsss_core.pipeline import Pipeline
-    from wsss_deeplab.recipe_fragments import fragment_stage_options
-    from wsss_deeplab.stages.train_segmentor import TrainSegmentor
+    from wsss_core.pipeline.recipe_fragments import fragment_stage_options
+    from wsss_core.pipeline.train_segmentor import TrainSegmentor
     voc = fragment_stage_options('deeplab::_recipes/voc12_deeplabv2_r101.py', 'deeplab')
     (tmp_path / 'patched.py').write_text(
         "_base_ = ['deeplab::_recipes/voc12_deeplabv2_r101.py']\n"

@@ -16,7 +16,7 @@ from wsss_core.pipeline import Pipeline, read_manifest
 from wsss_core.pipeline.stage import StageError
 from wsss_core.refiners.parallel import ItemError
 
-from wsss_deeplab.stages.segmentor_inference import TestSegmentor
+from wsss_core.pipeline.segmentor_inference import TestSegmentor
 from wsss_deeplab.testing import TINY_BACKBONE, TINY_GENERATOR, registered  # noqa: F401
 
 CRF = dict(type='DenseCRF', preset='deeplab')

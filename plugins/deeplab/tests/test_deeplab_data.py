@@ -17,7 +17,7 @@ def make_sample(h=30, w=40):
 
 
 def test_random_scale_choice_uses_int_sizes_and_pil_nearest_labels(registered):
-    from wsss_deeplab.datasets.transforms import RandomScaleChoice
+    from wsss_core.datasets.seg_transforms import RandomScaleChoice
     sample = make_sample()
     label = sample['pseudo_seg'].copy()
     torch.manual_seed(0)
@@ -30,7 +30,7 @@ def test_random_scale_choice_uses_int_sizes_and_pil_nearest_labels(registered):
 
 
 def test_pad_to_size_pads_bottom_right_with_mean_and_ignore(registered):
-    from wsss_deeplab.datasets.transforms import PadToSize
+    from wsss_core.datasets.seg_transforms import PadToSize
     sample = make_sample(30, 40)
     img = sample['img'].copy()
     out = PadToSize(size=50, img_fill=(1, 2, 3))(sample)
@@ -43,7 +43,7 @@ def test_pad_to_size_pads_bottom_right_with_mean_and_ignore(registered):
 
 def test_reference_pipeline_gives_321_crops(registered):
     from wsss_core.registry import TRANSFORMS, build
-    from wsss_deeplab.datasets.transforms import deeplab_train_pipeline
+    from wsss_core.datasets.seg_transforms import deeplab_train_pipeline
     steps = [build(t, TRANSFORMS) for t in deeplab_train_pipeline(321)]
     torch.manual_seed(1)
     sample = make_sample(200, 150)

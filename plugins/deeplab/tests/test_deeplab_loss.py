@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from wsss_deeplab.testing import registered, tiny_v2  # noqa: F401 (fixture)
-from wsss_deeplab.models.label_resize import pil_nearest_indices, resize_labels_nearest
+from wsss_core.datasets.label_resize import pil_nearest_indices, resize_labels_nearest
 from wsss_deeplab.models.seg_loss import multi_output_loss, safe_cross_entropy
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from wsss_deeplab.models.msc import MSC, max_fuse, msc_forward, rescale_input
+from wsss_core.models.rescale import rescale_input
+from wsss_deeplab.models.msc import MSC, max_fuse, msc_forward
 
 
 def size_coded(x: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ class LeftRightModel:
 
 
 def test_flip_tta_averages_the_mirrored_pass_by_hand():
-    from wsss_deeplab.stages.segmentor_inference import tta_logits
+    from wsss_core.pipeline.segmentor_inference import tta_logits
     img = torch.ones(1, 3, 4, 4)
     out = tta_logits(LeftRightModel(), img, scales=(1.0,), flip=True)
     # plain: columns 0, 2 (the kept ones of 0..3); mirrored pass then flipped back: 3-1, 3-3
@@ -33,13 +33,13 @@ def test_flip_tta_averages_the_mirrored_pass_by_hand():
 
 
 def test_multiscale_tta_resizes_to_the_full_scale_grid():
-    from wsss_deeplab.stages.segmentor_inference import tta_logits
+    from wsss_core.pipeline.segmentor_inference import tta_logits
     out = tta_logits(LeftRightModel(), torch.ones(1, 3, 8, 8), scales=(0.5, 1.0))
     assert out.shape == (1, 2, 4, 4)
 
 
 def test_upsampled_probs_match_torch_bilinear_softmax():
-    from wsss_deeplab.stages.postprocess import upsampled_probs
+    from wsss_core.pipeline.segmentor_postprocess import upsampled_probs
     logits = np.random.default_rng(0).normal(size=(5, 6, 7)).astype(np.float32)
     ours = upsampled_probs(logits, (45, 53))
     ref = F.interpolate(torch.from_numpy(logits)[None], size=(45, 53), mode='bilinear',
@@ -49,7 +49,7 @@ def test_upsampled_probs_match_torch_bilinear_softmax():
 
 
 def test_crf_image_modes():
-    from wsss_deeplab.stages.postprocess import crf_image
+    from wsss_core.pipeline.segmentor_postprocess import crf_image
     rgb = np.array([[[200, 100, 50]]], dtype=np.uint8)
     assert crf_image(rgb, 'raw_rgb') is not None and (crf_image(rgb, 'raw_rgb') == rgb).all()
     # BGR (50, 100, 200) - (104.008, 116.669, 122.675) = (-54.0, -16.7, 77.3) -> trunc -> mod 256
@@ -60,7 +60,7 @@ def test_crf_image_modes():
 
 
 def test_crf_config_forms():
-    from wsss_deeplab.stages.segmentor_inference import normalize_crf_cfg
+    from wsss_core.pipeline.segmentor_inference import normalize_crf_cfg
     assert normalize_crf_cfg(None) is None and normalize_crf_cfg(False) is None
     assert normalize_crf_cfg(True) == dict(preset='deeplab', image='raw_rgb')
     assert normalize_crf_cfg(dict(type='DenseCRF', iterations=5))['iterations'] == 5
@@ -83,7 +83,7 @@ class NoGTDataset:
 def test_postprocess_exports_without_ground_truth_and_is_picklable(tmp_path):
     from wsss_core.io import read_label_png
     from wsss_core.refiners.dense_crf import crf_params
-    from wsss_deeplab.stages.postprocess import PostprocessJob, save_logits
+    from wsss_core.pipeline.segmentor_postprocess import PostprocessJob, save_logits
     logits = np.zeros((3, 2, 2), np.float32)
     logits[2] = 5.0
     for img_id in ('x', 'y'):
@@ -98,14 +98,14 @@ def test_postprocess_exports_without_ground_truth_and_is_picklable(tmp_path):
 
 
 def test_test_stage_needs_scale_one():
-    from wsss_deeplab.stages.segmentor_inference import TestSegmentor
+    from wsss_core.pipeline.segmentor_inference import TestSegmentor
     with pytest.raises(StageError, match='1.0'):
         TestSegmentor('t', checkpoint='c', scales=(0.5, 0.75))
 
 
 def test_postprocess_crf_names_the_image_whose_scores_hold_nan(tmp_path):
     from wsss_core.refiners.dense_crf import crf_params
-    from wsss_deeplab.stages.postprocess import PostprocessJob, save_logits
+    from wsss_core.pipeline.segmentor_postprocess import PostprocessJob, save_logits
     logits = np.zeros((3, 2, 2), np.float32)
     logits[1, 0, 0] = np.nan
     save_logits(tmp_path / 'logits' / 'y.npz', logits, (10, 12))
@@ -117,7 +117,7 @@ def test_postprocess_crf_names_the_image_whose_scores_hold_nan(tmp_path):
 
 def test_large_finite_scores_are_stored_without_overflow(tmp_path):
     from wsss_core.io import read_label_png
-    from wsss_deeplab.stages.postprocess import PostprocessJob, load_logits, save_logits
+    from wsss_core.pipeline.segmentor_postprocess import PostprocessJob, load_logits, save_logits
     # 7e4 is finite in float32 but beyond float16's largest value (65504)
     logits = np.zeros((3, 2, 2), np.float32)
     logits[1] = -70000.0

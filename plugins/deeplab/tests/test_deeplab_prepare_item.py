@@ -88,6 +88,6 @@ def test_from_a_converted_pth_and_a_file_that_does_not_fit(model, tmp_path, monk
 
 
 def test_the_voc_recipe_names_the_item():
-    from wsss_deeplab.recipe_fragments import fragment_stage_options
+    from wsss_core.pipeline.recipe_fragments import fragment_stage_options
     model = fragment_stage_options('deeplab::_recipes/voc12_deeplabv2_r101.py', 'deeplab')['model']
     assert model['init_checkpoint'] == 'item:deeplabv2-r101-coco'

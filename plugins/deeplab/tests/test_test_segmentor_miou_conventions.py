@@ -21,8 +21,8 @@ import pytest
 from wsss_core.evaluation.confusion import confusion_matrix
 from wsss_core.pipeline.stage import StageError
 
-from wsss_deeplab.recipe_fragments import fragment_stage_options
-from wsss_deeplab.stages.segmentor_inference import TestSegmentor
+from wsss_core.pipeline.recipe_fragments import fragment_stage_options
+from wsss_core.pipeline.segmentor_inference import TestSegmentor
 
 SYNTHETIC = 'deeplab::_recipes/synthetic.py'
 

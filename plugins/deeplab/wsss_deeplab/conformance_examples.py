@@ -53,12 +53,4 @@ def _model_examples():
 
 
 def examples():
-    return [
-        *_model_examples(),
-        ComponentExample('RandomScaleChoice', dict(scales=(0.5, 0.75, 1.25))),
-        ComponentExample('PadToSize', dict(size=40)),
-        ComponentExample('TrainSegmentor',
-                         dict(name='deeplab', labels='labels',
-                              model=dict(type='DeepLabV2', backbone=dict(TINY_BACKBONE)))),
-        ComponentExample('TestSegmentor', dict(name='test', checkpoint='deeplab')),
-    ]
+    return _model_examples()

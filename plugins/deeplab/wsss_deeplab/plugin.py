@@ -15,13 +15,9 @@ COMPONENTS = {
         'DeepLabResNet': '.models.resnet_deeplab', 'DeepLabV2': '.models.deeplab_v2',
         'DeepLabV3Plus': '.models.deeplab_v3plus', 'CaffeNormalize': '.models.caffe_normalize',
     },
-    'TRANSFORMS': {'RandomScaleChoice': '.datasets.transforms',
-                   'PadToSize': '.datasets.transforms'},
-    'STAGES': {'TrainSegmentor': '.stages.train_segmentor',
-               'TestSegmentor': '.stages.segmentor_inference'},
 }
 
 hookimpls = plugin_hooks(
     name='deeplab', version=__version__, package=__package__, components=COMPONENTS,
     requires=['core'], configs='.configs', prepare_items='.prepare_items',
-    description='DeepLab v2 (ResNet + ASPP + MSC) and v3+: train/test segmentor stages')
+    description='DeepLab v2 (ResNet + ASPP + MSC) and v3+: networks, weights, recipes')

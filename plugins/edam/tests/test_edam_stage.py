@@ -102,8 +102,8 @@ def test_pair_loader_and_2p_image_val_loader(registered):  # noqa: F811
 
     stage = build(dict(stage_cfg(), custom_hooks=[]), STAGES)
     pairs = ImagePairs(TwoImages([{}, {}]))
-    train = stage._dataloader(pairs, 2, True, stage.options['sampler'])
+    train = stage.dataloader(pairs, 2, True, stage.options['sampler'])
     assert train['batch_size'] == 2 and train['collate_fn'] == dict(type='collate_pairs')
     assert train['sampler'] == dict(type='PairEpochSampler')
-    val = stage._dataloader(list(range(8)), 2, False)
+    val = stage.dataloader(list(range(8)), 2, False)
     assert val['batch_size'] == 4 and val['collate_fn'] == dict(type='default_collate')

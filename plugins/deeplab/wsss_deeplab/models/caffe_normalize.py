@@ -16,12 +16,11 @@ from typing import Sequence
 
 import torch
 
-from wsss_core.models.data_preprocessor import NormalizeImages
+from wsss_core.models.data_preprocessor import CAFFE_BGR_MEAN, NormalizeImages
 from wsss_core.registry import MODELS
 
 __all__ = ['CAFFE_BGR_MEAN', 'CaffeNormalize']
 
-CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)
 
 
 @MODELS.register_module()

@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from wsss_core.registry import MODELS
 
+from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'deeplab')
 from .aspp import ASPPv2
 from .segmentor import DeepLabSegmentor
 

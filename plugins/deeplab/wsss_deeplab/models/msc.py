@@ -23,16 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['rescale_input', 'msc_forward', 'max_fuse', 'MSC']
+from wsss_core.models.rescale import rescale_input
 
-
-def rescale_input(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Bilinear ``align_corners=False`` resize by ``scale`` (size ``floor(scale * H)``), as
-    ``F.interpolate(scale_factor=scale)`` does in the reference."""
-    if scale == 1.0:
-        return x
-    return F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False,
-                         recompute_scale_factor=False)
+__all__ = ['msc_forward', 'max_fuse', 'MSC']
 
 
 def max_fuse(full: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:

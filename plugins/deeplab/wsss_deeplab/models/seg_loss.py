@@ -2,7 +2,7 @@
 
 For each output ``y^(k)`` (B, C, h_k, w_k) of the network (with MSC: full scale, 0.5, 0.75,
 max fusion) the label map ``t`` (B, H, W) is brought to (h_k, w_k) by PIL nearest-neighbour
-(:func:`~.label_resize.resize_labels_nearest`, not by upsampling the scores), and
+(:func:`~wsss_core.datasets.label_resize.resize_labels_nearest`, not by upsampling the scores), and
 
     L_k = (1 / |V_k|) sum_{p in V_k} -log softmax(y^(k)_p)[t_p],   V_k = {p : t_p != 255}
     L   = sum_k w_k L_k     (w_k = 1 in the reference)
@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from .label_resize import resize_labels_nearest
+from wsss_core.datasets.label_resize import resize_labels_nearest
 
 __all__ = ['IGNORE_INDEX', 'safe_cross_entropy', 'multi_output_loss']
 

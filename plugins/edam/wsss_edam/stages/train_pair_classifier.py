@@ -75,10 +75,12 @@ class TrainPairClassifier(TrainClassifier):
                 fh.write(''.join(line + '\n' for line in self._pairs.pair_lines()))
         return self._pairs
 
-    def _dataloader(self, dataset, batch_size, shuffle, sampler=None, **kwargs) -> dict:
+    def dataloader(self, dataset, batch_size, shuffle, sampler=None, **kwargs) -> dict:
+        """Pairs collated into one batch of ``2 batch_size`` images; validation sees
+        ``2 batch_size`` single images per batch."""
         if not isinstance(dataset, ImagePairs):  # validation: single images
-            return super()._dataloader(dataset, 2 * batch_size, shuffle, sampler, **kwargs)
-        cfg = super()._dataloader(dataset, batch_size, shuffle, sampler, **kwargs)
+            return super().dataloader(dataset, 2 * batch_size, shuffle, sampler, **kwargs)
+        cfg = super().dataloader(dataset, batch_size, shuffle, sampler, **kwargs)
         cfg['collate_fn'] = dict(type='collate_pairs')
         return cfg
 

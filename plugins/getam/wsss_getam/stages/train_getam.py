@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from wsss_core.pipeline.stage import StageContext, StageError
 from wsss_core.pipeline.train_classifier import TrainClassifier
 from wsss_core.registry import STAGES
-from wsss_deeplab.recipe_fragments import RECIPE_FRAGMENT_HINT
+from wsss_core.pipeline.recipe_fragments import RECIPE_FRAGMENT_HINT
 
 from .. import crf_preset  # noqa: F401  (registers the dense-CRF preset 'getam')
 

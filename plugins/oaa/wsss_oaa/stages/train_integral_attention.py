@@ -155,7 +155,7 @@ class TrainIntegralAttention(TrainClassifier):
     def check_targets(self, ctx: StageContext) -> int:
         """Raise StageError unless every training image has a target file; return the count."""
         root = self.targets_dir(ctx)
-        dataset = build_dataset(self._data_cfg(ctx), split=self.options['train_split'],
+        dataset = build_dataset(self.data_config(ctx), split=self.options['train_split'],
                                 load_gt=False)
         missing = [i for i in dataset.img_ids if not (root / f'{i}.npz').is_file()]
         if missing:

@@ -1,1 +1,0 @@
-"""DeepLab data: the reference augmentation and segmentation training samples."""
