@@ -4,8 +4,8 @@ A component is built from a dict ``dict(type=..., **options)``.  When the option
 the component's constructor (an option it does not take, a required one missing), the build
 raises :class:`ConfigBuildError`, which names
 
-* the config key path of the dict, e.g. ``data`` or ``stages.3 (name 'labels').refiners.0``
-  (a stage is named by its index, its name, or both: :class:`StageKey`);
+* the config key path of the dict, e.g. ``data`` or ``stages.labels.refiners.0`` (a stage
+  by its name, as configs and ``--cfg-options`` address it: :class:`StageKey`);
 * the component (``type``) and the registry it comes from (dataset, model, label refiner ...);
 * the bad option(s), and the options the component does take;
 * a hint, e.g. ``_delete_=True`` when the option came from a ``_base_`` config
@@ -56,16 +56,15 @@ _MISSING_RE = re.compile(r'^(?P<func>[\w.<>]+)\(\) missing \d+ required (?:posit
 class StageKey:
     """One stage in a key path: by index in ``stages``, by name, or both.
 
-    Rendered ``3 (name 'labels')``, ``3`` or ``labels``; :attr:`key` is the index when known
+    Rendered by its name when known (``labels``: how configs and ``--cfg-options`` address a
+    stage), else its index; :attr:`key` is the index when known
     (what indexes the config's ``stages`` list), else the name.
     """
     index: Optional[int] = None
     name: Optional[str] = None
 
     def __str__(self) -> str:
-        if self.index is not None and self.name:
-            return f"{self.index} (name '{self.name}')"
-        return str(self.index if self.index is not None else self.name)
+        return str(self.name if self.name else self.index)
 
     @property
     def key(self):
@@ -74,7 +73,7 @@ class StageKey:
 
 def format_key_path(path: Sequence) -> str:
     """``['stages', StageKey(3, 'labels'), 'refiners', 0]`` ->
-    ``stages.3 (name 'labels').refiners.0``."""
+    ``stages.labels.refiners.0``."""
     return '.'.join(str(p) for p in path)
 
 
