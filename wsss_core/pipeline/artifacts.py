@@ -68,7 +68,13 @@ class ArtifactKind:
             return self.name in kinds
         return all(k in artifacts for k in self.required)
 
-    def _tagged(self, entries: dict) -> dict:
+    def _tagged(self, entries: dict, num_classes: Optional[int] = None,
+                class_names: Optional[Sequence[str]] = None) -> dict:
+        """``entries`` with the class count / names (when known) and this kind listed."""
+        if num_classes is not None:
+            entries['num_classes'] = int(num_classes)
+        if class_names is not None:
+            entries['class_names'] = list(class_names)
         entries[KINDS_KEY] = [self.name]
         return entries
 
@@ -122,12 +128,7 @@ class FolderKind(ArtifactKind):
         if dataset is not None:
             num_classes = dataset.num_classes if num_classes is None else num_classes
             class_names = dataset.class_names if class_names is None else class_names
-        entries = {self.key: str(folder), 'split': split}
-        if num_classes is not None:
-            entries['num_classes'] = int(num_classes)
-        if class_names is not None:
-            entries['class_names'] = list(class_names)
-        return self._tagged(entries)
+        return self._tagged({self.key: str(folder), 'split': split}, num_classes, class_names)
 
     def _value(self, ctx, stage, manifest, artifacts) -> FolderArtifact:
         return FolderArtifact(self, stage, ctx.stage_path(stage) / artifacts[self.key],
@@ -165,12 +166,9 @@ class ModelKind(ArtifactKind):
 
     def record(self, weights: str, model: dict, num_classes: Optional[int] = None,
                class_names: Optional[Sequence[str]] = None) -> dict:
-        entries = dict(weights=str(weights), model=model)
-        if num_classes is not None:
-            entries['num_classes'] = int(num_classes)
-        if class_names is not None:
-            entries['class_names'] = list(class_names)
-        return self._tagged(entries)
+        """The manifest entries: the ``weights`` file (relative to the stage dir), the
+        ``model`` config that rebuilds the network, and the class count / names."""
+        return self._tagged(dict(weights=str(weights), model=model), num_classes, class_names)
 
     def _value(self, ctx, stage, manifest, artifacts) -> TrainedModel:
         return TrainedModel(stage, ctx.stage_path(stage) / artifacts['weights'],
