@@ -59,7 +59,7 @@ def build_stage_objects(cfg: dict, workdir: str):
     from wsss_core.registry import MODELS, STAGES, build
     stage = build(dict(cfg['stages'][0]), STAGES)
     ctx = StageContext(cfg=Config(cfg), work_dir=workdir, stage_dir=workdir, seed=0)
-    train_set = stage.build_train_set(ctx)
+    train_set = stage.build_train_set(ctx, stage.data_config(ctx))
     torch.manual_seed(0)
     model = build(stage.model_cfg(train_set.num_classes), MODELS)
     return stage, train_set, model

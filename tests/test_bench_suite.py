@@ -24,7 +24,8 @@ TINY = ['flops.models=small_resnet', 'flops.matmul_n=128', 'flops.repeats=1', 'f
         'flops.size=32', 'cam.images=4', 'cam.size=32', 'cam.batch=2', 'cam.repeats=1',
         'crf.images=2', 'crf.workers=2', 'crf.h=48', 'crf.w=64',
         'classifier_overhead.iters=2', 'classifier_overhead.warmup=1',
-        'classifier_overhead.batch_size=4', 'classifier_overhead.image_size=32']
+        'classifier_overhead.batch_size=4', 'classifier_overhead.image_size=32',
+        'deeplab_overhead.iters=2', 'deeplab_overhead.warmup=1', 'deeplab_overhead.batch_size=2']
 
 
 def write_stage(work_dir: Path, name: str, duration: float, finished: float, **extra) -> None:
@@ -89,12 +90,14 @@ def test_stage_times_from_manifests(tmp_path, capsys):
 
 
 def test_cheap_measurements_give_every_row(core_registered):
-    res = suite.run_suite(only=['flops', 'cam', 'crf', 'classifier_overhead'], quick=True,
+    res = suite.run_suite(only=['flops', 'cam', 'crf', 'classifier_overhead', 'deeplab_overhead'],
+                          quick=True,
                           threads=1, overrides=TINY)
     assert res['errors'] == []
     rows = {r['name']: r for r in res['rows']}
     assert set(rows) == {'flops/small_resnet', 'cam/multiscale_batched', 'crf/workers_2_vs_1',
-                         'train_overhead/classifier', 'data_vs_model/quickstart_classifier'}
+                         'train_overhead/classifier', 'data_vs_model/quickstart_classifier',
+                         'train_overhead/deeplab'}
     for r in rows.values():
         check_row(r)
     assert rows['train_overhead/classifier']['target'].startswith('< 1.05')
