@@ -54,6 +54,8 @@ def _model_examples():
     return [
         ComponentExample('CAMClassifier', dict(num_classes=3, backbone=dict(TINY_RESNET)),
                          kind='classifier', roles=('cam_model',)),
+        ComponentExample('PretrainClassifier', dict(num_classes=3, backbone=dict(TINY_RESNET)),
+                         kind='classifier'),
         ComponentExample('SmallResNet', dict(widths=(4, 4, 8, 8)), kind='module',
                          inputs=_images),
         ComponentExample('TimmBackbone', dict(model_name='resnet18', output_stride=8,
@@ -139,6 +141,7 @@ def _stage_examples():
     tiny = dict(TINY_CLASSIFIER)
     return [
         ComponentExample('TrainClassifier', dict(name='classify', model=tiny)),
+        ComponentExample('Pretrain', dict(name='pretrain', backbone=dict(TINY_RESNET))),
         ComponentExample('MakeCAMs', dict(name='cams', source='classify')),
         ComponentExample('RefineLabels', dict(name='labels', cams='cams')),
         ComponentExample('EvaluateLabels', dict(name='eval', labels='labels')),
@@ -153,6 +156,7 @@ def _stage_examples():
         ComponentExample('NonFiniteLossGuard', dict(stage='classify', mode='error')),
         ComponentExample('RandomStateHook'),
         ComponentExample('MultiLabelMAP'),
+        ComponentExample('SingleLabelAccuracy'),
         ComponentExample('WSOLMetric'),
     ]
 

@@ -12,6 +12,7 @@ from .plugin_table import plugin_hooks
 COMPONENTS = {
     'MODELS': {
         'CAMClassifier': '.models.cam_classifier', 'SmallResNet': '.models.small_resnet',
+        'PretrainClassifier': '.models.pretrain_classifier',
         'TimmBackbone': '.models.timm_backbone', 'ResNet38': '.models.resnet38',
         'TorchvisionResNet': '.models.torchvision_resnet',
         'NormalizeImages': '.models.data_preprocessor',
@@ -32,6 +33,7 @@ COMPONENTS = {
     },
     'METRICS': {
         'MultiLabelMAP': '.evaluation.classification', 'WSOLMetric': '.wsol.metric',
+        'SingleLabelAccuracy': '.evaluation.classification',
     },
     'CAM_GENERATORS': {
         'CAM': '.cams.cam', 'GradCAM': '.cams.gradient', 'GradCAMPlusPlus': '.cams.gradient',
@@ -54,6 +56,7 @@ COMPONENTS = {
     },
     'STAGES': {
         'TrainClassifier': '.pipeline.train_classifier', 'MakeCAMs': '.pipeline.make_cams',
+        'Pretrain': '.pipeline.pretrain',
         'RefineLabels': '.pipeline.refine_labels', 'EvaluateLabels': '.pipeline.evaluate_labels',
         'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.irn.train_irn',
         'RandomWalkLabels': '.irn.random_walk_labels',

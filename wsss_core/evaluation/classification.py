@@ -1,4 +1,5 @@
-"""Multi-label classification metrics: average precision, mAP, and an mmengine metric.
+"""Classification metrics: average precision, mAP, and mmengine metrics for multi-label
+classifiers (:class:`MultiLabelMAP`) and single-label ones (:class:`SingleLabelAccuracy`).
 
 Average precision of one class, scores ``s_i`` and targets ``y_i`` (``y > 0`` positive,
 ``y = 0`` negative, ``y < 0`` ignored, e.g. VOC "difficult"): rank by descending score and
@@ -24,7 +25,7 @@ from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
 
-__all__ = ['average_precision', 'mean_average_precision', 'MultiLabelMAP']
+__all__ = ['average_precision', 'mean_average_precision', 'MultiLabelMAP', 'SingleLabelAccuracy']
 
 
 def average_precision(scores, targets) -> float:
@@ -125,3 +126,40 @@ class MultiLabelMAP(BaseMetric):
         return {'mAP': mean_ap,
                 'exact_match': float(hit.all(1).mean()),
                 'label_acc': float(hit[care].mean()) if care.any() else float('nan')}
+
+
+@METRICS.register_module()
+class SingleLabelAccuracy(BaseMetric):
+    """mmengine metric for single-label classifiers (one class per image): top-k accuracy.
+
+    ``process`` takes the model's predict output, dicts with ``'scores'`` (C,) and
+    ``'labels'`` (C,) one-hot targets; the true class is ``argmax(labels)``.
+
+    * ``top1``: fraction of images whose highest score is the true class
+      (``argmax(scores) == y``; a tie is broken towards the lower class index);
+    * ``top5``: fraction whose true class scores higher than all but at most 4 classes
+      (``#{c : s_c > s_y} < 5``), when there are more than 5 classes.
+
+    Keys are prefixed ``cls/`` by default (``cls/top1``, ``cls/top5``).
+    """
+
+    default_prefix: Optional[str] = 'cls'
+
+    def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
+        for sample in data_samples:
+            scores, labels = _get(sample, 'scores'), _get(sample, 'labels')
+            if scores is None or labels is None:
+                raise KeyError("SingleLabelAccuracy needs 'scores' and 'labels' in each "
+                               'prediction')
+            self.results.append({'scores': _to_numpy(scores).reshape(-1),
+                                 'label': int(np.argmax(_to_numpy(labels).reshape(-1)))})
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        scores = np.stack([r['scores'] for r in results])
+        truth = np.array([r['label'] for r in results])
+        true_score = scores[np.arange(len(truth)), truth]
+        above = (scores > true_score[:, None]).sum(1)
+        out = {'top1': float((scores.argmax(1) == truth).mean())}
+        if scores.shape[1] > 5:
+            out['top5'] = float((above < 5).mean())
+        return out

@@ -43,11 +43,17 @@ class SmallResNet(nn.Module):
     1.. = stages) returns that list of maps, with their ``channels`` and ``reductions``
     listed (a multi-level backbone, e.g. for the IRN, whose weights match the single-level
     network's).
+
+    ``pretrained``: a local weight file under this network's own names (``stem.0.weight``,
+    ``stages.0.conv1.weight``, ...; ``module.`` / ``backbone.`` prefixes are dropped), e.g. the
+    one a :class:`~wsss_core.pipeline.pretrain.Pretrain` stage writes; a file of another width
+    is refused naming the tensor (:func:`~wsss_core.models.weights.load_matching_weights`).
     """
 
     def __init__(self, widths: Sequence[int] = (24, 48, 96, 192),
                  strides: Sequence[int] = (1, 2, 2, 1), dilations: Sequence[int] = (1, 1, 1, 2),
-                 in_channels: int = 3, out_indices: Optional[Sequence[int]] = None):
+                 in_channels: int = 3, out_indices: Optional[Sequence[int]] = None,
+                 pretrained: Optional[str] = None):
         super().__init__()
         if not len(widths) == len(strides) == len(dilations):
             raise ValueError('widths, strides and dilations must have the same length')
@@ -71,6 +77,10 @@ class SmallResNet(nn.Module):
             self.channels = [levels[i] for i in self.out_indices]
             self.reductions = [reductions[i] for i in self.out_indices]
             self.out_channels = self.channels[-1]
+        if pretrained:
+            from .weights import load_matching_weights
+            load_matching_weights(self, pretrained, 'SmallResNet',
+                                  'its own names such as stem.0.weight')
 
     def forward(self, x):
         x = self.stem(x)

@@ -14,11 +14,15 @@ kind                what it is                                             read 
 ``LABEL_SET``       a folder of ``<id>.png`` pseudo labels (255 ignore)    :class:`FolderArtifact`
 ``PREDICTIONS``     a folder of ``<id>.png`` segmentation predictions      :class:`FolderArtifact`
 ``TRAINED_MODEL``   weights plus the model config that rebuilds them       :class:`TrainedModel`
+``PRETRAINED``      a backbone's weights under its own parameter names,    :class:`PretrainedBackbone`
+                    in the shared cache (``Pretrain``), for ``pretrained=``
 ==================  =====================================================  ==============
 
 A folder kind records ``{<key>: <folder>, 'split', 'num_classes', 'class_names'}`` (its
 ``key`` is ``cams``, ``accumulated``, ``labels`` or ``predictions``); a trained model
-records ``{'weights', 'model', 'num_classes', 'class_names'}``; each writer also adds its
+records ``{'weights', 'model', 'num_classes', 'class_names'}``; pretrained backbone weights
+record ``{'backbone_weights' (an absolute path: the file lives in the cache, shared by work
+dirs), 'backbone', 'sha256'}``, and the reader checks the file against its digest; each writer also adds its
 kind's name to ``artifacts['kinds']``.  A reader accepts a manifest written before the kinds
 were recorded when it has the kind's entries.
 
@@ -40,7 +44,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from .stage import StageError
 
 __all__ = ['ArtifactKind', 'FolderKind', 'ModelKind', 'FolderArtifact', 'TrainedModel',
-           'CAM_SET', 'FEATURE_CAMS', 'LABEL_SET', 'PREDICTIONS', 'TRAINED_MODEL', 'KINDS',
+           'PretrainedBackbone', 'BackboneWeightsKind', 'CAM_SET', 'FEATURE_CAMS', 'LABEL_SET',
+           'PREDICTIONS', 'TRAINED_MODEL', 'PRETRAINED', 'KINDS',
            'accepted_kinds', 'check_graph', 'describe']
 
 KINDS_KEY = 'kinds'
@@ -176,6 +181,40 @@ class ModelKind(ArtifactKind):
                             artifacts.get('class_names'), manifest)
 
 
+@dataclass(frozen=True)
+class PretrainedBackbone:
+    """Backbone weights that stage ``stage`` pretrained: ``weights`` (a state dict under the
+    backbone's own parameter names, in the shared cache) and the ``backbone_cfg`` they fit."""
+    stage: str
+    weights: Path
+    backbone_cfg: dict
+
+
+class BackboneWeightsKind(ArtifactKind):
+    """A backbone's weight file outside the work dir (the shared cache), with its digest."""
+
+    required = ('backbone_weights', 'backbone', 'sha256')
+
+    def record(self, weights, backbone: dict, sha256: str) -> dict:
+        """The manifest entries: the weight file's absolute path, the ``backbone`` config
+        the weights fit and the file's SHA-256."""
+        return self._tagged(dict(backbone_weights=str(Path(weights).resolve()),
+                                 backbone=backbone, sha256=sha256))
+
+    def _value(self, ctx, stage, manifest, artifacts) -> PretrainedBackbone:
+        from .checksums import file_digest
+        path = Path(artifacts['backbone_weights'])
+        redo = f'rerun it: wsss-run CONFIG --stages {stage}'
+        if not path.is_file():
+            raise StageError(f"stage '{stage}' recorded pretrained weights at {path}, which "
+                             f'no longer exists (the cache was cleared?): {redo}')
+        if file_digest(path) != artifacts['sha256']:
+            raise StageError(f"the pretrained weights of stage '{stage}' at {path} changed "
+                             f'since the stage recorded them (SHA-256 differs): delete the '
+                             f'file and {redo}')
+        return PretrainedBackbone(stage, path, dict(artifacts['backbone']))
+
+
 CAM_SET = FolderKind('cam_set', 'a CAM set (a folder of <id>.npz CAMs at image size)',
                      'cams', '.npz')
 FEATURE_CAMS = FolderKind('feature_cams', 'a set of maps at CAM resolution (a folder of '
@@ -185,10 +224,12 @@ LABEL_SET = FolderKind('label_set', 'a label set (a folder of <id>.png pseudo la
 PREDICTIONS = FolderKind('predictions', 'a prediction set (a folder of <id>.png '
                          'segmentation predictions)', 'predictions', '.png')
 TRAINED_MODEL = ModelKind('trained_model', 'a trained model (weights and the model config)')
+PRETRAINED = BackboneWeightsKind('pretrained_backbone', 'pretrained backbone weights (a '
+                                 'Pretrain stage)')
 
 #: every kind by name
 KINDS: Dict[str, ArtifactKind] = {k.name: k for k in (CAM_SET, FEATURE_CAMS, LABEL_SET,
-                                                      PREDICTIONS, TRAINED_MODEL)}
+                                                      PREDICTIONS, TRAINED_MODEL, PRETRAINED)}
 
 KindSpec = Union[ArtifactKind, Tuple[ArtifactKind, ...]]
 

@@ -30,11 +30,13 @@ TrainGETAM).  The options every training stage shares are declared and checked i
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from .artifacts import PRETRAINED
 from .stage import Stage, StageContext, StageError
 
 __all__ = ['TrainingStage', 'TrainLoop', 'WEIGHTS', 'published_kinds', 'published_records']
@@ -83,14 +85,24 @@ class TrainingStage(Stage):
     and the model and hook types are checked when the stage is built (before any work).
     """
 
+    #: every training stage may start its backbone from a Pretrain stage's weights
+    reads = {'pretrained_from': PRETRAINED}
+
     #: DDP's ``find_unused_parameters`` for this stage's model (the stage option of that name
     #: overrides it): True for a model that leaves parameters without gradient in some steps
     find_unused_parameters: bool = False
 
+    def __init_subclass__(cls, **kwargs):
+        """Every training stage reads ``pretrained_from``, besides what its class declares."""
+        super().__init_subclass__(**kwargs)
+        own = dict(cls.__dict__.get('reads', cls.reads))
+        cls.reads = {**own, **{k: v for k, v in TrainingStage.reads.items() if k not in own}}
+
     def __init__(self, name: str, amp=False, amp_dtype: Optional[str] = None, compile=False,
                  channels_last: bool = False, sync_bn: bool = False,
                  find_unused_parameters: Optional[bool] = None,
-                 nonfinite_loss: Optional[str] = None, **options):
+                 nonfinite_loss: Optional[str] = None, pretrained_from: Optional[str] = None,
+                 pretrained_key: str = 'backbone', **options):
         """The options every training stage shares, parsed and checked in this one place:
 
         * ``amp`` / ``amp_dtype``: mixed precision (False, True or 'auto': on CUDA only),
@@ -101,20 +113,55 @@ class TrainingStage(Stage):
         * ``sync_bn``, ``find_unused_parameters`` (None: the class's
           :attr:`find_unused_parameters`): distributed runs, :meth:`runner_cfg`;
         * ``nonfinite_loss``: the non-finite loss guard's mode
-          (:mod:`~wsss_core.pipeline.loss_guard`; None: stop).
+          (:mod:`~wsss_core.pipeline.loss_guard`; None: stop);
+        * ``pretrained_from``: a :class:`~wsss_core.pipeline.pretrain.Pretrain` stage whose
+          backbone weights the model starts from: the stage sets ``pretrained=<its cached
+          file>`` on the model config's entry ``pretrained_key`` (a dotted path, default
+          ``backbone``), the option every backbone that loads local weights reads
+          (:meth:`with_pretrained_backbone`).
         """
         from .memory_format import check_channels_last
         from .mixed_precision import check_amp
         super().__init__(name, amp=amp, amp_dtype=amp_dtype, compile=compile,
                          channels_last=channels_last, sync_bn=sync_bn,
                          find_unused_parameters=find_unused_parameters,
-                         nonfinite_loss=nonfinite_loss, **options)
+                         nonfinite_loss=nonfinite_loss, pretrained_from=pretrained_from,
+                         pretrained_key=pretrained_key, **options)
         check_amp(name, amp, amp_dtype)
         check_channels_last(name, channels_last)
         self.check_training_options()
 
     def is_training(self) -> bool:
         return True
+
+    def with_pretrained_backbone(self, ctx: StageContext, model_cfg: dict) -> dict:
+        """``model_cfg`` with ``pretrained=<file>`` set on its entry ``pretrained_key`` when
+        the option ``pretrained_from`` names a Pretrain stage (a copy; unchanged otherwise).
+
+        The entry's ``type`` must be the pretrained backbone's; its other options may differ
+        where the weights still fit (e.g. ``out_indices``): the backbone's loader refuses a
+        tensor of another shape, naming it."""
+        source = self.options.get('pretrained_from')
+        if not source:
+            return model_cfg
+        weights = self.read_input(ctx, 'pretrained_from')
+        cfg = copy.deepcopy(model_cfg)
+        entry = cfg
+        for part in self.options['pretrained_key'].split('.'):
+            if not isinstance(entry, dict) or not isinstance(entry.get(part), dict):
+                raise StageError(f"[{self.name}] pretrained_key="
+                                 f"'{self.options['pretrained_key']}': the model config has no "
+                                 f'dict at {part!r} to set pretrained= on')
+            entry = entry[part]
+        if entry.get('type') != weights.backbone_cfg.get('type'):
+            raise StageError(f"[{self.name}] pretrained_from='{source}' pretrained a "
+                             f"{weights.backbone_cfg.get('type')}, but this model's "
+                             f"{self.options['pretrained_key']} is a {entry.get('type')}: "
+                             'point pretrained_from= at a Pretrain stage of that backbone')
+        entry['pretrained'] = str(weights.weights)
+        ctx.logger.info(f'[{self.name}] backbone starts from {weights.weights} '
+                        f'(pretrained by {source!r})')
+        return cfg
 
     def check_training_options(self) -> None:
         """Refuse a bad ``sync_bn``, ``find_unused_parameters``, ``nonfinite_loss`` or
@@ -392,7 +439,7 @@ class TrainingStage(Stage):
         from ..io import atomic_write
         train_set, val_set = self.datasets(ctx)
         model_cfg = self.model_cfg(train_set.num_classes)
-        model = self.build_model(ctx, model_cfg)
+        model = self.build_model(ctx, self.with_pretrained_backbone(ctx, model_cfg))
         runner = self.build_runner(ctx, model, train_set, val_set)
         with compat.allow_mmengine_checkpoints():
             runner.train()
