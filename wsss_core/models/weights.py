@@ -4,6 +4,13 @@ Used by the backbones that load converted or torchvision/psa-named weights (ResN
 TorchvisionResNet): prefixes ``module.`` (DataParallel) and, when only that matches,
 ``backbone.`` are dropped, keys of other modules (heads, ``fc``) are ignored, and a file that
 matches nothing or holds a tensor of the wrong shape is an error naming the file.
+
+A backbone that a :class:`~wsss_core.pipeline.pretrain.Pretrain` stage can pretrain says how
+its weight file is written and given back (:func:`pretrained_option`,
+:func:`pretrained_state_dict`): by default its own ``state_dict()``, handed back through its
+constructor option ``pretrained``; a backbone whose loader reads another option or other
+names declares ``pretrained_option`` (e.g. GETAM's ViT: ``checkpoint``) and a
+``pretrained_state_dict()`` method (e.g. the inner timm model's state dict).
 """
 from __future__ import annotations
 
@@ -61,3 +68,14 @@ def load_matching_weights(module: nn.Module, path, what: str, expected: str,
         logger.warning('%s: %d weights not in %s (left at their init): %s',
                        what, len(missing), path, ', '.join(missing[:5]))
     return missing
+
+
+def pretrained_option(backbone_cls: type) -> str:
+    """The constructor option through which ``backbone_cls`` loads a local weight file."""
+    return getattr(backbone_cls, 'pretrained_option', 'pretrained')
+
+
+def pretrained_state_dict(backbone: nn.Module) -> dict:
+    """The state dict of ``backbone`` in the names its :func:`pretrained_option` loads."""
+    own = getattr(backbone, 'pretrained_state_dict', None)
+    return own() if callable(own) else backbone.state_dict()

@@ -14,8 +14,8 @@ with:
 * validation by top-1 / top-5 accuracy on the corpus's ``val`` split
   (:class:`~wsss_core.evaluation.classification.SingleLabelAccuracy`).
 
-**The shared cache.**  The result is the backbone's state dict under its own parameter names
-(``backbone.`` stripped), written to ``<cache>/pretrained/<Type>-<key>.pth`` with a
+**The shared cache.**  The result is the backbone's state dict in the names its own loader
+reads (``backbone.`` stripped; :func:`~wsss_core.models.weights.pretrained_state_dict`), written to ``<cache>/pretrained/<Type>-<key>.pth`` with a
 ``.json`` record beside it (``<cache>`` = ``$WSSS_CACHE`` or ``~/.cache/wsss``), where
 ``<key>`` is the SHA-256 (first 16 hex digits) of the stage's hash payload: the hash version,
 the registered name, the canonical options (backbone, corpus, recipe: what differs from the
@@ -24,7 +24,8 @@ dir whose Pretrain stage has the same payload reuses the file without training; 
 recipe makes a new one.  The stage records the file as a
 :data:`~wsss_core.pipeline.artifacts.PRETRAINED` artifact (absolute path and SHA-256), which
 a training stage reads through its option ``pretrained_from`` and hands to its backbone as
-``pretrained=`` (:meth:`~wsss_core.pipeline.training_stage.TrainingStage.with_pretrained_backbone`),
+``pretrained=`` (or the option the backbone class names, :func:`~wsss_core.models.weights.pretrained_option`;
+:meth:`~wsss_core.pipeline.training_stage.TrainingStage.with_pretrained_backbone`),
 the same option every real-data config uses for ImageNet weights.
 """
 from __future__ import annotations
@@ -148,6 +149,7 @@ class Pretrain(TrainClassifier):
         from mmengine.dist import broadcast_object_list, is_main_process
 
         from ..io import atomic_write, write_json
+        from ..models.weights import pretrained_state_dict
         from .checksums import file_digest
         out = super().record(ctx, runner, net, train_set, val_set, model_cfg)
         weights, record_file = self.cache_paths(ctx)
@@ -155,7 +157,7 @@ class Pretrain(TrainClassifier):
         if is_main_process():
             weights.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(weights) as fh:
-                torch.save(net.backbone.state_dict(), fh)
+                torch.save(pretrained_state_dict(net.backbone), fh)
             digest[0] = file_digest(weights)
             write_json(record_file, dict(
                 backbone=self.options['backbone'], corpus=self.data_config(ctx),

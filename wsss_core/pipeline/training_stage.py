@@ -135,7 +135,8 @@ class TrainingStage(Stage):
         return True
 
     def with_pretrained_backbone(self, ctx: StageContext, model_cfg: dict) -> dict:
-        """``model_cfg`` with ``pretrained=<file>`` set on its entry ``pretrained_key`` when
+        """``model_cfg`` with ``pretrained=<file>`` (or the option the backbone class names,
+        :func:`~wsss_core.models.weights.pretrained_option`) set on its entry ``pretrained_key`` when
         the option ``pretrained_from`` names a Pretrain stage (a copy; unchanged otherwise).
 
         The entry's ``type`` must be the pretrained backbone's; its other options may differ
@@ -158,7 +159,11 @@ class TrainingStage(Stage):
                              f"{weights.backbone_cfg.get('type')}, but this model's "
                              f"{self.options['pretrained_key']} is a {entry.get('type')}: "
                              'point pretrained_from= at a Pretrain stage of that backbone')
-        entry['pretrained'] = str(weights.weights)
+        from ..models.weights import pretrained_option
+        from ..registry import MODELS, lookup
+        kind = entry.get('type')
+        entry[pretrained_option(kind if isinstance(kind, type) else lookup(MODELS, kind))] = \
+            str(weights.weights)
         ctx.logger.info(f'[{self.name}] backbone starts from {weights.weights} '
                         f'(pretrained by {source!r})')
         return cfg

@@ -207,3 +207,18 @@ def test_pretrained_reads_the_local_cache_only(monkeypatch, tmp_path):
     with pytest.raises(DataFileError, match='checkpoint=<local weight file>'):
         GETAMViT('deit_tiny_patch16_224.fb_in1k', pretrained=True, img_size=64, embed_dim=32,
                  depth=4, num_heads=2)
+
+
+@pytest.mark.parametrize('kind', ['vit', 'hybrid'])
+def test_pretrained_state_dict_comes_back_through_checkpoint(kind, tmp_path):
+    """What a Pretrain stage writes (wsss_core.models.weights.pretrained_state_dict) loads
+    back through the option the class names (checkpoint=), every tensor equal."""
+    from wsss_core.models.weights import pretrained_option, pretrained_state_dict
+    source = tiny(kind, seed=3)
+    path = tmp_path / 'vit.pth'
+    torch.save(pretrained_state_dict(source), path)
+    assert pretrained_option(GETAMViT) == 'checkpoint'
+    loaded = build(dict(TINY_BACKBONES[kind], checkpoint=str(path)), MODELS)
+    assert loaded.missing_keys == []
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

@@ -240,6 +240,13 @@ class GETAMViT(nn.Module):
             for s in self.hook_blocks[:2]:
                 self._resnet().stages[s].register_forward_hook(partial(self._on_stage, s))
 
+    #: a Pretrain stage's weights come back through ``checkpoint=`` (wsss_core.models.weights)
+    pretrained_option = 'checkpoint'
+
+    def pretrained_state_dict(self) -> dict:
+        """The timm model's state dict: the names :meth:`load_checkpoint` reads."""
+        return self.vit.state_dict()
+
     def load_checkpoint(self, path) -> List[str]:
         """Load a local weight file into the timm model; returns the missing keys.
 
