@@ -204,11 +204,12 @@ def _safe_name(text: str) -> str:
 
 
 class _Files:
-    """Writes the report's PNGs under ``work_dir/report`` and remembers them."""
+    """Writes a page's PNGs under ``work_dir/subdir`` (``report/`` by default) and remembers
+    them; ``src`` attributes are relative to ``work_dir``, where the page is."""
 
-    def __init__(self, work_dir: Path):
+    def __init__(self, work_dir: Path, subdir: str = REPORT_DIR):
         self.work_dir = work_dir
-        self.dir = work_dir / REPORT_DIR
+        self.dir = work_dir / subdir
         self.written: List[Path] = []
 
     def path(self, *parts: str) -> Path:
@@ -554,16 +555,22 @@ class _Sample:
 
 
 def _cam_cells(img, gt_classes: List[int], src: Source, img_id: str, names: List[str],
-               prefix: str) -> Tuple[List[_Cell], List[str]]:
-    """One CAM overlay per class: GT classes first, then classes only the CAM file has."""
+               prefix: str, extra: bool = True) -> Tuple[List[_Cell], List[str]]:
+    """One CAM overlay per class: GT classes first, then (``extra``) classes only the CAM
+    file has.  Without ``extra`` there is exactly one cell per GT class, a missing file
+    included (empty cells), so that rows of several runs line up."""
     from .overlay import overlay_cam
     path = src.path / f'{img_id}.npz'
     if not path.is_file():
-        return [_Cell(f'{prefix}no CAM file', None)], [f'{src.stage}: {path.name} missing']
+        missing = [f'{src.stage}: {path.name} missing']
+        if not extra:
+            return [_Cell(f'{prefix}no CAM file', None) for _ in gt_classes], missing
+        return [_Cell(f'{prefix}no CAM file', None)], missing
     cams, ids = load_cam(path)
     by_class = {int(c) + 1: k for k, c in enumerate(ids)}
     cells = []
-    for c in gt_classes + sorted(set(by_class) - set(gt_classes)):
+    shown = gt_classes + (sorted(set(by_class) - set(gt_classes)) if extra else [])
+    for c in shown:
         name = names[c] if c < len(names) else f'class {c}'
         if c not in by_class:
             cells.append(_Cell(f'{prefix}{name} (no CAM)', None))
@@ -581,8 +588,10 @@ def _label_cell(img, src: Source, img_id: str) -> Tuple[_Cell, Optional[str]]:
     return _Cell(src.stage, overlay_label(img, read_label_png(path))), None
 
 
-def render_sample(sample: dict, sources: Sequence[Source], names: List[str]) -> _Sample:
-    """The cells of one image's sheet (see the module docstring for the columns)."""
+def input_cells(sample: dict, names: List[str]) -> Tuple[_Sample, List[int]]:
+    """``(sheet with the image and ground-truth cells, the image's classes)``; the classes
+    (label indices, background 0 left out) are those of the ground-truth mask, or of the
+    image-level labels when the sample has no mask."""
     from .overlay import overlay_label
     img, gt, img_id = sample['img'], sample.get('gt_seg'), str(sample['img_id'])
     out = _Sample(img_id, [_Cell('image', img)])
@@ -595,6 +604,13 @@ def render_sample(sample: dict, sources: Sequence[Source], names: List[str]) -> 
         classes = [int(c) + 1 for c in np.flatnonzero(labels > 0)]
     out.notes.append('classes: ' + (', '.join(names[c] if c < len(names) else str(c)
                                               for c in classes) or 'none'))
+    return out, classes
+
+
+def render_sample(sample: dict, sources: Sequence[Source], names: List[str]) -> _Sample:
+    """The cells of one image's sheet (see the module docstring for the columns)."""
+    img, img_id = sample['img'], str(sample['img_id'])
+    out, classes = input_cells(sample, names)
     cam_sources = [s for s in sources if s.kind == 'cams']
     for src in cam_sources:
         prefix = f'{src.stage}: ' if len(cam_sources) > 1 else ''
@@ -609,14 +625,21 @@ def render_sample(sample: dict, sources: Sequence[Source], names: List[str]) -> 
     return out
 
 
-def _save_sample(sample: _Sample, split: str, files: _Files, cell_size: int) -> str:
+def save_sheet_png(rows, titles: List[str], path: Path, files: _Files, cell_size: int,
+                   row_labels: Optional[List[str]] = None) -> str:
+    """:func:`~wsss_core.visualization.sheet.make_sheet` of ``rows`` written to ``path``
+    through ``files``; returns the page's ``src`` for it."""
     from .sheet import make_sheet
-    sheet = make_sheet([[c.image for c in sample.cells]], titles=[c.title for c in sample.cells],
-                       cell_size=cell_size)
+    sheet = make_sheet(rows, titles=titles, row_labels=row_labels, cell_size=cell_size)
     from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(sheet).save(buf, format='PNG')
-    return files.write_bytes(files.path('sample', split, sample.img_id), buf.getvalue())
+    return files.write_bytes(path, buf.getvalue())
+
+
+def _save_sample(sample: _Sample, split: str, files: _Files, cell_size: int) -> str:
+    return save_sheet_png([[c.image for c in sample.cells]], [c.title for c in sample.cells],
+                          files.path('sample', split, sample.img_id), files, cell_size)
 
 
 def _split_samples(cfg, split: Optional[str], sources: List[Source], names: List[str],
@@ -711,9 +734,13 @@ def _header(work_dir: Path, stages: Sequence[StageInfo]) -> str:
             f'<p class="note">{_e(ORACLE_NOTE)}</p>')
 
 
-def render_html(work_dir: Path, sections: Sequence[str]) -> str:
+def render_html(work_dir: Path, sections: Sequence[str], title: Optional[str] = None,
+                css: str = '') -> str:
+    """The page: ``title`` (default ``wsss report: <work dir name>``), the report's style
+    sheet plus ``css``, then ``sections``."""
+    title = f'wsss report: {work_dir.name}' if title is None else title
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<title>wsss report: {_e(work_dir.name)}</title><style>{_CSS}</style></head>'
+            f'<title>{_e(title)}</title><style>{_CSS}{css}</style></head>'
             '<body>\n' + '\n'.join(s for s in sections if s) + '\n</body></html>\n')
 
 
