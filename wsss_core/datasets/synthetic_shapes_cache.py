@@ -10,51 +10,32 @@ Layout under the dataset root (``<cache>/synthetic_shapes/<fingerprint>``)::
     ImageSets/Segmentation/{train,val}_cls.txt      '<id> <c> [<c> ...]', 0-based classes
     meta.json                      written last: config, fingerprint, version, names, counts
 
-Robustness: the dataset is generated into a temporary sibling directory
-(``.<fingerprint>.partial-*``) that is renamed to its final name only once complete, so an
-interrupted run never looks complete.  Concurrent generators are serialised by an exclusive
-``flock`` on ``.<fingerprint>.lock``; without ``fcntl`` the loser of the final rename uses the
-winner's copy.  Every image depends only on ``(config, split, index)``, so the output is
-byte-identical for any number of worker processes.
+Robustness (:mod:`.cache_publish`): the dataset is generated into a temporary sibling
+directory (``.<fingerprint>.partial-*``) that is renamed to its final name only once
+complete, so an interrupted run never looks complete.  Concurrent generators are serialised
+by an exclusive ``flock`` on ``.<fingerprint>.lock``; without ``fcntl`` the loser of the final
+rename uses the winner's copy.  Every image depends only on ``(config, split, index)``, so the
+output is byte-identical for any number of worker processes.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
-import multiprocessing
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
-try:  # POSIX advisory locks; elsewhere the rename race decides
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
+from .cache_publish import (START_METHOD, cache_dir, default_cache_root,  # noqa: F401 (public)
+                            ensure_published, read_meta, run_jobs)
 
 SUBDIRS = ('JPEGImages', 'SegmentationClass', 'saliency', 'parts')
 LIST_DIR = Path('ImageSets') / 'Segmentation'
 META = 'meta.json'
 CHUNK = 50
-#: 'forkserver' where available, not 'fork': a forked child of a parent whose OpenCV thread
-#: pool is running hangs in ``cv2.setNumThreads`` (seen once a large cv2.resize had run in
-#: the parent); a forkserver child starts from a clean process (one import per worker).
-START_METHOD = ('forkserver' if 'forkserver' in multiprocessing.get_all_start_methods()
-                else 'spawn')
-
-
-def default_cache_root() -> Path:
-    """``$WSSS_CACHE`` if set, else ``~/.cache/wsss``."""
-    env = os.environ.get('WSSS_CACHE')
-    return Path(env).expanduser() if env else Path.home() / '.cache' / 'wsss'
 
 
 def dataset_dir(cfg, root=None) -> Path:
     """Where ``cfg``'s dataset lives: ``<root or cache>/synthetic_shapes/<fingerprint>``."""
-    base = Path(root).expanduser() if root is not None else default_cache_root()
-    return base / 'synthetic_shapes' / cfg.fingerprint()
+    return cache_dir('synthetic_shapes', cfg.fingerprint(), root)
 
 
 def image_id(split: str, index: int) -> str:
@@ -63,15 +44,6 @@ def image_id(split: str, index: int) -> str:
 
 
 # ----------------------------------------------------------------------------- completeness
-def read_meta(root) -> Optional[dict]:
-    """The dataset's ``meta.json`` as a dict, or None when missing or unreadable."""
-    try:
-        with open(Path(root) / META) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
-
-
 def is_complete(root, cfg) -> bool:
     """True when ``root`` holds a finished dataset of ``cfg`` (meta matches, files counted)."""
     from .synthetic_shapes import GENERATOR_VERSION
@@ -146,27 +118,6 @@ def _jobs(cfg, root: Path) -> List[Tuple]:
     return jobs
 
 
-def _init_worker() -> None:
-    """Keep OpenCV single-threaded in the workers (the pool already uses the cores)."""
-    import cv2
-    cv2.setNumThreads(1)
-
-
-def _run_jobs(jobs: Sequence[Tuple], workers: int, bar) -> Iterator[list]:
-    """Run ``jobs`` in-process (workers <= 1) or in a process pool, in order."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            res = _work_chunk(job)
-            bar.update(len(res))
-            yield res
-        return
-    ctx = multiprocessing.get_context(START_METHOD)
-    with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-        for res in pool.imap(_work_chunk, jobs):
-            bar.update(len(res))
-            yield res
-
-
 def _write_lists(root: Path, split: str, rows: Sequence[Tuple[int, List[int], int]]) -> None:
     from ..io import atomic_write
     rows = sorted(rows)
@@ -207,7 +158,7 @@ def generate_into(root: Path, cfg, workers: int = 2, progress: bool = True) -> N
     total = cfg.num_train + cfg.num_val
     with tqdm(total=total, desc=f'SyntheticShapes {cfg.fingerprint()}', unit='img',
               disable=not (progress and console.progress_enabled())) as bar:
-        for job, res in zip(jobs, _run_jobs(jobs, workers, bar)):
+        for job, res in zip(jobs, run_jobs(_work_chunk, jobs, workers, bar)):
             rows_by_split[job[2]].extend(res)
     for split, rows in rows_by_split.items():
         _write_lists(root, split, rows)
@@ -215,38 +166,6 @@ def generate_into(root: Path, cfg, workers: int = 2, progress: bool = True) -> N
 
 
 # ----------------------------------------------------------------------------- orchestration
-@contextlib.contextmanager
-def _exclusive_lock(path: Path):
-    """Hold an exclusive advisory lock on ``path`` (released when the process dies)."""
-    if fcntl is None:  # pragma: no cover
-        yield False
-        return
-    with open(path, 'a+') as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _remove_leftovers(final: Path) -> None:
-    """Delete partial directories of earlier, interrupted runs (call only under the lock)."""
-    for stale in final.parent.glob(f'.{final.name}.partial-*'):
-        shutil.rmtree(stale, ignore_errors=True)
-    if final.exists():  # an incomplete dataset under the final name: not ours to keep
-        shutil.rmtree(final)
-
-
-def _publish(tmp: Path, final: Path, cfg) -> None:
-    """Rename the finished ``tmp`` to ``final``; if another process won, keep the winner."""
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not is_complete(final, cfg):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def ensure_generated(cfg, root=None, workers: int = 2, progress: bool = True) -> Path:
     """Generate ``cfg``'s dataset once and return its root directory.
 
@@ -254,23 +173,10 @@ def ensure_generated(cfg, root=None, workers: int = 2, progress: bool = True) ->
     goes to ``<root>/synthetic_shapes/<cfg.fingerprint()>``.  A complete dataset (matching
     ``meta.json`` and file counts) is reused as is.  Otherwise it is generated into a
     temporary sibling directory and renamed into place when complete, under an exclusive
-    lock so that two processes never generate the same dataset at once.  The output is
-    identical for any ``workers``; ``progress`` shows a tqdm bar.
+    lock so that two processes never generate the same dataset at once
+    (:func:`.cache_publish.ensure_published`).  The output is identical for any ``workers``;
+    ``progress`` shows a tqdm bar.
     """
-    final = dataset_dir(cfg, root)
-    if is_complete(final, cfg):
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(final.parent / f'.{final.name}.lock') as locked:
-        if is_complete(final, cfg):
-            return final
-        if locked:
-            _remove_leftovers(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f'.{final.name}.partial-', dir=final.parent))
-        try:
-            generate_into(tmp, cfg, workers=workers, progress=progress)
-            _publish(tmp, final, cfg)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+    return ensure_published(
+        dataset_dir(cfg, root), lambda path: is_complete(path, cfg),
+        lambda tmp: generate_into(tmp, cfg, workers=workers, progress=progress))

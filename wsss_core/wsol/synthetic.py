@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..datasets.cache_publish import exclusive_lock
 from ..datasets.synthetic_dataset import SyntheticShapes
-from ..datasets.synthetic_shapes_cache import _exclusive_lock
 from ..registry import DATASETS
 from .metadata import WSOLMetadata, export_wsol_metadata
 
@@ -35,7 +35,7 @@ def ensure_wsol_export(generator: Optional[dict], root=None, workers: int = 2,
     done = final / 'metadata' / WSOL_NAME / 'class_names.txt'
     if done.is_file():
         return final
-    with _exclusive_lock(final.parent / f'.{EXPORT_DIR}.lock'):
+    with exclusive_lock(final.parent / f'.{EXPORT_DIR}.lock'):
         if done.is_file():
             return final
         shutil.rmtree(final, ignore_errors=True)
