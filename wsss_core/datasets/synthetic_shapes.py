@@ -275,13 +275,7 @@ def _background(rng, cfg: SyntheticShapesConfig, context: int) -> np.ndarray:
         hue = float(rng.uniform(0, 360))
         sat = float(rng.uniform(*cfg.random_bg_sat_range))
         val = float(rng.uniform(*cfg.random_bg_val_range))
-    c1 = R.hsv_to_rgb(hue, sat, val)
-    c2 = R.hsv_to_rgb(hue + float(rng.choice([-40.0, 40.0])),
-                      sat * float(rng.uniform(0.6, 1.3)), val * float(rng.uniform(0.6, 1.2)))
-    mix = 1.0 / (1.0 + np.exp(-2.0 * R.smooth_noise(rng, size, 24 * scale)))
-    img = c1 * (1.0 - mix[..., None]) + c2 * mix[..., None]
-    img *= (1.0 + cfg.bg_texture * R.smooth_noise(rng, size, 6 * scale))[..., None]
-    return img.astype(np.float32)
+    return R.two_tone_background(rng, size, (hue, sat, val), cfg.bg_texture, scale)
 
 
 def _choose_context(rng, cfg: SyntheticShapesConfig, classes: np.ndarray) -> int:

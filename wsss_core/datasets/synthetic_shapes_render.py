@@ -71,6 +71,24 @@ def distance_inside(mask: Array) -> Array:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
 
 
+def two_tone_background(rng: np.random.Generator, size: int, hsv: Tuple[float, float, float],
+                        texture: float, scale: float) -> Array:
+    """Blotchy two-tone background (float32 RGB) around the HSV colour ``hsv``.
+
+    Second tone: hue +-40 deg, saturation x U(0.6, 1.3), value x U(0.6, 1.2).  The tones mix
+    by ``sigmoid(2 n1)`` of smooth noise ``n1`` with 24-px blobs, and the result is multiplied
+    by ``1 + texture * n2`` (smooth noise with 6-px blobs); pixel sizes times ``scale``.
+    """
+    hue, sat, val = hsv
+    c1 = hsv_to_rgb(hue, sat, val)
+    c2 = hsv_to_rgb(hue + float(rng.choice([-40.0, 40.0])),
+                    sat * float(rng.uniform(0.6, 1.3)), val * float(rng.uniform(0.6, 1.2)))
+    mix = 1.0 / (1.0 + np.exp(-2.0 * smooth_noise(rng, size, 24 * scale)))
+    img = c1 * (1.0 - mix[..., None]) + c2 * mix[..., None]
+    img *= (1.0 + texture * smooth_noise(rng, size, 6 * scale))[..., None]
+    return img.astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- bodies
 def blob_area_factor(amps: Sequence[float]) -> float:
     """Area of the polar blob r(t) = R (1 + sum a_k cos(k t + p_k)) divided by pi R^2."""
