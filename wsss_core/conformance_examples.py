@@ -50,6 +50,11 @@ def _tiny_synthetic() -> dict:
     return dict(generator=dict(TINY_GENERATOR), progress=False, workers=0)
 
 
+def _tiny_corpus() -> dict:
+    return dict(generator=dict(image_size=48, num_classes=3, train_per_class=2,
+                               val_per_class=1), progress=False, workers=0)
+
+
 def _model_examples():
     return [
         ComponentExample('CAMClassifier', dict(num_classes=3, backbone=dict(TINY_RESNET)),
@@ -88,6 +93,7 @@ def _dataset_examples():
         ComponentExample('TaggedImageFolder', lambda: dict(
             data_root=str(tagged_tree() / 'images'), labels=str(tagged_tree() / 'tags.csv'),
             mask_dir=str(tagged_tree() / 'masks'))),
+        ComponentExample('ShapeCorpus', _tiny_corpus),
     ]
 
 

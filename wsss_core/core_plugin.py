@@ -24,6 +24,7 @@ COMPONENTS = {
         'COCO2014': '.datasets.coco14', 'WSOLMetadata': '.wsol.metadata',
         'SyntheticShapesWSOL': '.wsol.synthetic',
         'TaggedImageFolder': '.datasets.tagged_folder',
+        'ShapeCorpus': '.datasets.shape_corpus_dataset',
     },
     'TRANSFORMS': {
         **{name: '.datasets.transforms' for name in (
