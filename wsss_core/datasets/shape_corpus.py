@@ -37,9 +37,6 @@ writes a whole corpus once into the cache.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Dict, Tuple
@@ -48,6 +45,8 @@ import numpy as np
 
 from . import shape_corpus_render as C
 from . import synthetic_shapes_render as R
+from .generator_config import (check_size_and_classes, config_fingerprint, config_from_knobs,
+                               config_to_dict, freeze_sequences)
 
 #: bump whenever the drawing code changes what a given config produces
 CORPUS_VERSION: int = 1
@@ -122,18 +121,12 @@ class ShapeCorpusConfig:
     pixel_noise: float = 0.03
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                object.__setattr__(self, f.name, tuple(value))
+        freeze_sequences(self)
         self._validate()
 
     def _validate(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent knob."""
-        if not 2 <= self.num_classes <= MAX_CLASSES:
-            raise ValueError(f'num_classes must lie in 2..{MAX_CLASSES}, got {self.num_classes}')
-        if self.image_size < 32:
-            raise ValueError(f'image_size must be >= 32, got {self.image_size}')
+        check_size_and_classes(self, MAX_CLASSES)
         if self.train_per_class < 0 or self.val_per_class < 0:
             raise ValueError(f'train_per_class and val_per_class must be >= 0, got '
                              f'{self.train_per_class} and {self.val_per_class}')
@@ -171,22 +164,16 @@ class ShapeCorpusConfig:
 
     def to_dict(self) -> dict:
         """All fields as plain JSON-able values."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return config_to_dict(self)
 
     def fingerprint(self) -> str:
         """Short stable hash (12 hex digits) of all fields and :data:`CORPUS_VERSION`."""
-        blob = json.dumps({'corpus_version': CORPUS_VERSION, **self.to_dict()},
-                          sort_keys=True, separators=(',', ':'))
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return config_fingerprint(self, 'corpus_version', CORPUS_VERSION)
 
 
 def corpus_config(**knobs) -> ShapeCorpusConfig:
     """Build the corpus config, rejecting unknown knobs with the list of valid ones."""
-    valid = {f.name for f in dataclasses.fields(ShapeCorpusConfig)}
-    unknown = sorted(set(knobs) - valid)
-    if unknown:
-        raise TypeError(f'unknown ShapeCorpus option(s) {unknown}; valid: {sorted(valid)}')
-    return ShapeCorpusConfig(**knobs)
+    return config_from_knobs(ShapeCorpusConfig, 'ShapeCorpus', knobs)
 
 
 def class_of(cfg: ShapeCorpusConfig, index: int) -> int:

@@ -1,21 +1,17 @@
 """SyntheticShapes as a dataset: generated once into the cache, then read in the VOC layout."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional, Sequence
 
 from ..registry import DATASETS
+from .generator_config import config_from_knobs
 from .synthetic_shapes import CLASS_NAMES, SyntheticShapesConfig, ensure_generated
 from .voc_layout import VOCLayoutDataset
 
 
 def synthetic_config(**knobs) -> SyntheticShapesConfig:
     """Build the generator config, rejecting unknown knobs with the list of valid ones."""
-    valid = {f.name for f in dataclasses.fields(SyntheticShapesConfig)}
-    unknown = sorted(set(knobs) - valid)
-    if unknown:
-        raise TypeError(f'unknown SyntheticShapes option(s) {unknown}; valid: {sorted(valid)}')
-    return SyntheticShapesConfig(**knobs)
+    return config_from_knobs(SyntheticShapesConfig, 'SyntheticShapes', knobs)
 
 
 @DATASETS.register_module()

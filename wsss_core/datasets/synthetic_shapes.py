@@ -36,9 +36,6 @@ are calibrated for K = 6 at 96 px only.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -46,6 +43,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import synthetic_shapes_render as R
+from .generator_config import (check_size_and_classes, config_fingerprint, config_to_dict,
+                               freeze_sequences)
 from .synthetic_shapes_cache import ensure_generated, default_cache_root  # noqa: F401 (public)
 
 #: bump whenever the drawing code changes what a given config produces
@@ -132,18 +131,12 @@ class SyntheticShapesConfig:
     sal_pixel_noise: float = 0.03
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (list, tuple)):
-                object.__setattr__(self, f.name, _to_tuple(value))
+        freeze_sequences(self)
         self._validate()
 
     def _validate(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent knob."""
-        if not 2 <= self.num_classes <= MAX_CLASSES:
-            raise ValueError(f'num_classes must lie in 2..{MAX_CLASSES}, got {self.num_classes}')
-        if self.image_size < 32:
-            raise ValueError(f'image_size must be >= 32, got {self.image_size}')
+        check_size_and_classes(self, MAX_CLASSES)
         if self.num_train < 0 or self.num_val < 0:
             raise ValueError('num_train and num_val must be >= 0')
         probs = self.object_count_probs
@@ -159,21 +152,15 @@ class SyntheticShapesConfig:
 
     def to_dict(self) -> dict:
         """All fields as plain JSON-able values."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return config_to_dict(self)
 
     def fingerprint(self) -> str:
         """Short stable hash (12 hex digits) of all fields and :data:`GENERATOR_VERSION`."""
-        blob = json.dumps({'generator_version': GENERATOR_VERSION, **self.to_dict()},
-                          sort_keys=True, separators=(',', ':'))
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return config_fingerprint(self, 'generator_version', GENERATOR_VERSION)
 
     def split_size(self, split: str) -> int:
         """Number of images of ``split`` ('train' or 'val')."""
         return {'train': self.num_train, 'val': self.num_val}[split]
-
-
-def _to_tuple(value):
-    return tuple(_to_tuple(v) if isinstance(v, (list, tuple)) else v for v in value)
 
 
 # ----------------------------------------------------------------------------- class hues
