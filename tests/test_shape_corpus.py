@@ -266,6 +266,7 @@ def test_dataset_through_a_classifier_pipeline(tmp_path, core_registered):
         image_size=48, num_classes=4, train_per_class=3, val_per_class=1), root=str(tmp_path),
         progress=False, workers=1), split='train', pipeline=pipeline, load_gt=False)
     assert len(ds) == 12 and ds.num_classes == 4
+    assert ds.labels_array.tolist() == [i % 4 for i in range(12)]
     assert ds.class_names == CORPUS_CLASS_NAMES[:4] and ds.generator_config == TINY
     for i in (0, 7):
         s = ds[i]
