@@ -287,7 +287,8 @@ def test_pytest_option_adds_one_item_per_case(tmp_path):
                           '-p', 'no:cacheprovider', '-k', 'Resize or quickstart'],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert '5 passed' in out.stdout, out.stdout[-2000:]   # Resize x 4 checks + quickstart x 1
+    # Resize x 4 checks + the configs quickstart.py and quickstart_pretrained.py
+    assert '6 passed' in out.stdout, out.stdout[-2000:]
     missing = subprocess.run([sys.executable, '-m', 'pytest', '--wsss-plugin', 'nosuch', '-q',
                               '-p', 'no:cacheprovider'], cwd=tmp_path, capture_output=True,
                              text=True, timeout=300)

@@ -91,7 +91,7 @@ def _work_chunk(job: Tuple) -> List[int]:
     return their labels."""
     from .shape_corpus import generate_corpus_image
     cfg, images_path, split_id, start, stop = job
-    images = np.load(images_path, mmap_mode='r+')
+    images = np.load(images_path, mmap_mode='r+', allow_pickle=False)
     labels = []
     for index in range(start, stop):
         images[index], label = generate_corpus_image(cfg, split_id, index)

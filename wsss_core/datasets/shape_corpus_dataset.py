@@ -48,7 +48,7 @@ class ShapeCorpus(RecordsDataset):
         self.class_names = gen_cfg.class_names
         self.load_gt = load_gt
         self._images_path, labels_path = array_paths(self.data_root, split)
-        labels = np.load(labels_path)
+        labels = np.load(labels_path, allow_pickle=False)
         if max_samples is not None:
             labels = labels[:int(max_samples)]
         self.records = [CorpusRecord(f'{split}_{row:06d}', row, int(label))
@@ -61,7 +61,7 @@ class ShapeCorpus(RecordsDataset):
         """The split's (N, H, W, 3) uint8 images, memory-mapped read-only (opened on first use
         in each process)."""
         if self._images is None:
-            self._images = np.load(self._images_path, mmap_mode='r')
+            self._images = np.load(self._images_path, mmap_mode='r', allow_pickle=False)
         return self._images
 
     def __getstate__(self) -> dict:
