@@ -76,3 +76,21 @@ def test_check_channels_last_takes_booleans_only():
     for bad in (1, 'yes', None):
         with pytest.raises(StageError, match=r'\[s\] channels_last must be True or False'):
             check_channels_last('s', bad)
+
+
+def test_cpu_training_refuses_the_convolution_whose_backward_crashes_torch(core_registered):
+    """1x1 stride-2 convolutions with < 16 input channels (SmallResNet's shortcuts at width
+    8) are refused for CPU training, by name; 16 channels, inference and CUDA pass."""
+    from wsss_core.pipeline.memory_format import crashing_convolutions
+    thin = CAMClassifier(backbone=dict(type='SmallResNet', widths=(8, 8, 16, 16)), num_classes=3)
+    assert crashing_convolutions(thin) == ['backbone.stages.1.proj.0', 'backbone.stages.2.proj.0']
+    with pytest.raises(StageError, match=r'\[demo\] channels_last=True on the CPU.*'
+                                         r'backbone\.stages\.1\.proj\.0 and 1 more.*'
+                                         r'segmentation fault'):
+        to_channels_last(copy.deepcopy(thin), 'demo', training_on='cpu')
+    assert to_channels_last(copy.deepcopy(thin), 'demo').data_preprocessor.channels_last
+    assert to_channels_last(copy.deepcopy(thin), 'demo', training_on='cuda:0') is not None
+    wide = CAMClassifier(backbone=dict(type='SmallResNet', widths=(16, 16, 32, 32)),
+                         num_classes=3)
+    assert crashing_convolutions(wide) == []
+    assert to_channels_last(wide, 'demo', training_on='cpu') is not None

@@ -12,12 +12,21 @@ of the default layout up to float rounding.  A stage with the option set
 
 Every training stage takes it (:class:`~wsss_core.pipeline.stage.TrainingStage`), and so
 does TestSegmentor for inference.
+
+**A torch crash it refuses.**  On the CPU, torch's channels-last backward of a 1x1
+convolution with stride > 1 and fewer than 16 input channels kills the process with a
+segmentation fault (measured with torch 2.14.0: input channels 4, 8 and 12 crash, 16, 17, 20,
+24, 28 and 32 do not; stride 1 and 3x3 kernels do not; small inputs such as 2 x 32 x 32 may
+pass).  ResNet-38 at 1/8 width has one (its first block's 8-channel shortcut), and a thin
+SmallResNet can.  A training stage on the CPU therefore refuses ``channels_last=True`` for
+a model holding such a convolution, naming it, before any work
+(:func:`crashing_convolutions`); inference has no backward and is not affected.
 """
 from __future__ import annotations
 
 from .stage import StageError
 
-__all__ = ['check_channels_last', 'to_channels_last']
+__all__ = ['check_channels_last', 'to_channels_last', 'crashing_convolutions']
 
 
 def check_channels_last(name: str, value) -> bool:
@@ -27,13 +36,35 @@ def check_channels_last(name: str, value) -> bool:
     return value
 
 
-def to_channels_last(model, name: str):
+def crashing_convolutions(model) -> list:
+    """Names of ``model``'s convolutions whose channels-last CPU backward crashes torch: 1x1
+    kernels with a stride > 1 and fewer than 16 input channels (the module docstring)."""
+    import torch.nn as nn
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1)
+            and max(m.stride) > 1 and m.in_channels < 16]
+
+
+def to_channels_last(model, name: str, training_on: str = None):
     """Put ``model``'s weights and its input batches in channels-last layout; returns it.
 
     The model's ``data_preprocessor`` must have a ``channels_last`` switch (the core's
     ``NormalizeImages`` and its subclasses do); otherwise a :class:`StageError` says so.
+    ``training_on``: the device a training stage runs on; on the CPU a model holding a
+    convolution of :func:`crashing_convolutions` is refused (a :class:`StageError` naming it).
     """
     import torch
+
+    if training_on is not None and str(training_on).startswith('cpu'):
+        crashing = crashing_convolutions(model)
+        if crashing:
+            raise StageError(
+                f'[{name}] channels_last=True on the CPU: this model has a 1x1 strided '
+                f'convolution with fewer than 16 input channels ({crashing[0]}'
+                f'{f" and {len(crashing) - 1} more" if len(crashing) > 1 else ""}), whose '
+                'channels-last backward crashes torch with a segmentation fault '
+                '(docs: wsss_core.pipeline.memory_format); leave channels_last off for it, '
+                'or widen the network')
 
     preprocessor = getattr(model, 'data_preprocessor', None)
     if not hasattr(preprocessor, 'channels_last'):

@@ -199,7 +199,7 @@ class TrainingStage(Stage):
         set_random_seed(ctx.seed if ctx.seed is not None else 0)
         model = build(model_cfg, MODELS)
         if self.options.get('channels_last'):
-            model = to_channels_last(model, self.name)
+            model = to_channels_last(model, self.name, training_on=ctx.device)
         options = self.compile_options()
         if options is not None:
             import torch
