@@ -177,6 +177,7 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
         work_dir.mkdir(parents=True, exist_ok=True)
         if is_main_process():
             console.attach_run_log(work_dir)
+            console.record_crashes(work_dir)
             command = ' '.join(sys.argv[1:] if argv is None else argv)
             logging.getLogger('wsss').info(f'wsss-run {command} (cwd {os.getcwd()})',
                                            extra=console.FILE_ONLY)

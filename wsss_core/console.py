@@ -9,7 +9,9 @@ per-iteration lines; see :func:`adopt_mmengine_logger`).  ``-v/--verbose`` shows
 on the console, as before the log files existed (they are still written).
 
 The run's log file ``<work dir>/wsss-run.log`` (:func:`attach_run_log`) keeps every line of
-the ``wsss`` logger of every run in that work dir, and the traceback of a failure.
+the ``wsss`` logger of every run in that work dir, and the traceback of a failure -- also of
+a crash that no Python code survives, such as a segmentation fault in a native library
+(:func:`record_crashes`).
 
 Rules for a log record on the console (:class:`ConsoleFilter`): shown with ``verbose``, at
 WARNING or above, when logged with ``extra=CONSOLE``, or when no stage log is open; never when
@@ -27,6 +29,7 @@ from typing import List, Optional
 
 __all__ = ['CONSOLE', 'FILE_ONLY', 'RUN_LOG', 'STAGE_LOG', 'configure', 'verbose',
            'progress_enabled', 'ConsoleFilter', 'setup_console', 'attach_run_log',
+           'record_crashes',
            'stage_log', 'stage_log_name', 'current_stage_log', 'adopt_mmengine_logger',
            'result_line', 'reset']
 
@@ -157,6 +160,30 @@ def attach_run_log(work_dir) -> Path:
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
+    return path
+
+
+#: the open run log a fatal signal's traceback goes to (faulthandler keeps its descriptor)
+_CRASH_LOG = None
+
+
+def record_crashes(work_dir) -> Path:
+    """Have a fatal signal (SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL: e.g. a segmentation
+    fault inside torch) write the Python traceback of every thread to
+    ``<work_dir>/wsss-run.log`` (:mod:`faulthandler`), where nothing else could record it.
+    The file stays open for the life of the process; a later call for another work dir
+    moves the record there."""
+    global _CRASH_LOG
+    import faulthandler
+    path = Path(work_dir) / RUN_LOG
+    if _CRASH_LOG is not None and _CRASH_LOG.name == str(path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, 'a', encoding='utf-8')   # noqa: SIM115 - kept open on purpose
+    faulthandler.enable(file=log, all_threads=True)
+    old, _CRASH_LOG = _CRASH_LOG, log
+    if old is not None:
+        old.close()
     return path
 
 
