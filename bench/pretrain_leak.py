@@ -21,17 +21,6 @@ from pathlib import Path
 import torch
 
 
-class _Subset:
-    def __init__(self, dataset, n):
-        self.dataset, self.n = dataset, min(n, len(dataset))
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return self.dataset[i]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('stage_dir', help='a finished Pretrain stage directory')
@@ -58,8 +47,8 @@ def main(argv=None) -> int:
     data = dict(type='SyntheticShapes', progress=False,
                 generator=dict(seed=args.generator_seed, image_size=args.image_size,
                                num_classes=args.num_classes))
-    train = _Subset(build_dataset(data, split='train', load_gt=False), args.train)
-    val = _Subset(build_dataset(data, split='val', load_gt=False), args.val)
+    train = build_dataset(data, split='train', load_gt=False, max_samples=args.train)
+    val = build_dataset(data, split='val', load_gt=False, max_samples=args.val)
     rows = {}
     for name, cfg in (('pretrained', dict(backbone_cfg, **{option: art['backbone_weights']})),
                       ('random', backbone_cfg)):
