@@ -93,8 +93,11 @@ def registered_names(registry: mme.Registry) -> list:
     return sorted(names)
 
 
-def lookup(registry: mme.Registry, type_name: str):
-    """Return the class registered as ``type_name`` or raise :class:`UnknownComponentError`."""
+def lookup(registry: mme.Registry, type_name):
+    """Return the class registered as ``type_name`` or raise :class:`UnknownComponentError`;
+    a class given as the type (a config's ``type=SomeClass``) is returned as it is."""
+    if isinstance(type_name, type):
+        return type_name
     obj = registry.get(type_name)
     if obj is not None:
         return obj

@@ -64,7 +64,7 @@ def published_kinds(custom_hooks) -> tuple:
     kinds = []
     for hook in custom_hooks or ():
         kind = hook.get('type') if isinstance(hook, dict) else None
-        cls = kind if isinstance(kind, type) else lookup(HOOKS, kind) if kind else None
+        cls = lookup(HOOKS, kind) if kind else None
         published = getattr(cls, 'publishes', None)
         if published is not None and published not in kinds:
             kinds.append(published)
@@ -161,9 +161,7 @@ class TrainingStage(Stage):
                              'point pretrained_from= at a Pretrain stage of that backbone')
         from ..models.weights import pretrained_option
         from ..registry import MODELS, lookup
-        kind = entry.get('type')
-        entry[pretrained_option(kind if isinstance(kind, type) else lookup(MODELS, kind))] = \
-            str(weights.weights)
+        entry[pretrained_option(lookup(MODELS, entry['type']))] = str(weights.weights)
         ctx.logger.info(f'[{self.name}] backbone starts from {weights.weights} '
                         f'(pretrained by {source!r})')
         return cfg
@@ -309,7 +307,7 @@ class TrainingStage(Stage):
         """
         from ..registry import MODELS, lookup
         kind = model.get('type')
-        cls = kind if isinstance(kind, type) else lookup(MODELS, kind)
+        cls = lookup(MODELS, kind)
         needed = int(getattr(cls, 'min_train_batch_size', 1))
         if int(batch_size) >= needed or self.options.get('sync_bn'):
             return
