@@ -129,3 +129,30 @@ def test_training_stage_hands_pretrained_weights_to_the_backbone(tmp_path, core_
     wrong = TrainClassifier('seg', model=dict(model), pretrained_from='cls0')
     with pytest.raises(StageError, match="reads pretrained_from='cls0'"):
         check_graph([TrainClassifier('cls0', model=dict(model)), wrong])
+
+
+def test_graph_check_refuses_a_pretrained_backbone_of_another_type(core_registered):
+    """When the pipeline is built, before the Pretrain stage's hours: the backbone at
+    ``pretrained_key`` must be the type the named Pretrain stage pretrains."""
+    from wsss_core.pipeline.artifacts import check_graph
+    from wsss_core.pipeline.pretrain import Pretrain
+    from wsss_core.pipeline.train_classifier import TrainClassifier
+    pre = Pretrain('pre', backbone=dict(TINY))
+    assert pre.backbone_config == TINY
+    fits = TrainClassifier('cls', model=dict(type='CAMClassifier', backbone=dict(TINY)),
+                           pretrained_from='pre')
+    check_graph([pre, fits])
+    other = TrainClassifier('cls', model=dict(type='CAMClassifier',
+                                              backbone=dict(type='ResNet38')),
+                            pretrained_from='pre')
+    with pytest.raises(StageError, match=r"\[cls\] pretrained_from='pre' pretrained a "
+                                         r'SmallResNet.*is a ResNet38'):
+        check_graph([pre, other])
+    nested = TrainClassifier('cls', model=dict(type='CAMClassifier',
+                                               backbone=dict(type='WithX', backbone=dict(TINY))),
+                             pretrained_from='pre', pretrained_key='backbone.backbone')
+    check_graph([pre, nested])                               # a dotted path to the right type
+    missing = TrainClassifier('cls', model=dict(type='CAMClassifier', backbone=dict(TINY)),
+                              pretrained_from='pre', pretrained_key='backbone.backbone')
+    with pytest.raises(StageError, match="no dict at 'backbone'"):
+        check_graph([pre, missing])

@@ -264,7 +264,9 @@ def check_graph(stages: Sequence) -> None:
     """Refuse, before any work, a stage whose input option names a stage that does not
     produce the kind the option reads: ``RefineLabels(cams='train')`` on a TrainClassifier
     raises a :class:`StageError` naming both stages, what was expected and what the named
-    stage produces, and the stages of the config that would fit."""
+    stage produces, and the stages of the config that would fit.  Then each stage's own
+    ``check_sources(by_name)``, where it has one, checks what its inputs' stages are
+    configured to make (e.g. a training stage's ``pretrained_from`` backbone type)."""
     by_name = {s.name: s for s in stages}
     for stage in stages:
         for option, spec in stage.reads.items():
@@ -285,3 +287,7 @@ def check_graph(stages: Sequence) -> None:
                     f"as {describe(wanted)}, but stage '{dep}' ({type(source).__name__}) "
                     f'produces {describe(made)}: point {option}= at a stage that produces '
                     f'{describe(wanted)}{hint}')
+    for stage in stages:      # then each stage's own checks of what its inputs name
+        check_sources = getattr(stage, 'check_sources', None)
+        if check_sources is not None:
+            check_sources(by_name)

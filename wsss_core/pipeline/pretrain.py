@@ -89,6 +89,12 @@ class Pretrain(TrainClassifier):
                          **options)
 
     # ------------------------------------------------------------------ the preset
+    @property
+    def backbone_config(self) -> dict:
+        """The backbone config this stage pretrains (read by the stages that start from it
+        when the pipeline is built, :meth:`TrainingStage.check_sources`)."""
+        return dict(self.options['backbone'])
+
     def produced_kinds(self) -> tuple:
         return tuple(self.produces)
 

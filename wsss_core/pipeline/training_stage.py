@@ -147,24 +147,46 @@ class TrainingStage(Stage):
             return model_cfg
         weights = self.read_input(ctx, 'pretrained_from')
         cfg = copy.deepcopy(model_cfg)
-        entry = cfg
-        for part in self.options['pretrained_key'].split('.'):
-            if not isinstance(entry, dict) or not isinstance(entry.get(part), dict):
-                raise StageError(f"[{self.name}] pretrained_key="
-                                 f"'{self.options['pretrained_key']}': the model config has no "
-                                 f'dict at {part!r} to set pretrained= on')
-            entry = entry[part]
-        if entry.get('type') != weights.backbone_cfg.get('type'):
-            raise StageError(f"[{self.name}] pretrained_from='{source}' pretrained a "
-                             f"{weights.backbone_cfg.get('type')}, but this model's "
-                             f"{self.options['pretrained_key']} is a {entry.get('type')}: "
-                             'point pretrained_from= at a Pretrain stage of that backbone')
+        entry = self.pretrained_entry(cfg)
+        self.check_pretrained_type(weights.backbone_cfg, entry)
         from ..models.weights import pretrained_option
         from ..registry import MODELS, lookup
         entry[pretrained_option(lookup(MODELS, entry['type']))] = str(weights.weights)
         ctx.logger.info(f'[{self.name}] backbone starts from {weights.weights} '
                         f'(pretrained by {source!r})')
         return cfg
+
+    def pretrained_entry(self, model_cfg: dict) -> dict:
+        """The dict at the dotted path ``pretrained_key`` of ``model_cfg`` (the backbone that
+        ``pretrained_from``'s weights go to); a :class:`StageError` names the missing part."""
+        entry = model_cfg
+        for part in self.options['pretrained_key'].split('.'):
+            if not isinstance(entry, dict) or not isinstance(entry.get(part), dict):
+                raise StageError(f"[{self.name}] pretrained_key="
+                                 f"'{self.options['pretrained_key']}': the model config has no "
+                                 f'dict at {part!r} to set pretrained= on')
+            entry = entry[part]
+        return entry
+
+    def check_pretrained_type(self, pretrained_cfg: dict, entry: dict) -> None:
+        """Refuse weights pretrained for another backbone type than the entry's."""
+        if entry.get('type') != pretrained_cfg.get('type'):
+            raise StageError(f"[{self.name}] pretrained_from='{self.options['pretrained_from']}' "
+                             f"pretrained a {pretrained_cfg.get('type')}, but this model's "
+                             f"{self.options['pretrained_key']} is a {entry.get('type')}: "
+                             'point pretrained_from= at a Pretrain stage of that backbone')
+
+    def check_sources(self, by_name: Dict[str, Any]) -> None:
+        """When the pipeline is built (:func:`~wsss_core.pipeline.artifacts.check_graph`):
+        the stage ``pretrained_from`` names pretrains the backbone type found at
+        ``pretrained_key`` of this stage's ``model`` option, so a mis-wired config fails before
+        any stage runs, not after the earlier stages' hours."""
+        source = by_name.get(self.options.get('pretrained_from') or '')
+        model = self.options.get('model')
+        pretrained_cfg = getattr(source, 'backbone_config', None)
+        if source is None or not isinstance(model, dict) or not isinstance(pretrained_cfg, dict):
+            return
+        self.check_pretrained_type(pretrained_cfg, self.pretrained_entry(model))
 
     def check_training_options(self) -> None:
         """Refuse a bad ``sync_bn``, ``find_unused_parameters``, ``nonfinite_loss`` or
