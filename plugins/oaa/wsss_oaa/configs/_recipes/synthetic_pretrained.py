@@ -1,0 +1,37 @@
+# A fragment (not a runnable config): OAA's stages of oaa::synthetic.py switched to the VGG16
+# stand-in pretrained on the ShapeCorpus.  oaa::synthetic_pretrained.py and
+# nsrom::synthetic_pretrained.py merge `oaa_pretrained_stages` into their `stages` by name.
+#
+#   oaa_pretrain: VGG16 with OAA's strides (pool4 stride 1, no pool5, dilated conv5) at a
+#       quarter of the width, pretrained on the ShapeCorpus (the offline stand-in for
+#       ImageNet, docs/pretraining.md) rendered at 64 px (below the fine-tuning size, as
+#       ImageNet's 224 px is below VOC's crops), 6 epochs; cached in $WSSS_CACHE/pretrained.
+#   oaa_classify / oaa_late_classify / oaa_iam: that VGG instead of the SmallResNet, started
+#       from the pretrained weights with the ImageNet normalisation the pretraining used and
+#       the reference's fine-tuning structure (new layers faster than the pretrained trunk:
+#       the trunk at a tenth of the head's AdamW 2e-3; the reference uses x1 / x10 with SGD);
+#       the classifiers add the reference's colour jitter (no geometric change, so
+#       accumulation still sees a fixed geometry).
+vgg_standin = dict(type='VGG16OAA', width_mult=0.25)
+imagenet_norm = dict(_delete_=True, type='NormalizeImages')
+finetune_optim = dict(type='OptimWrapper',
+                      optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+                      paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
+jitter_fixed_geometry = [dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.3,
+                              hue=0.1),
+                         dict(type='PackInputs', keys=('img', 'labels'))]
+shape_corpus_64 = dict(type='ShapeCorpus', generator=dict(image_size=64))
+
+oaa_pretrained_stages = dict(
+    oaa_pretrain=dict(type='Pretrain', before='oaa_classify', backbone=vgg_standin,
+                      corpus=shape_corpus_64, max_epochs=6, batch_size=64),
+    oaa_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
+                      model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
+                      optim_wrapper=finetune_optim),
+    oaa_late_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
+                           model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
+                           optim_wrapper=finetune_optim),
+    oaa_iam=dict(pretrained_from='oaa_pretrain',
+                 model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
+                 optim_wrapper=finetune_optim),
+)
