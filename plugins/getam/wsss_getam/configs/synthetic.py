@@ -10,6 +10,10 @@
 #
 #   wsss-run getam::synthetic.py                (work_dirs/getam_synthetic)
 #
+# The stages come from the fragment getam::_recipes/synthetic.py (getam_synthetic_stages):
+# getam, getam_maps, getam_rollout_maps, getam_plain_cams (each with its eval_*),
+# getam_online_labels, getam_test.
+#
 # Differences from the VOC recipe (getam::voc12_vitb_hybrid.py), all for a CPU run from
 # scratch: a ViT-Tiny-sized encoder (embed 192, 12 blocks, 3 heads; no weights on disk) and a
 # 64-wide decoder instead of ViT-B/16-hybrid and 256; 96 px crops (the images' size; long
@@ -21,6 +25,7 @@
 # training crop, multiples of 32).  The GETAM map (last six of twelve blocks), PAMR, the
 # online-label constants and the losses are the reference's; the saliency loss uses the
 # intended target (the default).
+_base_ = ['getam::_recipes/synthetic.py']
 seed = 0
 work_dir = 'work_dirs/getam_synthetic'
 plugins = ['deeplab', 'getam']
@@ -30,29 +35,4 @@ data = dict(
     generator=dict(image_size=96, num_classes=6, seed=0, num_train=3000, num_val=500),
 )
 
-norm = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
-model = dict(type='GETAMNet', features=64, test_sizes=(64, 96, 160), data_preprocessor=norm,
-             backbone=dict(type='GETAMViT', model_name='vit_tiny_patch16_224', img_size=96,
-                           embed_dim=192, depth=12, num_heads=3))
-
-stages = dict(
-    getam=dict(type='TrainGETAM', model=model, max_epochs=8, batch_size=16, crop=96,
-               long_side=(86, 110), val_split='val',
-               optim_wrapper=dict(type='OptimWrapper',
-                                  optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))),
-    # the maps on the training images (one scale, no flip: as the online labels see them)
-    getam_maps=dict(type='MakeCAMs', source='getam', split='train',
-                    generator=dict(type='GETAMCAM', start_layer=6), scales=(1.0,), flip=False),
-    eval_getam_maps=dict(type='EvaluateLabels', cams='getam_maps', threshold=0.25),
-    rollout_maps=dict(type='MakeCAMs', source='getam', split='train',
-                      generator=dict(type='AttentionRolloutCAM'), scales=(1.0,), flip=False),
-    eval_rollout_maps=dict(type='EvaluateLabels', cams='rollout_maps', threshold=0.25),
-    plain_cams=dict(type='MakeCAMs', source='getam', split='train',
-                    generator=dict(type='CAM'), scales=(1.0,), flip=False),
-    eval_plain_cams=dict(type='EvaluateLabels', cams='plain_cams', threshold=0.25),
-    online_labels=dict(type='RefineLabels', cams='getam_maps', workers=2,
-                       refiners=[dict(type='PAMRRefiner'), dict(type='GETAMOnlineLabels')]),
-    eval_online_labels=dict(type='EvaluateLabels', labels='online_labels'),
-    test=dict(type='TestSegmentor', checkpoint='getam', split='val', workers=2,
-              crf=dict(type='DenseCRF', preset='getam')),
-)
+stages = _base_.getam_synthetic_stages
