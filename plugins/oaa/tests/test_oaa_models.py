@@ -17,6 +17,23 @@ def _build(cfg):
     return build(cfg, MODELS)
 
 
+def test_vgg16_oaa_from_scratch_keeps_its_signal_through_13_convs(registered):
+    """torchvision's VGG init (He, fan-out; biases 0): a VGG16 without normalisation trained
+    from scratch (the ShapeCorpus stand-in) must not start with the vanishing output of
+    PyTorch's default Conv2d init (std about 0.01 after 13 convs, against about 0.2)."""
+    torch.manual_seed(0)
+    net = _build(dict(type='VGG16OAA', width_mult=0.25))
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    fan_out = convs[5].out_channels * 9
+    assert abs(convs[5].weight.std().item() - math.sqrt(2 / fan_out)) < 0.1 * math.sqrt(2 / fan_out)
+    assert all(float(c.bias.abs().max()) == 0 for c in convs)
+    out = net(torch.randn(4, 3, 64, 64))
+    assert out.std().item() > 0.1
+    for conv in convs:                                   # PyTorch's default init, for contrast
+        conv.reset_parameters()
+    assert net(torch.randn(4, 3, 64, 64)).std().item() < 0.03
+
+
 def test_vgg16_oaa_has_stride_8_dilated_conv5_and_torchvision_indices(registered):
     net = _build(dict(type='VGG16OAA'))
     convs = {i: m for i, m in enumerate(net.features) if isinstance(m, nn.Conv2d)}

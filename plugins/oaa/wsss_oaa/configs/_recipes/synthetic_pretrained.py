@@ -5,7 +5,9 @@
 #   oaa_pretrain: VGG16 with OAA's strides (pool4 stride 1, no pool5, dilated conv5) at a
 #       quarter of the width, pretrained on the ShapeCorpus (the offline stand-in for
 #       ImageNet, docs/pretraining.md) rendered at 64 px (below the fine-tuning size, as
-#       ImageNet's 224 px is below VOC's crops), 6 epochs; cached in $WSSS_CACHE/pretrained.
+#       ImageNet's 224 px is below VOC's crops), 6 epochs, AdamW 1e-3 one-cycle (a VGG has no
+#       normalisation layers: at 2e-3 and 3e-4 alike it left the chance loss later in probes);
+#       cached in $WSSS_CACHE/pretrained.
 #   oaa_classify / oaa_late_classify / oaa_iam: that VGG instead of the SmallResNet, started
 #       from the pretrained weights with the ImageNet normalisation the pretraining used and
 #       the reference's fine-tuning structure (new layers faster than the pretrained trunk:
@@ -24,7 +26,9 @@ shape_corpus_64 = dict(type='ShapeCorpus', generator=dict(image_size=64))
 
 oaa_pretrained_stages = dict(
     oaa_pretrain=dict(type='Pretrain', before='oaa_classify', backbone=vgg_standin,
-                      corpus=shape_corpus_64, max_epochs=6, batch_size=64),
+                      corpus=shape_corpus_64, max_epochs=6, batch_size=64,
+                      optim_wrapper=dict(type='OptimWrapper',
+                                         optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))),
     oaa_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
                       model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
                       optim_wrapper=finetune_optim),
