@@ -1,12 +1,15 @@
-"""``stages_from``: a config composed of the stages of other configs (``core::zoo.py``)."""
+"""``stages_from``: a config composed of the stages of other configs (``configs/zoo.py``)."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from wsss_core.config import ConfigError, load_config
 from wsss_core.config_compose import stages_from
+
+REPO = Path(__file__).resolve().parents[1]
 
 SOURCE = """
 seed = 0
@@ -75,13 +78,13 @@ def test_a_composing_config_loads_and_a_name_clash_is_refused(source, tmp_path):
 
 
 def test_the_zoo_runs_each_methods_own_stages_and_compares_them(tmp_path):
-    """core::zoo.py: every method's stages are its own config's (DeepLab's recipe aside),
+    """configs/zoo.py: every method's stages are its own config's (DeepLab's recipe aside),
     every segmentation network starts from the pretrained SmallResNet, the page's roles
     name stages of the zoo, and the pipeline builds (graph and pretrained types checked)."""
     from wsss_core.pipeline import Pipeline
     from wsss_core.plugin_loader import load_plugins
     load_plugins()
-    cfg = load_config('core::zoo.py')
+    cfg = load_config(str(REPO / 'configs' / 'zoo.py'))
     zoo = {s['name']: s for s in cfg.stages}
     assert len(Pipeline(cfg, tmp_path).stages) == len(zoo)
     for spec, name in [('oaa::synthetic_pretrained.py', 'oaa_classify'),

@@ -1,6 +1,6 @@
 """Composing one pipeline from the stages of other configs: ``stages_from``.
 
-A config that runs several methods in one work dir (``core::zoo.py``) takes each method's
+A config that runs several methods in one work dir (``configs/zoo.py``) takes each method's
 stages from that method's own runnable config, so the two never drift apart:
 
 .. code-block:: python

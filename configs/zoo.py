@@ -1,10 +1,13 @@
 # Every method side by side on SyntheticShapes, each from its ShapeCorpus-pretrained stand-in, one work dir, CPU; needs no files.
-# The zoo: the baseline and every method of the installed plugins on the same data, seed and
+# The zoo: the baseline and every method of the shipped plugins on the same data, seed and
 # DeepLab recipe, each network started from its stand-in pretrained on the ShapeCorpus (the
 # offline stand-in for ImageNet, docs/pretraining.md), in one work dir, then one page:
 #
-#   wsss-run core::zoo.py                      (work_dirs/zoo; resumable: run it again)
+#   wsss-run configs/zoo.py                    (work_dirs/zoo; resumable: run it again)
 #   wsss-report --compare work_dirs/zoo         (work_dirs/zoo/compare.html)
+#
+# It lives in the repository, not in a plugin: it needs every plugin, and the core (like
+# every plugin) names only the configs of the plugins it requires.
 #
 # Each method's stages are taken by name from its own runnable config (stages_from,
 # wsss_core.config_compose), so the zoo runs exactly what that config runs:
