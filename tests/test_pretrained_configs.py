@@ -21,12 +21,6 @@ def plugins():
     load_plugins()
 
 
-def _submodule(model, dotted: str):
-    for part in dotted.split('.'):
-        model = getattr(model, part)
-    return model
-
-
 @pytest.mark.parametrize('spec', CONFIGS)
 def test_every_pretrained_stage_starts_from_the_pretrained_weights(spec, plugins, tmp_path):
     from wsss_core.config import load_config
@@ -59,7 +53,7 @@ def test_every_pretrained_stage_starts_from_the_pretrained_weights(spec, plugins
         torch.manual_seed(2)                   # another init: only the file can match
         model = build(model_cfg, MODELS)
         model.init_weights()
-        got = pretrained_state_dict(_submodule(model, stage.options['pretrained_key']))
+        got = pretrained_state_dict(model.get_submodule(stage.options['pretrained_key']))
         expected = weights[source.name]
         same_shape = [k for k, v in expected.items() if k in got and got[k].shape == v.shape]
         assert len(same_shape) >= len(expected) - 1, (stage.name, len(same_shape), len(expected))

@@ -67,7 +67,7 @@ def stages_from(spec: str, select: Sequence[str], exclude: Sequence[str] = (),
     exclude = [exclude] if isinstance(exclude, str) else list(exclude)
     cfg = load_config(spec)
     names = [s['name'] for s in cfg.get('stages') or []]
-    unmatched = [p for p in select if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    unmatched = [p for p in select if not any(_matches(n, [p]) for n in names)]
     if unmatched:
         raise ConfigError(f'stages_from({spec!r}): {unmatched} match no stage of it; its '
                           f'stages: {names}')
@@ -77,7 +77,7 @@ def stages_from(spec: str, select: Sequence[str], exclude: Sequence[str] = (),
             plain = stage.to_dict() if hasattr(stage, 'to_dict') else copy.deepcopy(dict(stage))
             chosen[plain.pop('name')] = plain
     for pattern, options in (update or {}).items():
-        targets = [n for n in chosen if fnmatch.fnmatchcase(n, pattern)]
+        targets = [n for n in chosen if _matches(n, [pattern])]
         if not targets:
             raise ConfigError(f'stages_from({spec!r}): update pattern {pattern!r} matches no '
                               f'selected stage; selected: {list(chosen)}')
