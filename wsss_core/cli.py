@@ -7,6 +7,7 @@
     wsss-run oaa::voc12_vgg16.py --work-dir runs/oaa --cfg-options data.data_root=/data/VOC2012
     wsss-run CONFIG --stages make_cams,refine  # redo two stages on the artifacts already there
     wsss-run CONFIG --verify                   # check every finished stage's files, change nothing
+    wsss-run configs/zoo.py --reuse-from work_dirs/oaa_synthetic_pretrained   # copy its stages
     torchrun --nproc_per_node=2 -m wsss_core.cli CONFIG --launcher pytorch
 
 The console shows per stage a start line naming the stage's log file (<work dir>/<stage>/
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                    'have finished already')
     p.add_argument('--resume', action='store_true',
                    help='let an interrupted training stage continue from its last checkpoint')
+    p.add_argument('--reuse-from', metavar='WORK_DIR', nargs='+', action='extend', default=[],
+                   help='other work dirs: a stage that finished there with the same config '
+                   'hash (same name, options, data and inputs) is copied (hard-linked where '
+                   'possible) instead of run')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--device', help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('--list-plugins', action='store_true', help='list plugins and exit')
@@ -138,6 +143,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return check_plugins_main(args.check_plugin)
     if args.list_configs:
         return list_configs_main(args.list_configs)
+    missing = [d for d in args.reuse_from if not Path(d).is_dir()]
+    if missing:
+        print(f'wsss-run: --reuse-from: no such work dir: {", ".join(missing)}', file=sys.stderr)
+        return 2
     _setup_logging(args)
     from .config import ConfigError, dump_run_info, load_config
     from .plugin_loader import PluginSelectionError, load_plugins
@@ -185,7 +194,7 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
             dump_run_info(cfg, work_dir, plugin_set.records)
             pipeline = Pipeline(cfg, work_dir, only=only, resume=args.resume,
                                 launcher=args.launcher, device=args.device,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, reuse_from=args.reuse_from)
             results = pipeline.run()
     except ConfigBuildError as exc:
         add_base_config_hint(exc, cfg)

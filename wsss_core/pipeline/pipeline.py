@@ -8,6 +8,9 @@ Rules (for each stage, in config order):
   once its files match the checksums in its manifest: a missing or changed file stops the
   run with an error naming it (:mod:`~wsss_core.pipeline.checksums`); so do the files of
   the stages a stage reads, checked before its own directory is prepared;
+* not finished here but finished with the same hash under the same name in a ``reuse_from``
+  work dir (``wsss-run --reuse-from``) -> a copy of that stage dir is put in place, its files
+  checked first (:mod:`~wsss_core.pipeline.reuse`), and the stage counts as ``reused``;
 * interrupted with the same hash -> offline stages resume (per-image artifacts are written
   atomically, so every file present is complete); training stages resume from their last
   checkpoint with ``--resume`` and otherwise start afresh;
@@ -50,6 +53,7 @@ from .checksums import verify_stage
 from .manifest import (DamagedManifestError, config_hash, read_manifest, read_state,
                        write_manifest, write_state)
 from .memory import PeakMemory
+from .reuse import adopt_stage_dir, find_reusable
 from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
                        read_shard_records, shard_lock, shard_record_path, sum_counts)
 from .stage import Stage, StageContext, StageError
@@ -75,13 +79,19 @@ class Pipeline:
         only: run just these stage names (each is redone even if finished); the others must
             have finished already when a selected stage reads them.
         resume: let interrupted training stages continue from their last checkpoint.
+        reuse_from: other work dirs: a stage not finished here that finished in one of them
+            with the same config hash is copied from there instead of run (status
+            ``reused``, :mod:`~wsss_core.pipeline.reuse`).
     """
 
     def __init__(self, cfg, work_dir, only: Optional[Sequence[str]] = None, resume: bool = False,
-                 launcher: str = 'none', device: Optional[str] = None, progress: bool = True):
+                 launcher: str = 'none', device: Optional[str] = None, progress: bool = True,
+                 reuse_from: Sequence = ()):
         self.cfg = cfg
         self.work_dir = Path(work_dir)
         self.resume = resume
+        self.reuse_from = [Path(p) for p in reuse_from
+                           if Path(p).resolve() != self.work_dir.resolve()]
         self.launcher = launcher
         self.device = device or _default_device()
         self.progress = progress
@@ -169,8 +179,8 @@ class Pipeline:
             # independent shards meet only on disk: --stages selects, it does not force a redo
             redo = self.only is not None and not self.shard.independent
             status = self._decide(stage, ctx, digest, redo)
-            if status == 'skipped':
-                results.append(StageResult(stage.name, 'skipped', read_manifest(ctx.stage_dir),
+            if status in ('skipped', 'reused'):
+                results.append(StageResult(stage.name, status, read_manifest(ctx.stage_dir),
                                            stage))
                 continue
             results.append(self._run_stage(stage, ctx, digest, upstream, status))
@@ -212,6 +222,16 @@ class Pipeline:
             verify_stage(ctx.stage_dir, manifest, stage.name)
             logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
             return 'skipped'
+        if self.reuse_from and not redo and not self.shard.independent:
+            source = find_reusable(stage.name, digest, self.reuse_from)
+            if source is not None:
+                if ctx.stage_dir.exists():
+                    logger.info(f'[{stage.name}] previous files moved to '
+                                f'{supersede(ctx.stage_dir)} (a finished copy is reused)')
+                adopt_stage_dir(source, ctx.stage_dir)
+                logger.info(f'[{stage.name}] finished in {source.parent} with the same config: '
+                            'reused', extra=console.CONSOLE)
+                return 'reused'
         if self.shard.independent and not is_sharded_stage(stage):
             raise StageError(
                 f"stage '{stage.name}' ({type(stage).__name__}) has not finished and does not "
