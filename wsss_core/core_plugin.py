@@ -59,6 +59,7 @@ COMPONENTS = {
         'TrainClassifier': '.pipeline.train_classifier', 'MakeCAMs': '.pipeline.make_cams',
         'Pretrain': '.pipeline.pretrain',
         'RefineLabels': '.pipeline.refine_labels', 'EvaluateLabels': '.pipeline.evaluate_labels',
+        'EvaluateClassifier': '.pipeline.evaluate_classifier',
         'RenderSheet': '.pipeline.render_sheet', 'TrainIRN': '.irn.train_irn',
         'RandomWalkLabels': '.irn.random_walk_labels',
         'EvaluateWSOL': '.wsol.evaluate_wsol',

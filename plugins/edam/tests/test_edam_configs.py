@@ -85,4 +85,7 @@ def test_synthetic_config_runs_end_to_end_when_shrunk(tmp_path, registered):
     for name in ('eval_edam_labels', 'eval_edam_labels_crf', 'eval_edam_labels_crf_sal'):
         assert 0.0 <= res[name].manifest['metrics']['miou'] <= 1.0
     assert res['edam_classify'].manifest['counts']['train_pairs'] > 0
+    scored = res['eval_edam_classify'].manifest   # the classifier on self-pairs, val images
+    assert scored['counts']['images'] == TINY_GENERATOR['num_val']
+    assert 0.0 < scored['metrics']['cls/mAP'] <= 1.0
     assert res['edam_test'].manifest['counts']['evaluated'] == TINY_GENERATOR['num_val']

@@ -278,6 +278,20 @@ def test_predict_scores_da_and_cma(models):
                                    torch.sigmoid(model(img)))
 
 
+def test_predict_scores_cma_self_pairs_each_image_with_itself(models):
+    model = _classifier(num_classes=3).eval()
+    img = torch.randn(3, 3, 32, 32)   # odd batch: no partner needed
+    model.predict_scores = 'cma_self'
+    with torch.no_grad():
+        scores = torch.stack([o['scores'] for o in model(img, mode='predict')])
+        for n in range(3):
+            pair = torch.stack([img[n], img[n]])
+            torch.testing.assert_close(scores[n], torch.sigmoid(model(pair))[0])
+        assert not torch.allclose(scores, model.cam_logits(img).mean(dim=(2, 3)))
+    with pytest.raises(ValueError, match='predict_scores'):
+        model.predict_scores = 'cma_pairs'
+
+
 def test_da_masks_generator_through_multiscale_cams(models):
     from wsss_core.cams import multiscale_cams
     from wsss_core.cams.multiscale import multiscale_cams_loop

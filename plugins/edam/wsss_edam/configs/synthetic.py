@@ -60,6 +60,10 @@ stages = dict(
                                           optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
                                           constructor='EDAMOptimWrapperConstructor',
                                           paramwise_cfg=dict(lr_mults=dict(new=1.0)))),
+    # the trained classifier scored without a partner (each val image paired with itself);
+    # edam_classify's own validation scores the DA masks' spatial mean (EDAMClassifier)
+    eval_edam_classify=dict(type='EvaluateClassifier', source='edam_classify', split='val',
+                            predict_options=dict(predict_scores='cma_self')),
     # DA masks, 4 scales + flip, max-normalised per class (docs/methods/edam.md §8 steps 1-4)
     edam_masks=dict(type='MakeCAMs', source='edam_classify', split='train',
                     generator=dict(type='DAMasks'), scales=(1.0, 0.5, 1.5, 2.0), flip=True),

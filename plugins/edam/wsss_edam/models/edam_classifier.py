@@ -16,7 +16,10 @@ validation batches of unrelated single images have no meaningful CMA score.  The
 ``'da'`` scores image n, class k by the spatial mean of its DA mask, ``mean_xy Mhat_k`` in
 [0, 1] (pair-free, the same maps that inference uses; mAP needs only a per-class ranking).
 ``'cma'`` instead returns ``sigmoid(s)`` with consecutive images taken as pairs (the batch
-must be even; meaningful when the loader yields pairs).
+must be even; meaningful when the loader yields pairs).  ``'cma_self'`` scores the trained
+classification head without a partner: each image is paired with itself, ``sigmoid(s_n)``
+of the pair (x_n, x_n), so the cross-image attention attends within the image (pair-free;
+the core's ``EvaluateClassifier`` stage sets it to score a finished classifier).
 
 Optimiser groups (``docs/methods/edam.md#7-training``), by parameter-name prefix
 (:data:`PARAM_GROUPS`):
@@ -55,7 +58,7 @@ PARAM_GROUPS = {
 }
 #: reference lr multipliers of the groups (weight decay is the same for all three)
 PARAM_GROUP_LR_MULT = {'backbone': 1.0, 'new': 10.0, 'transformer': 1.0}
-PREDICT_SCORES = ('da', 'cma')
+PREDICT_SCORES = ('da', 'cma', 'cma_self')
 
 
 def param_group_of(name: str) -> str:
@@ -76,7 +79,8 @@ class EDAMClassifier(BaseModel):
         num_classes: K (20 for VOC).
         cma: keyword arguments of :class:`CollaborativeMultiAttention` (``embed_dims``,
             ``num_heads``, ``ffn_dims``, ``dropout``, ``attn_dropout``, ``attention``...).
-        predict_scores: ``'da'`` (default) or ``'cma'``, see the module docstring.
+        predict_scores: ``'da'`` (default), ``'cma'`` or ``'cma_self'``, see the module
+            docstring (may be changed later on the built model, still checked).
         data_preprocessor: default ``NormalizeImages`` (ImageNet mean / std).
 
     ``forward(img, labels, mode)``: ``'loss'`` -> ``{'loss_cls'}`` (pairs needed);
@@ -90,15 +94,22 @@ class EDAMClassifier(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = dict(type='NormalizeImages')
         super().__init__(data_preprocessor=build(data_preprocessor, MODELS), init_cfg=init_cfg)
-        if predict_scores not in PREDICT_SCORES:
-            raise ValueError(f'predict_scores must be one of {PREDICT_SCORES}, '
-                             f'not {predict_scores!r}')
         self.predict_scores = predict_scores
         self.backbone = build(backbone, MODELS)
         self.num_classes = int(num_classes)
         channels = self.backbone.out_channels
         self.da = DiscriminativeActivation(channels, self.num_classes)
         self.cma = CollaborativeMultiAttention(channels, self.num_classes, **dict(cma or {}))
+
+    @property
+    def predict_scores(self) -> str:
+        return self._predict_scores
+
+    @predict_scores.setter
+    def predict_scores(self, value: str) -> None:
+        if value not in PREDICT_SCORES:
+            raise ValueError(f'predict_scores must be one of {PREDICT_SCORES}, not {value!r}')
+        self._predict_scores = value
 
     @property
     def output_stride(self) -> int:
@@ -125,6 +136,8 @@ class EDAMClassifier(BaseModel):
         """Per-image class scores (B, K) in [0, 1] for ``mode='predict'``."""
         if self.predict_scores == 'cma':
             return torch.sigmoid(self.logits(img))
+        if self.predict_scores == 'cma_self':
+            return torch.sigmoid(self.logits(torch.repeat_interleave(img, 2, dim=0))[::2])
         return self.cam_logits(img).mean(dim=(2, 3))
 
     def forward(self, img: torch.Tensor, labels: Optional[torch.Tensor] = None,
