@@ -79,8 +79,9 @@ def test_a_composing_config_loads_and_a_name_clash_is_refused(source, tmp_path):
 
 def test_the_zoo_runs_each_methods_own_stages_and_compares_them(tmp_path):
     """configs/zoo.py: every method's stages are its own config's (DeepLab's recipe aside),
-    every segmentation network starts from the pretrained SmallResNet, the page's roles
-    name stages of the zoo, and the pipeline builds (graph and pretrained types checked)."""
+    every segmentation network starts from the pretrained SmallResNet with the zoo's one
+    recipe (750 iterations), the page's roles name stages of the zoo, and the pipeline builds
+    (graph and pretrained types checked)."""
     from wsss_core.pipeline import Pipeline
     from wsss_core.plugin_loader import load_plugins
     load_plugins()
@@ -94,8 +95,11 @@ def test_the_zoo_runs_each_methods_own_stages_and_compares_them(tmp_path):
         own = {s['name']: s for s in load_config(spec).stages}[name]
         assert zoo[name] == own, name
     segmentors = [n for n, s in zoo.items() if s['type'] == 'TrainSegmentor']
-    assert len(segmentors) == 7
+    assert len(segmentors) == 6
     assert all(zoo[n]['pretrained_from'] == 'pretrain' for n in segmentors)
+    assert {zoo[n]['max_iters'] for n in segmentors} == {750}
+    assert not any(n.startswith(('base_', 'getam_pretrain')) or n in ('getam', 'getam_maps')
+                   for n in zoo), 'the IRN arm and the plain-ViT GETAM are left out'
     assert zoo['pretrain']['type'] == 'Pretrain'
     for method, roles in cfg.compare.items():
         assert {'classifier', 'cams', 'labels'} <= set(roles), method

@@ -11,14 +11,17 @@
 #       ImageNet normalisation, the ViT at a tenth of the new layers' AdamW rate (1e-4 / 1e-3).
 #   getam_hybrid_pretrained_stages: as getam_pretrained_stages with the reference's other
 #       backbone family at CPU size, the hybrid (the same encoder on a small ResNet stem:
-#       stride 16, one bottleneck per stage, 32 / 64 / 128 channels, GroupNorm), pretrained
-#       4 epochs (about 0.8 of the plain ViT's speed at 64 px, bench/RESULTS.md); its stages
+#       stride 16, one bottleneck per stage, 32 / 64 / 128 channels, GroupNorm) with LayerScale,
+#       pretrained 5 epochs (about 0.8 of the plain ViT's speed at 64 px, bench/RESULTS.md); its stages
 #       are named getam_hybrid_pretrain, getam_hybrid, getam_hybrid_maps, ...
 _norm = dict(type='NormalizeImages', mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
 _imagenet_norm = dict(type='NormalizeImages')
 vit_tiny_encoder = dict(type='GETAMViT', model_name='vit_tiny_patch16_224', img_size=96,
                         embed_dim=192, depth=12, num_heads=3)
-vit_hybrid_encoder = dict(vit_tiny_encoder, model_name='vit_base_r50_s16_384',
+# LayerScale (timm's init_values, CaiT's per-channel residual gains, here 1e-5): each block
+# starts near the identity, so the 12-block encoder first passes the stem's features through
+# (without it the hybrid sat at the chance loss for 250 pretraining steps, one block learnt).
+vit_hybrid_encoder = dict(vit_tiny_encoder, model_name='vit_base_r50_s16_384', init_values=1e-5,
                           hybrid_resnet=dict(layers=(1, 1, 1), channels=(32, 64, 128),
                                              stem_chs=32, num_groups=8))
 _adamw = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
@@ -65,6 +68,6 @@ getam_pretrained_stages = dict(
     **_getam_stages('getam', vit_tiny_encoder, _imagenet_norm, _finetune_adamw,
                     pretrained_from='getam_pretrain'))
 getam_hybrid_pretrained_stages = dict(
-    getam_hybrid_pretrain=_pretrain('getam_hybrid', vit_hybrid_encoder, 4),
+    getam_hybrid_pretrain=_pretrain('getam_hybrid', vit_hybrid_encoder, 5),
     **_getam_stages('getam_hybrid', vit_hybrid_encoder, _imagenet_norm, _finetune_adamw,
                     pretrained_from='getam_hybrid_pretrain'))
