@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--distill', type=Path, default=None, metavar='STAGE_DIR')
     args = p.parse_args(argv)
+    if args.distill is not None and VARIANTS[args.variant]['type'] != 'GETAMViT':
+        p.error('--distill regresses ViT tokens: use a vit* or hybrid* variant')
 
     from wsss_core.datasets.shape_corpus_dataset import ShapeCorpus
     from wsss_core.plugin_loader import load_plugins

@@ -6,7 +6,6 @@ import pytest
 from mmengine.config import Config
 
 from wsss_core.pipeline import Pipeline, read_manifest
-from wsss_core.pipeline.checksums import CorruptArtifactError
 from wsss_core.testing import tiny_pipeline_cfg
 
 
@@ -31,7 +30,7 @@ def test_every_finished_stage_is_reused_with_its_files_and_metrics(source, tmp_p
     copied = tmp_path / 'second' / 'cams' / 'manifest.json'
     assert copied.stat().st_ino == (first / 'cams' / 'manifest.json').stat().st_ino, \
         'same file system: hard-linked, not copied'
-    assert not list((tmp_path / 'second').glob('*.reusing'))
+    assert not (tmp_path / 'second' / '.reusing').exists()
     assert {p: p.stat().st_mtime_ns for p in first.rglob('*') if p.is_file()} == before
     # the copy is a finished work dir of its own: the next run skips every stage
     again = run(cfg, tmp_path / 'second')
@@ -47,17 +46,41 @@ def test_a_changed_stage_and_what_follows_run_the_rest_is_reused(source, tmp_pat
     assert read_manifest(first / 'labels')['config_hash'] != res['labels'].manifest['config_hash']
 
 
-def test_a_stage_whose_files_fail_their_checksums_is_not_copied(source, tmp_path, monkeypatch):
+def test_a_corrupt_source_is_passed_over_for_the_next_one_or_the_stage_runs(
+        source, tmp_path, monkeypatch, caplog):
     from wsss_core.pipeline import checksums
     monkeypatch.setattr(checksums, '_VERIFIED', set())   # as in a new wsss-run process
     cfg, first, _ = source
     victim = sorted((first / 'cams' / 'cams').glob('*.npz'))[0]
-    victim.write_bytes(victim.read_bytes()[:-7] + b'garbage')
-    with pytest.raises(CorruptArtifactError, match=victim.name):
-        run(cfg, tmp_path / 'second', reuse_from=[first])
-    assert not (tmp_path / 'second' / 'cams').exists()
-    assert read_manifest(tmp_path / 'second' / 'classify')['config_hash'] == \
-        read_manifest(first / 'classify')['config_hash']
+    intact = victim.read_bytes()
+    victim.write_bytes(intact[:-7] + b'garbage')
+    res = run(cfg, tmp_path / 'second', reuse_from=[first])
+    assert res['classify'].status == 'reused'
+    assert res['cams'].status == 'ran', 'a corrupt copy is not reused: the stage runs'
+    assert f'not reused from {first / "cams"}' in caplog.text and victim.name in caplog.text
+    assert not (tmp_path / 'second' / '.reusing' / 'cams').exists()
+    # with an intact copy in a later source, that one is taken instead
+    monkeypatch.setattr(checksums, '_VERIFIED', set())
+    third = tmp_path / 'third'
+    run(cfg, third, reuse_from=[tmp_path / 'second'])
+    res = run(cfg, tmp_path / 'fourth', reuse_from=[first, third])
+    assert res['cams'].status == 'reused'
+    assert (tmp_path / 'fourth' / 'cams' / 'cams' / victim.name).read_bytes() != \
+        victim.read_bytes()
+
+
+def test_files_are_copied_where_hard_links_fail(source, tmp_path, monkeypatch):
+    import os
+    cfg, first, _ = source
+
+    def no_links(src, dst):
+        raise OSError('cross-device link')
+    monkeypatch.setattr(os, 'link', no_links)
+    res = run(cfg, tmp_path / 'second', reuse_from=[first])
+    assert {r.status for r in res.values()} == {'reused'}
+    copied = tmp_path / 'second' / 'cams' / 'manifest.json'
+    assert copied.stat().st_ino != (first / 'cams' / 'manifest.json').stat().st_ino
+    assert copied.read_bytes() == (first / 'cams' / 'manifest.json').read_bytes()
 
 
 def test_the_work_dir_itself_is_not_a_source_and_stale_files_move_aside(source, tmp_path):
@@ -79,4 +102,7 @@ def test_wsss_run_refuses_a_reuse_dir_that_does_not_exist(tmp_path, capsys):
     assert code == 2
     assert 'no such work dir' in capsys.readouterr().err
     assert not (tmp_path / 'w').exists()
+    # the option takes every word up to the next one: a config after it gets a hint
+    assert main(['--reuse-from', str(tmp_path), 'core::quickstart.py']) == 2
+    assert 'put CONFIG before it' in capsys.readouterr().err
 

@@ -51,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--resume', action='store_true',
                    help='let an interrupted training stage continue from its last checkpoint')
     p.add_argument('--reuse-from', metavar='WORK_DIR', nargs='+', action='extend', default=[],
-                   help='other work dirs: a stage that finished there with the same config '
-                   'hash (same name, options, data and inputs) is copied (hard-linked where '
-                   'possible) instead of run')
+                   help='other work dirs (after CONFIG): a stage that finished there with the '
+                   'same config hash (same name, options, data and inputs) is copied '
+                   '(hard-linked where possible, checked) instead of run')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--device', help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('--list-plugins', action='store_true', help='list plugins and exit')
@@ -145,7 +145,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return list_configs_main(args.list_configs)
     missing = [d for d in args.reuse_from if not Path(d).is_dir()]
     if missing:
-        print(f'wsss-run: --reuse-from: no such work dir: {", ".join(missing)}', file=sys.stderr)
+        hint = ('; it takes every word up to the next option: put CONFIG before it'
+                if any(d.endswith('.py') or '::' in d for d in missing) else '')
+        print(f'wsss-run: --reuse-from: no such work dir: {", ".join(missing)}{hint}',
+              file=sys.stderr)
         return 2
     _setup_logging(args)
     from .config import ConfigError, dump_run_info, load_config

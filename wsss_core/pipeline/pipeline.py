@@ -53,7 +53,7 @@ from .checksums import verify_stage
 from .manifest import (DamagedManifestError, config_hash, read_manifest, read_state,
                        write_manifest, write_state)
 from .memory import PeakMemory
-from .reuse import adopt_stage_dir, find_reusable
+from .reuse import finished_with, reuse_finished_stage
 from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
                        read_shard_records, shard_lock, shard_record_path, sum_counts)
 from .stage import Stage, StageContext, StageError
@@ -64,7 +64,7 @@ logger = logging.getLogger('wsss')
 @dataclass
 class StageResult:
     name: str
-    status: str            # 'ran', 'resumed', 'skipped', 'not selected'
+    status: str            # 'ran', 'resumed', 'skipped', 'reused', 'not selected'
     manifest: Optional[dict]
     stage: Stage
 
@@ -189,7 +189,8 @@ class Pipeline:
         return results
 
     def _decide(self, stage: Stage, ctx: StageContext, digest: str, redo: bool) -> str:
-        """'skipped', 'resumed' or 'ran', with the stage dir prepared and its state written.
+        """'skipped', 'reused', 'resumed' or 'ran', with the stage dir prepared and its state
+        written.
 
         Decided once: by the main process of a torch.distributed run (then broadcast), or
         under a lock by each independent shard, so that concurrent processes never move a
@@ -223,14 +224,7 @@ class Pipeline:
             logger.info(f"[{stage.name}] finished earlier with the same config: skipped")
             return 'skipped'
         if self.reuse_from and not redo and not self.shard.independent:
-            source = find_reusable(stage.name, digest, self.reuse_from)
-            if source is not None:
-                if ctx.stage_dir.exists():
-                    logger.info(f'[{stage.name}] previous files moved to '
-                                f'{supersede(ctx.stage_dir)} (a finished copy is reused)')
-                adopt_stage_dir(source, ctx.stage_dir)
-                logger.info(f'[{stage.name}] finished in {source.parent} with the same config: '
-                            'reused', extra=console.CONSOLE)
+            if self._reuse(stage, ctx, digest):
                 return 'reused'
         if self.shard.independent and not is_sharded_stage(stage):
             raise StageError(
@@ -245,6 +239,26 @@ class Pipeline:
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         write_state(ctx.stage_dir, stage.name, digest)
         return status
+
+    def _reuse(self, stage: Stage, ctx: StageContext, digest: str) -> bool:
+        """Copy the stage from a ``reuse_from`` work dir where it finished with ``digest``
+        (:func:`~wsss_core.pipeline.reuse.reuse_finished_stage`); what was in its dir here
+        moves to ``.superseded`` first.  False when no source has it."""
+        sources = [src for src in self.reuse_from if finished_with(src / stage.name, digest)]
+        if not sources:
+            return False
+        if ctx.stage_dir.exists():
+            if any(ctx.stage_dir.iterdir()):
+                logger.info(f'[{stage.name}] previous files moved to '
+                            f'{supersede(ctx.stage_dir)} (a finished copy is reused)')
+            else:
+                ctx.stage_dir.rmdir()
+        source = reuse_finished_stage(stage.name, digest, sources, ctx.stage_dir)
+        if source is None:
+            return False
+        logger.info(f'[{stage.name}] finished in {source.parent} with the same config: reused',
+                    extra=console.CONSOLE)
+        return True
 
     def _prepare_dir(self, stage: Stage, ctx: StageContext, digest: str, force_fresh: bool) -> str:
         state = read_state(ctx.stage_dir)

@@ -14,7 +14,8 @@ A *method* names, for each *role*, a stage of one work dir; its figures come fro
 ================  ================================================  ==========================
 role              stage                                             figures
 ================  ================================================  ==========================
-``classifier``    a classifier's training stage                     ``cls/mAP`` (val mAP)
+``classifier``    a classifier's training stage, or an              ``cls/mAP`` (val mAP)
+                  EvaluateClassifier of one
 ``cams``          an EvaluateLabels on CAMs, or the stage whose     ``miou`` at the fixed
                   CAMs it scores (its last evaluation is used)      background threshold and
                                                                     ``oracle_miou`` (best

@@ -59,7 +59,8 @@ class StageInfo:
 
     ``status`` is ``'complete'`` (manifest written), ``'unfinished'`` (started, no manifest:
     interrupted or still running) or ``'not run'`` (in the config only); ``last_run`` is the
-    runner's word from ``summary.json`` (``ran``, ``skipped``, ``resumed``, ``not selected``).
+    runner's word from ``summary.json`` (``ran``, ``skipped``, ``reused``, ``resumed``,
+    ``not selected``).
     """
     name: str
     type: Optional[str] = None
