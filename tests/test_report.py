@@ -179,6 +179,16 @@ def test_metrics_classes_and_oracle_note_appear(work_dir):
     assert '9.9.9' in text and 'abcdef1234' in text          # env.json
 
 
+def test_class_names_come_from_the_run_not_from_a_pretrain_stages_corpus():
+    """A Pretrain stage (first in a pretrained config) records the ShapeCorpus's classes."""
+    from wsss_core.visualization.report import StageInfo, class_order
+    pretrain = StageInfo('pretrain', 'Pretrain', 'complete', manifest=dict(artifacts=dict(
+        kinds=['pretrained_backbone', 'trained_model'], class_names=['tilt22/ellipse'])))
+    classify = StageInfo('classify', 'TrainClassifier', 'complete',
+                         manifest=dict(artifacts=dict(class_names=CLASSES)))
+    assert class_order([pretrain, classify]) == ['background', *CLASSES]
+
+
 def test_unfinished_and_missing_stages_are_listed(work_dir):
     stages = {st.name: st for st in collect_stages(work_dir, cfg=None)}
     assert stages['refine_crf'].status == 'unfinished'

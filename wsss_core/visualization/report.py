@@ -38,6 +38,7 @@ import numpy as np
 
 from ..evaluation.miou_conventions import CONVENTION_RULES, convention_label
 from ..io import atomic_write, load_cam, read_label_png
+from ..pipeline.artifacts import PRETRAINED
 from .palette import voc_palette
 
 __all__ = ['build_report', 'collect_stages', 'StageInfo', 'REPORT_HTML', 'REPORT_DIR',
@@ -150,8 +151,14 @@ def collect_stages(work_dir, cfg=None) -> List[StageInfo]:
 
 
 def class_order(stages: Sequence[StageInfo]) -> List[str]:
-    """``['background', *class_names]`` from the first manifest that names the classes."""
+    """``['background', *class_names]`` from the first manifest that names the run's classes.
+
+    A ``Pretrain`` stage's record names its pretraining corpus's classes (the ShapeCorpus's
+    96, not the run's data set's), so a stage whose artifacts are pretrained backbone weights
+    is passed over."""
     for st in stages:
+        if PRETRAINED.name in (st.artifacts.get('kinds') or ()):
+            continue
         names = st.artifacts.get('class_names')
         if isinstance(names, list) and names:
             return ['background', *map(str, names)]
