@@ -151,6 +151,7 @@ def _stage_examples():
         ComponentExample('MakeCAMs', dict(name='cams', source='classify')),
         ComponentExample('RefineLabels', dict(name='labels', cams='cams')),
         ComponentExample('EvaluateLabels', dict(name='eval', labels='labels')),
+        ComponentExample('EvaluateClassifier', dict(name='eval_classify', source='classify')),
         ComponentExample('RenderSheet', dict(name='sheet', cams='cams')),
         ComponentExample('TrainIRN', dict(name='irn', labels='labels')),
         ComponentExample('RandomWalkLabels', dict(name='rw', cams='cams', irn='irn')),
