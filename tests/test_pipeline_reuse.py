@@ -106,3 +106,19 @@ def test_wsss_run_refuses_a_reuse_dir_that_does_not_exist(tmp_path, capsys):
     assert main(['--reuse-from', str(tmp_path), 'core::quickstart.py']) == 2
     assert 'put CONFIG before it' in capsys.readouterr().err
 
+
+
+def test_the_stage_dir_here_is_moved_aside_only_when_a_source_has_the_stage(source, tmp_path):
+    from wsss_core.pipeline.reuse import reuse_finished_stage
+    _, first, done = source
+    digest = done['cams'].manifest['config_hash']
+    calls = []
+    target = tmp_path / 'second' / 'cams'
+    target.parent.mkdir()
+    assert reuse_finished_stage('cams', 'another-hash', [first], target,
+                                make_room=lambda: calls.append(1)) is None
+    assert calls == [], 'no source finished with that hash: nothing here is touched'
+    got = reuse_finished_stage('cams', digest, [tmp_path / 'nowhere', first, first], target,
+                               make_room=lambda: calls.append(1))
+    assert got == first / 'cams' and calls == [1]
+    assert read_manifest(target)['config_hash'] == digest

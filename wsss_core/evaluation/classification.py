@@ -118,14 +118,18 @@ class MultiLabelMAP(BaseMetric):
                                  'labels': _to_numpy(labels).reshape(-1)})
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
+        return self.summarise(results)[0]
+
+    def summarise(self, results: list) -> Tuple[Dict[str, float], np.ndarray]:
+        """``(compute_metrics' dict, per-class AP (C,))`` from one pass over ``results``."""
         scores = np.stack([r['scores'] for r in results])
         labels = np.stack([r['labels'] for r in results])
-        mean_ap, _ = mean_average_precision(scores, labels)
+        mean_ap, per_class = mean_average_precision(scores, labels)
         care = labels >= 0
         hit = ((scores >= self.thr) == (labels > 0)) | ~care
         return {'mAP': mean_ap,
                 'exact_match': float(hit.all(1).mean()),
-                'label_acc': float(hit[care].mean()) if care.any() else float('nan')}
+                'label_acc': float(hit[care].mean()) if care.any() else float('nan')}, per_class
 
 
 @METRICS.register_module()

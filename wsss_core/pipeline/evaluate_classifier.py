@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..datasets import build_dataset
-from ..evaluation.classification import MultiLabelMAP, mean_average_precision
+from ..evaluation.classification import MultiLabelMAP
 from ..io import write_json
 from ..registry import STAGES
 from .artifacts import TRAINED_MODEL
@@ -76,10 +76,8 @@ class EvaluateClassifier(Stage):
                 metric.process(None, [dict(scores=p['scores'].float().cpu(), labels=s['labels'])
                                       for p, s in zip(preds, batch)])
                 bar.update(len(batch))
-        summary = metric.compute_metrics(metric.results)
+        summary, per_class = metric.summarise(metric.results)
         metrics = {f'cls/{k}': float(v) for k, v in summary.items()}
-        _, per_class = mean_average_precision(np.stack([r['scores'] for r in metric.results]),
-                                              np.stack([r['labels'] for r in metric.results]))
         names = list(getattr(dataset, 'class_names', None) or range(len(per_class)))
         write_json(Path(ctx.stage_dir) / 'metrics.json', dict(
             metrics=metrics, per_class_ap={str(n): float(a) for n, a in zip(names, per_class)},

@@ -53,7 +53,7 @@ from .checksums import verify_stage
 from .manifest import (DamagedManifestError, config_hash, read_manifest, read_state,
                        write_manifest, write_state)
 from .memory import PeakMemory
-from .reuse import finished_with, reuse_finished_stage
+from .reuse import reuse_finished_stage
 from .sharding import (SHARD_ENV, SHARDS_DIR, current_shard, is_sharded_stage,
                        read_shard_records, shard_lock, shard_record_path, sum_counts)
 from .stage import Stage, StageContext, StageError
@@ -244,16 +244,17 @@ class Pipeline:
         """Copy the stage from a ``reuse_from`` work dir where it finished with ``digest``
         (:func:`~wsss_core.pipeline.reuse.reuse_finished_stage`); what was in its dir here
         moves to ``.superseded`` first.  False when no source has it."""
-        sources = [src for src in self.reuse_from if finished_with(src / stage.name, digest)]
-        if not sources:
-            return False
-        if ctx.stage_dir.exists():
+        def make_room():
+            if not ctx.stage_dir.exists():
+                return
             if any(ctx.stage_dir.iterdir()):
                 logger.info(f'[{stage.name}] previous files moved to '
                             f'{supersede(ctx.stage_dir)} (a finished copy is reused)')
             else:
                 ctx.stage_dir.rmdir()
-        source = reuse_finished_stage(stage.name, digest, sources, ctx.stage_dir)
+
+        source = reuse_finished_stage(stage.name, digest, self.reuse_from, ctx.stage_dir,
+                                      make_room=make_room)
         if source is None:
             return False
         logger.info(f'[{stage.name}] finished in {source.parent} with the same config: reused',

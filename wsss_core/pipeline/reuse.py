@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .checksums import CorruptArtifactError, verify_stage
 from .manifest import DamagedManifestError, read_manifest
@@ -61,17 +61,24 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def reuse_finished_stage(stage_name: str, digest: str, sources: Sequence[Path],
-                         stage_dir: Path) -> Optional[Path]:
+                         stage_dir: Path,
+                         make_room: Optional[Callable[[], None]] = None) -> Optional[Path]:
     """Put a checked copy of the first ``source/stage_name`` that finished with ``digest``
-    at ``stage_dir`` (which must not exist) and return that source dir; None when no source
-    has one that passes the check.  An error of the file system (full disk, permissions) is
-    raised as a :class:`~wsss_core.pipeline.stage.StageError` naming both dirs."""
+    at ``stage_dir`` and return that source dir; None when no source has one that passes the
+    check.  ``stage_dir`` must not exist when the copy is renamed into place: ``make_room``
+    (which moves what is there aside) is called once, as soon as a source with ``digest``
+    is found, so nothing here is touched when no source has the stage.  An error of the file
+    system (full disk, permissions) is raised as a
+    :class:`~wsss_core.pipeline.stage.StageError` naming both dirs."""
     stage_dir = Path(stage_dir)
     partial = stage_dir.parent / REUSING_DIR / stage_name
     for source in sources:
         source_dir = Path(source) / stage_name
         if finished_with(source_dir, digest) is None:
             continue
+        if make_room is not None:
+            make_room()
+            make_room = None
         try:
             if partial.exists():
                 shutil.rmtree(partial)
