@@ -23,7 +23,7 @@
 # ShapeCorpus-pretrained SmallResNet (deeplab::_recipes/synthetic_pretrained.py), here with
 # 750 iterations instead of 1500 (the one change from the methods' own configs, to fit the
 # run in about 3 hours on 2 cores with the stand-ins cached).  The Pretrain stages (five
-# backbones, up to 20 minutes each on 2 cores, about 75 minutes together) are cached in
+# backbones, up to 20 minutes each on 2 cores, about 90 minutes together) are cached in
 # $WSSS_CACHE/pretrained and shared with every other config that pretrains the same way.
 # Left out to fit the time (each runs from its own config): the plain-ViT GETAM
 # (getam::synthetic_pretrained.py; its stand-in does not learn the corpus in its budget,
