@@ -17,8 +17,13 @@
 #       ImageNet features, but the corpus lacks SyntheticShapes' class textures, so the trunk
 #       has more to learn: at a tenth, the classifier underfit on the 8-class variant);
 #       the classifiers add the reference's colour jitter (no geometric change, so
-#       accumulation still sees a fixed geometry).
+#       accumulation still sees a fixed geometry) and start their attention head at He's
+#       scale (`init_std=0.04`, about sqrt(2 / (9 * 128)) for the 128-wide head) instead of
+#       the reference's N(0, 0.01), which is half of He's scale for its 512-wide head but a
+#       quarter here: with it, the classifier's training loss ended at 0.20 on the 8-class
+#       SyntheticShapes variant and its val mAP at 0.80; at He's scale 0.05 and 0.98.
 vgg_standin = dict(type='VGG16OAA', width_mult=0.25)
+head_init_std = 0.04
 imagenet_norm = dict(_delete_=True, type='NormalizeImages')
 finetune_optim = dict(type='OptimWrapper',
                       optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
@@ -34,10 +39,12 @@ oaa_pretrained_stages = dict(
                       optim_wrapper=dict(type='OptimWrapper',
                                          optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))),
     oaa_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
-                      model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
+                      model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm,
+                                 init_std=head_init_std),
                       optim_wrapper=finetune_optim),
     oaa_late_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
-                           model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
+                           model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm,
+                                      init_std=head_init_std),
                            optim_wrapper=finetune_optim),
     oaa_iam=dict(pretrained_from='oaa_pretrain',
                  model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
