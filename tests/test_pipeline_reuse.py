@@ -107,7 +107,6 @@ def test_wsss_run_refuses_a_reuse_dir_that_does_not_exist(tmp_path, capsys):
     assert 'put CONFIG before it' in capsys.readouterr().err
 
 
-
 def test_the_stage_dir_here_is_moved_aside_only_when_a_source_has_the_stage(source, tmp_path):
     from wsss_core.pipeline.reuse import reuse_finished_stage
     _, first, done = source

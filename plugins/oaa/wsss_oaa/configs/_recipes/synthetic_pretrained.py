@@ -32,6 +32,9 @@ jitter_fixed_geometry = [dict(type='ColorJitter', brightness=0.3, contrast=0.3, 
                               hue=0.1),
                          dict(type='PackInputs', keys=('img', 'labels'))]
 shape_corpus_64 = dict(type='ShapeCorpus', generator=dict(image_size=64))
+# OAA's two classifiers (the same network: the late ablation differs only in its hook)
+vgg_classifier = dict(backbone=vgg_standin, data_preprocessor=imagenet_norm,
+                      init_std=head_init_std)
 
 oaa_pretrained_stages = dict(
     oaa_pretrain=dict(type='Pretrain', before='oaa_classify', backbone=vgg_standin,
@@ -39,13 +42,9 @@ oaa_pretrained_stages = dict(
                       optim_wrapper=dict(type='OptimWrapper',
                                          optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))),
     oaa_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
-                      model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm,
-                                 init_std=head_init_std),
-                      optim_wrapper=finetune_optim),
+                      model=vgg_classifier, optim_wrapper=finetune_optim),
     oaa_late_classify=dict(pretrained_from='oaa_pretrain', pipeline=jitter_fixed_geometry,
-                           model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm,
-                                      init_std=head_init_std),
-                           optim_wrapper=finetune_optim),
+                           model=vgg_classifier, optim_wrapper=finetune_optim),
     oaa_iam=dict(pretrained_from='oaa_pretrain',
                  model=dict(backbone=vgg_standin, data_preprocessor=imagenet_norm),
                  optim_wrapper=finetune_optim),
