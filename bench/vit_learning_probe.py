@@ -10,7 +10,13 @@ elapsed time.  Variants (``--variant``):
 * ``vit``, ``vit_d1``, ``vit_ls``: the ViT-Tiny-sized plain ViT of GETAM's stand-in
   (12 blocks; 1 block; LayerScale init 1e-5);
 * ``hybrid``, ``hybrid_d1``, ``hybrid_ls``: the same on the small ResNet stem (the hybrid;
-  ``hybrid_ls`` is what ``getam::synthetic_hybrid_pretrained.py`` pretrains);
+  GroupNorm of 8 groups; ``hybrid_ls`` is what ``getam::synthetic_hybrid_pretrained.py``
+  pretrained until session 11); ``hybrid_ls_gn1``: with the stem's GroupNorm in one group
+  (what it pretrains now);
+* ``stem_gn8``, ``stem_gn1``: the hybrid's ResNet stem alone (global average pooling of its
+  stride-16 map), GroupNorm in 8 groups or in one.  At 8 groups the bottlenecks' 8-, 16- and
+  32-channel layers normalise 1-4 channels per group, close to instance normalisation, which
+  removes each image's per-channel level (the statistic a texture class is told by);
 * ``--distill STAGE_DIR``: adds to the cross-entropy a token-level feature regression onto a
   finished Pretrain stage's backbone (its ``model.pth``; the teacher's last feature map
   average-pooled to the token grid, layer-normalised, predicted from each token through a
@@ -42,7 +48,24 @@ VARIANTS = {
     'vit': _VIT, 'vit_d1': dict(_VIT, depth=1), 'vit_ls': dict(_VIT, init_values=1e-5),
     'hybrid': _HYBRID, 'hybrid_d1': dict(_HYBRID, depth=1),
     'hybrid_ls': dict(_HYBRID, init_values=1e-5),
+    'hybrid_ls_gn1': dict(_HYBRID, init_values=1e-5,
+                          hybrid_resnet=dict(_HYBRID['hybrid_resnet'], num_groups=1)),
+    'stem_gn8': dict(type='HybridStem', **_HYBRID['hybrid_resnet']),
+    'stem_gn1': dict(type='HybridStem', **dict(_HYBRID['hybrid_resnet'], num_groups=1)),
 }
+
+
+class HybridStem(torch.nn.Module):
+    """The hybrid ViT's ResNet stem alone (its stride-16 feature map), for the probe."""
+
+    def __init__(self, **stem):
+        super().__init__()
+        from wsss_getam.models.vit_backbone import _hybrid_resnetv2
+        self.net = _hybrid_resnetv2(**stem)
+        self.out_channels = self.net.num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
 def load_teacher(stage_dir: Path):
@@ -81,7 +104,10 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     corpus = ShapeCorpus('train', generator=dict(image_size=64), progress=False)
     images, labels = corpus.images, corpus.labels_array
-    net = MODELS.build(dict(type='PretrainClassifier', backbone=VARIANTS[args.variant],
+    backbone = dict(VARIANTS[args.variant])
+    if backbone['type'] == 'HybridStem':
+        backbone['type'] = HybridStem
+    net = MODELS.build(dict(type='PretrainClassifier', backbone=backbone,
                             num_classes=corpus.num_classes))
     params = list(net.parameters())
     teacher = adapter = None

@@ -21,9 +21,14 @@ vit_tiny_encoder = dict(type='GETAMViT', model_name='vit_tiny_patch16_224', img_
 # LayerScale (timm's init_values, CaiT's per-channel residual gains, here 1e-5): each block
 # starts near the identity, so the 12-block encoder first passes the stem's features through
 # (without it the hybrid sat at the chance loss for 250 pretraining steps, one block learnt).
+# The stem's GroupNorm has one group: at this width its bottlenecks have 8 / 16 / 32 channels,
+# and 8 groups normalised 1-4 channels each, close to instance normalisation, which removes
+# the per-image channel levels a texture is told by (the stem alone, pooled, stayed at the
+# chance loss for 300 steps with 8 groups and left it with one: bench/vit_learning_probe.py
+# --variant stem_gn8 / stem_gn1).
 vit_hybrid_encoder = dict(vit_tiny_encoder, model_name='vit_base_r50_s16_384', init_values=1e-5,
                           hybrid_resnet=dict(layers=(1, 1, 1), channels=(32, 64, 128),
-                                             stem_chs=32, num_groups=8))
+                                             stem_chs=32, num_groups=1))
 _adamw = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
 _finetune_adamw = dict(_adamw, paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
 
