@@ -43,18 +43,6 @@ _VIT = dict(type='GETAMViT', model_name='vit_tiny_patch16_224', img_size=64, emb
 _HYBRID = dict(_VIT, model_name='vit_base_r50_s16_384',
                hybrid_resnet=dict(layers=(1, 1, 1), channels=(32, 64, 128), stem_chs=32,
                                   num_groups=8))
-VARIANTS = {
-    'smallresnet': dict(type='SmallResNet'),
-    'vit': _VIT, 'vit_d1': dict(_VIT, depth=1), 'vit_ls': dict(_VIT, init_values=1e-5),
-    'hybrid': _HYBRID, 'hybrid_d1': dict(_HYBRID, depth=1),
-    'hybrid_ls': dict(_HYBRID, init_values=1e-5),
-    'hybrid_ls_gn1': dict(_HYBRID, init_values=1e-5,
-                          hybrid_resnet=dict(_HYBRID['hybrid_resnet'], num_groups=1)),
-    'stem_gn8': dict(type='HybridStem', **_HYBRID['hybrid_resnet']),
-    'stem_gn1': dict(type='HybridStem', **dict(_HYBRID['hybrid_resnet'], num_groups=1)),
-}
-
-
 class HybridStem(torch.nn.Module):
     """The hybrid ViT's ResNet stem alone (its stride-16 feature map), for the probe."""
 
@@ -66,6 +54,18 @@ class HybridStem(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+VARIANTS = {
+    'smallresnet': dict(type='SmallResNet'),
+    'vit': _VIT, 'vit_d1': dict(_VIT, depth=1), 'vit_ls': dict(_VIT, init_values=1e-5),
+    'hybrid': _HYBRID, 'hybrid_d1': dict(_HYBRID, depth=1),
+    'hybrid_ls': dict(_HYBRID, init_values=1e-5),
+    'hybrid_ls_gn1': dict(_HYBRID, init_values=1e-5,
+                          hybrid_resnet=dict(_HYBRID['hybrid_resnet'], num_groups=1)),
+    'stem_gn8': dict(type=HybridStem, **_HYBRID['hybrid_resnet']),
+    'stem_gn1': dict(type=HybridStem, **dict(_HYBRID['hybrid_resnet'], num_groups=1)),
+}
 
 
 def load_teacher(stage_dir: Path):
@@ -104,10 +104,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     corpus = ShapeCorpus('train', generator=dict(image_size=64), progress=False)
     images, labels = corpus.images, corpus.labels_array
-    backbone = dict(VARIANTS[args.variant])
-    if backbone['type'] == 'HybridStem':
-        backbone['type'] = HybridStem
-    net = MODELS.build(dict(type='PretrainClassifier', backbone=backbone,
+    net = MODELS.build(dict(type='PretrainClassifier', backbone=VARIANTS[args.variant],
                             num_classes=corpus.num_classes))
     params = list(net.parameters())
     teacher = adapter = None
