@@ -277,6 +277,27 @@ def test_label_quality_all_ignored_and_bad_values():
         lq.update(np.full((2, 2), 3, np.uint8), np.zeros((2, 2), np.uint8))
 
 
+
+def test_label_quality_error_split_counts_each_kind_of_mistake_once():
+    # gt: 4 background, 6 object pixels (4 cat, 2 dog); each object pixel's label is one of
+    # right, background, ignored or the other class; the background spills once onto a class
+    gt = np.array([[0, 0, 0, 0, 1],
+                   [1, 1, 1, 2, 2]], np.uint8)
+    pred = np.array([[0, 0, 0, 2, 1],
+                     [0, 255, 2, 2, 1]], np.uint8)
+    lq = LabelQuality(3)
+    lq.update(pred, gt)
+    split = lq.error_split()
+    assert _close(split['object_to_background'], F(1, 6))
+    assert _close(split['object_unlabelled'], F(1, 6))
+    assert _close(split['object_wrong_class'], F(2, 6))   # cat -> dog once, dog -> cat once
+    assert _close(split['background_to_object'], F(1, 4))
+    assert _close(split['object_area_ratio'], F(5, 6))    # 5 pixels labelled cat or dog
+    empty = LabelQuality(3)
+    empty.update(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint8))
+    assert np.isnan(empty.error_split()['object_to_background'])
+    assert empty.error_split()['background_to_object'] == 0.0
+
 # ----------------------------------------------------------------------------- AP / mAP
 def _brute_ap(scores, targets):
     """precision at each positive, all items scoring >= it counted as ranked before it."""

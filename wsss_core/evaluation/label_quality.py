@@ -112,6 +112,32 @@ class LabelQuality:
             raise ValueError(f"pred_ignore must be 'background' or 'skip', got {pred_ignore!r}")
         return conf
 
+    def error_split(self) -> Dict[str, float]:
+        """Where the labels go wrong, as fractions of the ground truth's object pixels
+        ``O = {g >= 1}`` or background pixels ``B = {g = 0}``::
+
+            object_to_background = |O and p = 0| / |O|
+            object_unlabelled    = |O and p = ignore| / |O|
+            object_wrong_class   = |O and p >= 1 and p != g| / |O|
+            background_to_object = |B and p >= 1| / |B|
+            object_area_ratio    = |p >= 1| / |O|   (labelled object area over true object area)
+
+        A label that misses object parts raises the first; one that spills onto the
+        background the fourth; ``object_area_ratio`` below 1 means objects labelled smaller
+        than they are.  NaN where the denominator is empty.
+        """
+        q = self.matrix
+        n = self.num_classes
+        obj, bg = q[1:], q[0]
+        fg_pred = q[:, 1:n]
+        wrong = obj[:, 1:n].sum() - np.trace(obj[:, 1:n])
+        split = dict(object_to_background=_ratio(obj[:, 0].sum(), obj.sum()),
+                     object_unlabelled=_ratio(obj[:, n].sum(), obj.sum()),
+                     object_wrong_class=_ratio(wrong, obj.sum()),
+                     background_to_object=_ratio(bg[1:n].sum(), bg.sum()),
+                     object_area_ratio=_ratio(fg_pred.sum(), obj.sum()))
+        return {k: float(v) for k, v in split.items()}
+
     def summary(self, class_names: Optional[Sequence[str]] = None,
                 convention: Optional[str] = None) -> Dict:
         """JSON-ready dict of every figure in the module docstring (NaN -> None); the two
