@@ -145,6 +145,33 @@ def test_non_square_multiples_of_32_work_and_others_are_refused(hybrid):
         net.seg_logits(torch.randn(1, 3, 48, 64))
 
 
+@pytest.mark.parametrize('hybrid', [False, True], ids=['plain', 'hybrid'])
+def test_whole_image_entry_points_fit_other_sizes_to_multiples_of_32(hybrid):
+    # a validation image of 104 x 72 px: resized to 96 x 64 (the nearest multiples), the
+    # segmentation logits resized back; the training-size heads still refuse it
+    net = make_net(is_hybrid=hybrid).eval()
+    img = torch.randn(2, 3, 104, 72)
+    fitted = torch.nn.functional.interpolate(img, size=(96, 64), mode='bilinear',
+                                             align_corners=False)
+    with torch.no_grad():
+        cls, seg = net(img, mode='tensor')
+        cls_fit, seg_fit = net.forward_both(fitted)
+        preds = net(img, mode='predict')
+        cams = net.cam_logits(img)
+    assert torch.equal(cls, cls_fit)
+    assert tuple(seg.shape) == (2, C + 1, 104, 72)
+    back = torch.nn.functional.interpolate(seg_fit, size=(104, 72), mode='bilinear',
+                                           align_corners=False)
+    assert torch.equal(seg, back)
+    assert torch.equal(preds[1]['seg'], back[1].argmax(0))
+    assert torch.allclose(preds[0]['scores'], torch.sigmoid(cls_fit[0]))
+    assert tuple(cams.shape) == (2, C, 3, 2)          # stride 32 of 96 x 64
+    with torch.no_grad():
+        assert torch.equal(cams, net.cam_logits(fitted))
+    with pytest.raises(ValueError, match='multiples of 32'):
+        net.forward_both(img)
+
+
 def test_loss_mode_is_the_multilabel_soft_margin_of_the_class_logits():
     net = make_net().eval()
     img = torch.randn(2, 3, 64, 64)

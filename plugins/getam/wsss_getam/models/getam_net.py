@@ -34,7 +34,13 @@ not kept), each resized back bilinearly (align_corners=False) to the image size;
   :class:`~wsss_getam.joint_phase.GETAMJointLoss` (the batch must hold ``saliency`` and
   should hold ``valid``, the crop's image pixels).
 
-Input height and width must be multiples of 32 (the 4th level is at stride 32).
+The encoder's input height and width must be multiples of 32 (the 4th level is at stride 32):
+:meth:`GETAMNet.encode`, the training losses and the single-size heads refuse other sizes.
+The whole-image entry points, ``forward`` in the ``'predict'`` and ``'tensor'`` modes (a
+training stage's validation on full images of any size) and :meth:`GETAMNet.cam_logits`
+(the core's ``CAM`` generator), resize such an input to the nearest multiple of 32
+(:func:`~wsss_getam.getam_map.fit_to_multiple`, as the GETAM and rollout maps do) and the
+segmentation logits back to the input's size.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ from mmengine.model import BaseModel
 from wsss_core.models import data_preprocessor as _normalize  # noqa: F401 (registers NormalizeImages)
 from wsss_core.registry import MODELS, build
 
+from ..getam_map import fit_to_multiple
 from ..joint_phase import GETAMJointLoss
 from .dpt import DPTDecoder, Reassemble, SEBlock, SegmentationHead
 
@@ -145,8 +152,9 @@ class GETAMNet(BaseModel):
     def cam_logits(self, img: torch.Tensor) -> torch.Tensor:
         """Plain CAM (B, C, h, w) at stride 32: the class head applied at every position of
         the hook-4 reassembled map, ``W_c l_4(x, y)`` (its GAP plus the bias are the logits);
-        the core's ``CAM`` generator reads it (the baseline the GETAM map is compared with)."""
-        hooks, grid = self.encode(img)
+        the core's ``CAM`` generator reads it (the baseline the GETAM map is compared with).
+        Any input size: one that is not a multiple of 32 is resized to the nearest."""
+        hooks, grid = self.encode(fit_to_multiple(img, INPUT_MULTIPLE))
         level4 = self.reassemble.level(3, hooks[3], grid)
         return torch.einsum('bdhw,cd->bchw', level4, self.cls_head.weight)
 
@@ -160,6 +168,15 @@ class GETAMNet(BaseModel):
         hooks, grid = self.encode(img)
         levels = self.reassemble(hooks, grid)
         return self.classify(levels[3]), self.segment(levels)
+
+    def whole_image_logits(self, img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_both` on an image of any size: one whose sides are not multiples of
+        32 is resized to the nearest multiples and its segmentation logits back (bilinear,
+        ``align_corners=False``)."""
+        cls, seg = self.forward_both(fit_to_multiple(img, INPUT_MULTIPLE))
+        if seg.shape[-2:] != img.shape[-2:]:
+            seg = F.interpolate(seg, size=img.shape[-2:], mode='bilinear', align_corners=False)
+        return cls, seg
 
     def fused_logits(self, img: torch.Tensor) -> torch.Tensor:
         """Mean segmentation logits (B, C+1, H, W) over square resizes to ``test_sizes``."""
@@ -188,9 +205,9 @@ class GETAMNet(BaseModel):
             logits = self.cls_logits(img)
             return {'loss_cls': F.multilabel_soft_margin_loss(logits, labels.float())}
         if mode == 'predict':
-            return self._predictions(*self.forward_both(img), labels)
+            return self._predictions(*self.whole_image_logits(img), labels)
         if mode == 'tensor':
-            return self.forward_both(img)
+            return self.whole_image_logits(img)
         raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
 
     @staticmethod
