@@ -13,6 +13,8 @@ elapsed time.  Variants (``--variant``):
   GroupNorm of 8 groups; ``hybrid_ls`` is what ``getam::synthetic_hybrid_pretrained.py``
   pretrained until session 11); ``hybrid_ls_gn1``: with the stem's GroupNorm in one group
   (what it pretrains now);
+* ``timm_vit16``, ``timm_vit8``: timm's ViT-Tiny itself, outside this project's wrapper, with
+  16 x 16 patches (16 tokens at 64 px), or 8 x 8 patches (64 tokens) and 6 blocks;
 * ``stem_gn8``, ``stem_gn1``: the hybrid's ResNet stem alone (global average pooling of its
   stride-16 map), GroupNorm in 8 groups or in one.  At 8 groups the bottlenecks' 8-, 16- and
   32-channel layers normalise 1-4 channels per group, close to instance normalisation, which
@@ -56,6 +58,23 @@ class HybridStem(torch.nn.Module):
         return self.net(x)
 
 
+class TimmViT(torch.nn.Module):
+    """timm's own ViT-Tiny (no wrapper of this project) at 64 px with ``patch_size`` and
+    ``depth``: its tokens, class token first, for the probe."""
+
+    num_prefix_tokens = 1
+
+    def __init__(self, patch_size: int = 16, depth: int = 12):
+        super().__init__()
+        import timm
+        self.vit = timm.create_model('vit_tiny_patch16_224', pretrained=False, img_size=64,
+                                     patch_size=patch_size, depth=depth, num_classes=0)
+        self.embed_dim = self.vit.embed_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit.forward_features(x)
+
+
 VARIANTS = {
     'smallresnet': dict(type='SmallResNet'),
     'vit': _VIT, 'vit_d1': dict(_VIT, depth=1), 'vit_ls': dict(_VIT, init_values=1e-5),
@@ -65,6 +84,8 @@ VARIANTS = {
                           hybrid_resnet=dict(_HYBRID['hybrid_resnet'], num_groups=1)),
     'stem_gn8': dict(type=HybridStem, **_HYBRID['hybrid_resnet']),
     'stem_gn1': dict(type=HybridStem, **dict(_HYBRID['hybrid_resnet'], num_groups=1)),
+    'timm_vit16': dict(type=TimmViT, patch_size=16),
+    'timm_vit8': dict(type=TimmViT, patch_size=8, depth=6),
 }
 
 
