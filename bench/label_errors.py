@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from part_coverage import PART_NAMES, work_dir_dataset
+
 
 def stage_sources(stage_dir: Path):
     """``[(row name, folder of PNGs, split)]`` for one stage dir (see module docstring)."""
@@ -47,7 +49,8 @@ def stage_sources(stage_dir: Path):
     raise SystemExit(f'{stage_dir}: neither labels/ nor predictions in its manifest')
 
 
-PART_KINDS = ('dominant_part', 'colour_spot', 'faint_part', 'plain_body')
+#: the part ids of ``parts/<id>.png``: 1-3 the named parts, 0 the plain body
+PART_IDS = {**{name: k for k, name in enumerate(PART_NAMES, start=1)}, 'plain_body': 0}
 
 
 def error_split_of(folder: Path, dataset, max_images: int) -> dict:
@@ -57,7 +60,7 @@ def error_split_of(folder: Path, dataset, max_images: int) -> dict:
     from wsss_core.io import read_gray_png, read_label_png
     quality = LabelQuality(dataset.num_classes + 1)
     coverage, parts_dir = [], Path(dataset.data_root) / 'parts'
-    part_hits = np.zeros((len(PART_KINDS), 2), np.int64)   # (covered, pixels) per kind
+    part_hits = np.zeros((len(PART_IDS), 2), np.int64)   # (covered, pixels) per kind
     for rec in dataset.records[:max_images]:
         path = folder / f'{rec.img_id}.png'
         if not path.is_file():
@@ -71,8 +74,8 @@ def error_split_of(folder: Path, dataset, max_images: int) -> dict:
         part_file = parts_dir / f'{rec.img_id}.png'
         if part_file.is_file():
             parts, right = read_gray_png(part_file), obj & (pred == gt)
-            for k in range(len(PART_KINDS)):   # part ids 1, 2, 3; 0 is the plain body
-                sel = obj & (parts == (k + 1) % len(PART_KINDS))
+            for k, part_id in enumerate(PART_IDS.values()):
+                sel = obj & (parts == part_id)
                 part_hits[k] += (int(right[sel].sum()), int(sel.sum()))
     cov = np.asarray(coverage)
     with np.errstate(invalid='ignore', divide='ignore'):
@@ -80,7 +83,7 @@ def error_split_of(folder: Path, dataset, max_images: int) -> dict:
     return dict(quality.error_split(), images=quality.num_images,
                 coverage_mean=float(cov.mean()) if cov.size else float('nan'),
                 coverage_below_0_3=float((cov < 0.3).mean()) if cov.size else float('nan'),
-                **{k: float(v) for k, v in zip(PART_KINDS, per_part)})
+                **{k: float(v) for k, v in zip(PART_IDS, per_part)})
 
 
 def main(argv=None) -> None:
@@ -90,20 +93,15 @@ def main(argv=None) -> None:
     p.add_argument('--max-images', type=int, default=1000)
     p.add_argument('--json', type=Path)
     args = p.parse_args(argv)
-    from mmengine.config import Config
-    from wsss_core.components import register_core_components
-    from wsss_core.datasets import build_dataset
-    register_core_components()
-    cfg = Config.fromfile(str(args.work_dir / 'config.py'))
     datasets, rows = {}, {}
     for stage in args.stages:
         for name, folder, split in stage_sources(args.work_dir / stage):
             if split not in datasets:
-                datasets[split] = build_dataset(cfg.data.to_dict(), split=split)
+                datasets[split] = work_dir_dataset(args.work_dir, split)
             rows[name] = error_split_of(folder, datasets[split], args.max_images)
     cols = ['object_to_background', 'object_unlabelled', 'object_wrong_class',
             'background_to_object', 'object_area_ratio', 'coverage_mean', 'coverage_below_0_3',
-            *PART_KINDS]
+            *PART_IDS]
     print('stage'.ljust(22) + ''.join(c[:15].rjust(16) for c in cols) + 'images'.rjust(8))
     for name, row in rows.items():
         print(name.ljust(22) + ''.join(f'{row[c]:16.3f}' for c in cols)

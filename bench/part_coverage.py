@@ -71,6 +71,16 @@ def stage_coverage(cam_dir: Path, dataset, parts_dir: Path, max_images: int,
     return out
 
 
+def work_dir_dataset(work_dir: Path, split: str):
+    """The ``split`` of the data set a finished work dir ran on (its ``config.py``)."""
+    from mmengine.config import Config
+    from wsss_core.components import register_core_components
+    from wsss_core.datasets import build_dataset
+    register_core_components()
+    cfg = Config.fromfile(str(work_dir / 'config.py'))
+    return build_dataset(cfg.data.to_dict(), split=split)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('work_dir', type=Path)
@@ -78,12 +88,7 @@ def main() -> None:
     p.add_argument('--max-images', type=int, default=500)
     p.add_argument('--json', type=Path)
     args = p.parse_args()
-    from mmengine.config import Config
-    from wsss_core.components import register_core_components
-    from wsss_core.datasets import build_dataset
-    register_core_components()
-    cfg = Config.fromfile(str(args.work_dir / 'config.py'))
-    dataset = build_dataset(cfg.data.to_dict(), split='train')
+    dataset = work_dir_dataset(args.work_dir, 'train')
     parts_dir = Path(dataset.data_root) / 'parts'
     rows = {s: stage_coverage(args.work_dir / s / 'cams', dataset, parts_dir, args.max_images)
             for s in args.stages}
