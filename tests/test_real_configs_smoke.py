@@ -22,6 +22,7 @@ pytest.importorskip('safetensors')  # timm's weight files
 
 from wsss_core.testing import item_roots  # noqa: E402
 from wsss_core.testing.item_roots import STANDIN_NETWORKS, timm_standin_backbone  # noqa: E402
+from wsss_core.testing.shrink import count_shrink, flat_items as _flat  # noqa: E402
 
 #: the network input sizes of the shrunk runs
 CROP = 64
@@ -81,14 +82,6 @@ def network_shrink(path: str, net: dict) -> Dict[str, object]:
     return {f'{path}.{k}': v for k, v in _flat(keep)}
 
 
-def _flat(d: dict, prefix: str = '') -> Iterator[Tuple[str, object]]:
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _flat(v, f'{prefix}{k}.')
-        else:
-            yield f'{prefix}{k}', v
-
-
 def transform_index(pipeline: List[dict], kind: str) -> int:
     return next(i for i, t in enumerate(pipeline) if t['type'] == kind)
 
@@ -131,56 +124,31 @@ def model_shrink(model: dict) -> Dict[str, object]:
 
 
 def stage_shrink(stage: dict) -> Dict[str, object]:
-    """Counts and sizes of one stage, by its type (keys relative to the stage; a loaded
-    config's stage holds all its options, a recipe fragment's included)."""
+    """Counts (:func:`~wsss_core.testing.shrink.count_shrink`) and sizes of one stage, by its
+    type (keys relative to the stage; a loaded config's stage holds all its options, a recipe
+    fragment's included)."""
     full = stage
     kind = stage['type']
-    out: Dict[str, object] = {}
+    out: Dict[str, object] = dict(count_shrink(stage))
     model = full.get('model')
     if isinstance(model, dict):
         out.update(model_shrink(model))
         for path, net in weight_networks(model):
             out.update(network_shrink(path, net))
     if kind in ('TrainClassifier', 'TrainIntegralAttention', 'TrainPairClassifier'):
-        hooks = [h['type'] for h in full.get('custom_hooks') or ()]
-        # OAA accumulates from the second epoch on: two epochs so that every image has a map
-        out.update(max_epochs=2 if 'OAAAccumulationHook' in hooks else 1,
-                   batch_size=min(2, full.get('batch_size', 2)), num_workers=0, log_interval=1)
         out.update(pipeline_shrink(full.get('pipeline')))
-        if kind == 'TrainPairClassifier':
-            out.update(passes=1, warmup_steps=1)
     elif kind == 'TrainSegmentor':
-        out.update(max_iters=2, batch_size=2, iter_size=1, crop_size=CROP, num_workers=0,
-                   log_interval=1)
+        out.update(crop_size=CROP)
     elif kind == 'TrainGETAM':
-        out.update(max_epochs=2, batch_size=2, crop=CROP, long_side=(CROP - 8, CROP + 8),
-                   num_workers=0, log_interval=1)
+        out.update(crop=CROP, long_side=(CROP - 8, CROP + 8))
     elif kind == 'TrainIRN':
-        out.update(crop=2 * CROP, batch_size=2, max_epochs=1, num_workers=0)
+        out.update(crop=2 * CROP)
     elif kind == 'MakeCAMs':      # the image resized as in training (it is full size if not)
         resize = full.get('resize') or {}
         out['resize'] = {'size': (CROP, CROP)} if 'size' in resize else {'short_side': CROP}
     elif kind == 'EvaluateWSOL':
         out.update(image_size=CROP)
-    elif kind in ('RefineLabels', 'TestSegmentor', 'MaskNonSalientRegions'):
-        out.update(workers=0)
-        if kind == 'TestSegmentor' and full.get('split', 'val') == 'val':
-            out['max_samples'] = 2                  # (a test on train_aug feeds a later stage)
-        if isinstance(full.get('crf'), dict):       # a dense CRF over the full-size image
-            out['crf.iterations'] = 1
-        for i, refiner in enumerate(full.get('refiners') or ()):
-            if refiner['type'] in ('DenseCRF', 'IRLabels'):     # their dense CRFs
-                out[f'refiners.{i}.iterations'] = 1
-    elif kind == 'RandomWalkLabels':
-        out.update(exp_times=3)
-    elif kind not in NOTHING_TO_SHRINK:
-        raise KeyError(f'stage {stage["name"]!r}: no shrink rule for stage type {kind!r}; add '
-                       'one to stage_shrink')
     return out
-
-
-#: stage types whose cost follows from the stages before them
-NOTHING_TO_SHRINK = ('EvaluateLabels', 'ExportAttention')
 
 
 def shrink_overrides(cfg: dict) -> List[str]:
