@@ -71,3 +71,14 @@ def test_another_work_dir_reuses_the_cache_and_a_new_recipe_makes_new_weights(fi
     other = _run(_cfg(label_smoothing=0.0), tmp_path / 'c')
     assert other['pretrain'].manifest['artifacts']['backbone_weights'] != weights
     assert not other['pretrain'].manifest.get('reused_cache')
+
+
+def test_a_corpus_without_a_type_is_a_shape_corpus(core_registered):
+    """``corpus=dict(generator=...)`` fills in the ShapeCorpus type instead of failing in
+    mmengine's builder; a given type is kept."""
+    from wsss_core.pipeline.pretrain import Pretrain
+    stage = Pretrain('p', backbone=dict(BACKBONE), corpus=dict(generator=dict(image_size=32)))
+    assert stage.data_config(None) == dict(type='ShapeCorpus', generator=dict(image_size=32))
+    assert Pretrain('q', backbone=dict(BACKBONE)).data_config(None) == dict(type='ShapeCorpus')
+    other = Pretrain('r', backbone=dict(BACKBONE), corpus=dict(type='TaggedFolder', root='x'))
+    assert other.data_config(None) == dict(type='TaggedFolder', root='x')

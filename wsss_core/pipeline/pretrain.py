@@ -9,8 +9,8 @@ with:
 * the model :class:`~wsss_core.models.pretrain_classifier.PretrainClassifier`: the
   ``backbone`` config, global pooling, a linear head, softmax cross-entropy (label smoothing
   ``label_smoothing``);
-* the data ``corpus`` (a dataset config, default ``dict(type='ShapeCorpus')``) instead of the
-  run's data: pretraining never sees the downstream images;
+* the data ``corpus`` (a dataset config, default ``dict(type='ShapeCorpus')``, the type filled
+  in when missing) instead of the run's data: pretraining never sees the downstream images;
 * validation by top-1 / top-5 accuracy on the corpus's ``val`` split
   (:class:`~wsss_core.evaluation.classification.SingleLabelAccuracy`).
 
@@ -106,8 +106,10 @@ class Pretrain(TrainClassifier):
         return payload
 
     def data_config(self, ctx: StageContext) -> dict:
-        """The ``corpus`` option (default :data:`DEFAULT_CORPUS`), not the run's data."""
-        return dict(self.options.get('corpus') or DEFAULT_CORPUS)
+        """The ``corpus`` option over :data:`DEFAULT_CORPUS` (a corpus given without a
+        ``type``, e.g. ``dict(generator=dict(image_size=64))``, is a ShapeCorpus), not the
+        run's data."""
+        return {**DEFAULT_CORPUS, **(self.options.get('corpus') or {})}
 
     def validation(self, val_set) -> dict:
         """Top-1 / top-5 accuracy on the corpus's validation split."""

@@ -47,9 +47,7 @@ def count_shrink(stage: dict) -> Dict[str, object]:
     elif kind == 'TrainIRN':
         out.update(batch_size=2, max_epochs=1, num_workers=0)
     elif kind == 'Pretrain':
-        corpus = stage.get('corpus') or {}
         out.update({'max_epochs': 1, 'batch_size': 8, 'log_interval': 1,
-                    'corpus.type': corpus.get('type', 'ShapeCorpus'),
                     'corpus.progress': False, 'corpus.workers': 0})
         out.update({f'corpus.generator.{k}': v for k, v in TINY_CORPUS_GENERATOR.items()})
     elif kind in ('RefineLabels', 'TestSegmentor', 'MaskNonSalientRegions'):
