@@ -4,7 +4,7 @@
 # named getam_hybrid_pretrain, getam_hybrid, getam_hybrid_maps, ...): the ViT-Tiny-sized encoder on
 # a small ResNet stem (stride 16, 32 / 64 / 128 channels, GroupNorm in one group), pretrained 5 epochs on
 # the 64 px ShapeCorpus (cached in $WSSS_CACHE/pretrained), then GETAM from it with ImageNet
-# normalisation, the encoder and stem at half the new layers' AdamW rate (5e-4 / 1e-3).
+# normalisation, the whole network at one AdamW rate (1e-3), 20 epochs, 16 classification only.
 #
 #   wsss-run getam::synthetic_hybrid_pretrained.py   (work_dirs/getam_synthetic_hybrid_pretrained)
 _base_ = ['getam::synthetic.py']
