@@ -8,8 +8,9 @@ import pytest
 
 from wsss_core.components import register_core_components
 from wsss_core.config import load_config
-from wsss_core.config_errors import (ConfigBuildError, StageKey, accepted_options,
-                                     add_base_config_hint, config_key, signature_problems)
+from wsss_core.config_errors import (ConfigBuildError, ConfigValueError, StageKey,
+                                     accepted_options, add_base_config_hint, config_key,
+                                     signature_problems)
 from wsss_core.datasets import build_dataset
 from wsss_core import registry
 from wsss_core.registry import LABEL_REFINERS, MODELS, UnknownComponentError, build
@@ -190,6 +191,34 @@ def test_pipeline_checks_the_data_options_before_any_stage(tmp_path):
     assert not (tmp_path / 'classify').exists()
 
 
+@pytest.mark.parametrize('generator, message', [
+    (dict(num_classes=10), 'num_classes must lie in 2..8, got 10'),
+    (dict(num_trian=4), "unknown SyntheticShapes option(s) ['num_trian']")])
+def test_pipeline_checks_the_data_generator_values_before_any_stage(tmp_path, generator,
+                                                                    message):
+    """A generator knob the generator refuses stops the run when the pipeline is built, not
+    when the data is first generated (after the stages before, a pretraining say)."""
+    from mmengine.config import Config
+
+    from wsss_core.pipeline.pipeline import Pipeline
+    cfg = Config(dict(data=dict(type='SyntheticShapes', generator=generator),
+                      stages=[tiny_classify_stage()]))
+    with pytest.raises(ConfigValueError) as info:
+        Pipeline(cfg, tmp_path, device='cpu')
+    assert str(info.value).startswith('config key `data` (SyntheticShapes): ')
+    assert message in str(info.value) and info.value.key_path == 'data'
+    assert not (tmp_path / 'classify').exists()
+
+
+def test_a_pretrain_stage_checks_its_corpus_values_when_built():
+    from wsss_core.pipeline.pretrain import Pretrain
+    with pytest.raises(ConfigValueError,
+                       match=r'^config key `stages\.p\.corpus` \(ShapeCorpus\): .*num_classes'):
+        Pretrain('p', backbone=dict(type='SmallResNet'),
+                 corpus=dict(generator=dict(num_classes=100000)))
+    Pretrain('p', backbone=dict(type='SmallResNet'), corpus=dict(generator=dict(num_classes=8)))
+
+
 # --- _base_ configs ------------------------------------------------------------------------
 def _write(path, text):
     path.write_text(text)
@@ -264,3 +293,14 @@ def test_wsss_run_prints_one_paragraph_for_the_base_example(tmp_path, wsss_run, 
     assert 'starts' not in err
     assert ('Traceback' in err) == debug
     assert 'Traceback' in (work / 'wsss-run.log').read_text()
+
+
+def test_wsss_run_reports_a_refused_data_value_as_a_config_error(tmp_path, wsss_run):
+    config = _write(tmp_path / 'bad.py', "_base_ = ['core::quickstart.py']\nplugins = ['core']\n"
+                                         "data = dict(generator=dict(num_classes=10))\n")
+    status, _, err = wsss_run(config, '--work-dir', str(tmp_path / 'work'), '--no-progress')
+    assert status == 2, err[-3000:]
+    message = [line for line in err.splitlines() if line.startswith('wsss-run:')]
+    assert message == ['wsss-run: config key `data` (SyntheticShapes): num_classes must lie '
+                       'in 2..8, got 10']
+    assert 'starts' not in err

@@ -177,7 +177,7 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
     """Run the config's pipeline in its work dir; the exit status (see :func:`main`)."""
     from . import console
     from .config import dump_run_info
-    from .config_errors import ConfigBuildError, add_base_config_hint
+    from .config_errors import ConfigBuildError, ConfigValueError, add_base_config_hint
     from .pipeline.pipeline import Pipeline, work_dir_lock
     from .pipeline.summary import format_summary, write_summary
     from .models.protocols import ModelContractError
@@ -204,6 +204,9 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
         stage = getattr(pipeline, 'current_stage', None)
         where = f"stage '{stage}' failed: " if stage else ''
         _report_failure(exc, f'{where}{exc}', args)
+        return 2
+    except ConfigValueError as exc:      # a value refused before any stage ran
+        _report_failure(exc, str(exc), args)
         return 2
     except (UnknownComponentError, ModelContractError, ValueError, KeyError, OSError,
             RuntimeError) as exc:

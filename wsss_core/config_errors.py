@@ -277,6 +277,38 @@ def check_options(cfg, registry, *path) -> None:
                                accepted=accepted_options(obj), path=list(path))
 
 
+class ConfigValueError(ValueError):
+    """A config value its component refuses, found before anything is built
+    (:func:`check_values`); ``wsss-run`` reports it as a config error (exit 2)."""
+
+    def __init__(self, path: Sequence, component: str, reason: str):
+        self.path = list(path)
+        self.component = component
+        self.reason = reason
+        super().__init__(f'config key `{format_key_path(self.path)}` ({component}): {reason}')
+
+    @property
+    def key_path(self) -> str:
+        return format_key_path(self.path)
+
+
+def check_values(cfg, registry, *path) -> None:
+    """Raise :class:`ConfigValueError` at config key ``path`` now, before any stage runs, when the
+    component's ``check_config(cfg)`` refuses ``cfg``: a classmethod a component may define
+    for cheap checks of its option values (a data set's generator knobs, checked when the
+    data is first built: after an hour of pretraining, say). A type without one, not
+    registered (yet) or not a dict with a ``type`` is left to the build."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('type'), str):
+        return
+    check = getattr(registry.get(cfg['type']), 'check_config', None)
+    if check is None:
+        return
+    try:
+        check(cfg)
+    except (ValueError, TypeError) as exc:     # a refused value, an unknown knob
+        raise ConfigValueError(path, cfg['type'], str(exc)) from exc
+
+
 # ----------------------------------------------------------------------------- locating
 def _walk(node, path: list) -> Iterator[Tuple[list, dict]]:
     """Every dict with a ``type`` under ``node`` (itself first), depth first, with its path."""

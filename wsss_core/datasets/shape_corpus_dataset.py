@@ -56,6 +56,11 @@ class ShapeCorpus(RecordsDataset):
         self.pipeline = Compose(pipeline)
         self._images = None
 
+    @classmethod
+    def check_config(cls, cfg: dict) -> None:
+        """Refuse generator knobs the corpus refuses (``ValueError``), without generating."""
+        corpus_config(**(cfg.get('generator') or {}))
+
     @property
     def images(self) -> np.ndarray:
         """The split's (N, H, W, 3) uint8 images, memory-mapped read-only (opened on first use

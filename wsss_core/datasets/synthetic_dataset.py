@@ -34,3 +34,9 @@ class SyntheticShapes(VOCLayoutDataset):
                          saliency_dir='saliency', pipeline=pipeline, max_samples=max_samples,
                          load_gt=load_gt)
         self.generator_config = gen_cfg
+
+    @classmethod
+    def check_config(cls, cfg: dict) -> None:
+        """Refuse generator knobs the generator refuses (``ValueError``), without generating:
+        the pipeline calls it before any stage runs."""
+        synthetic_config(**(cfg.get('generator') or {}))

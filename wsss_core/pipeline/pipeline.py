@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .. import console
-from ..config_errors import StageKey, check_options, config_key
+from ..config_errors import StageKey, check_options, check_values, config_key
 from ..config_stages import StageOrderError, stage_configs
 from ..io import write_json
 from ..registry import DATASETS, STAGES, build
@@ -99,8 +99,9 @@ class Pipeline:
         self.current_stage: Optional[str] = None
         stage_list = _stage_list(cfg.get('stages'))
         self.stages = self._build_stages(stage_list)
-        if cfg.get('data') is not None:   # an option the dataset does not take: now, not later
-            check_options(_plain(cfg.get('data')), DATASETS, 'data')
+        if cfg.get('data') is not None:   # an option the dataset does not take, or a value
+            check_options(_plain(cfg.get('data')), DATASETS, 'data')    # it refuses: now
+            check_values(_plain(cfg.get('data')), DATASETS, 'data')
         #: stage name -> (index in the run order, its dict): names the config key in build errors
         self.stage_cfgs = {s.name: (i, _plain(c)) for i, (s, c) in
                            enumerate(zip(self.stages, stage_list))}

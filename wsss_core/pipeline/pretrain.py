@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from ..registry import STAGES
+from ..config_errors import check_values
+from ..registry import DATASETS, STAGES
 from .artifacts import PRETRAINED, merged_records
 from .stage import StageContext
 from .train_classifier import TrainClassifier
@@ -45,6 +46,11 @@ from .train_classifier import TrainClassifier
 DEFAULT_CORPUS = dict(type='ShapeCorpus')
 #: the cache folder of pretrained backbones, under $WSSS_CACHE
 CACHE_FOLDER = 'pretrained'
+
+
+def corpus_or_default(corpus: Optional[dict]) -> dict:
+    """``corpus`` over :data:`DEFAULT_CORPUS`: a corpus without a ``type`` is a ShapeCorpus."""
+    return {**DEFAULT_CORPUS, **(corpus or {})}
 
 
 def pretrained_cache_dir() -> Path:
@@ -83,6 +89,8 @@ class Pretrain(TrainClassifier):
                  log_interval: int = 50, pipeline: Optional[Sequence] = None, **options):
         model = dict(type='PretrainClassifier', backbone=dict(backbone),
                      label_smoothing=float(label_smoothing))
+        # corpus knobs the generator refuses: now, not after the stages before this one
+        check_values(corpus_or_default(corpus), DATASETS, 'stages', name, 'corpus')
         super().__init__(name, model=model, backbone=backbone, corpus=corpus,
                          label_smoothing=label_smoothing, max_epochs=max_epochs,
                          batch_size=batch_size, log_interval=log_interval, pipeline=pipeline,
@@ -109,7 +117,7 @@ class Pretrain(TrainClassifier):
         """The ``corpus`` option over :data:`DEFAULT_CORPUS` (a corpus given without a
         ``type``, e.g. ``dict(generator=dict(image_size=64))``, is a ShapeCorpus), not the
         run's data."""
-        return {**DEFAULT_CORPUS, **(self.options.get('corpus') or {})}
+        return corpus_or_default(self.options.get('corpus'))
 
     def validation(self, val_set) -> dict:
         """Top-1 / top-5 accuracy on the corpus's validation split."""
