@@ -99,9 +99,11 @@ class Pipeline:
         self.current_stage: Optional[str] = None
         stage_list = _stage_list(cfg.get('stages'))
         self.stages = self._build_stages(stage_list)
-        if cfg.get('data') is not None:   # an option the dataset does not take, or a value
-            check_options(_plain(cfg.get('data')), DATASETS, 'data')    # it refuses: now
-            check_values(_plain(cfg.get('data')), DATASETS, 'data')
+        if cfg.get('data') is not None:
+            # an option the dataset does not take, or a value it refuses: now, not later
+            data = _plain(cfg.get('data'))
+            check_options(data, DATASETS, 'data')
+            check_values(data, DATASETS, 'data')
         #: stage name -> (index in the run order, its dict): names the config key in build errors
         self.stage_cfgs = {s.name: (i, _plain(c)) for i, (s, c) in
                            enumerate(zip(self.stages, stage_list))}
