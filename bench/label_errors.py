@@ -36,6 +36,8 @@ from part_coverage import PART_NAMES, work_dir_dataset
 
 def stage_sources(stage_dir: Path):
     """``[(row name, folder of PNGs, split)]`` for one stage dir (see module docstring)."""
+    if not (stage_dir / 'manifest.json').is_file():
+        raise SystemExit(f'{stage_dir}: no manifest.json (the stage has not finished there)')
     manifest = json.loads((stage_dir / 'manifest.json').read_text())
     art = manifest.get('artifacts', {})
     if (stage_dir / 'labels').is_dir():
@@ -93,19 +95,19 @@ def main(argv=None) -> None:
     p.add_argument('--max-images', type=int, default=1000)
     p.add_argument('--json', type=Path)
     args = p.parse_args(argv)
-    datasets, rows = {}, {}
-    for stage in args.stages:
-        for name, folder, split in stage_sources(args.work_dir / stage):
-            if split not in datasets:
-                datasets[split] = work_dir_dataset(args.work_dir, split)
-            rows[name] = error_split_of(folder, datasets[split], args.max_images)
+    # every stage is checked before the first is scored (scoring takes minutes per stage)
+    sources = [src for stage in args.stages for src in stage_sources(args.work_dir / stage)]
     cols = ['object_to_background', 'object_unlabelled', 'object_wrong_class',
             'background_to_object', 'object_area_ratio', 'coverage_mean', 'coverage_below_0_3',
             *PART_IDS]
     print('stage'.ljust(22) + ''.join(c[:15].rjust(16) for c in cols) + 'images'.rjust(8))
-    for name, row in rows.items():
+    datasets, rows = {}, {}
+    for name, folder, split in sources:
+        if split not in datasets:
+            datasets[split] = work_dir_dataset(args.work_dir, split)
+        row = rows[name] = error_split_of(folder, datasets[split], args.max_images)
         print(name.ljust(22) + ''.join(f'{row[c]:16.3f}' for c in cols)
-              + f"{row['images']:8d}")
+              + f"{row['images']:8d}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

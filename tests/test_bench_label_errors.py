@@ -55,3 +55,15 @@ def test_stage_sources_reads_labels_or_both_prediction_folders(tmp_path):
     (tmp_path / 'cams' / 'manifest.json').write_text(json.dumps(dict(artifacts={})))
     with pytest.raises(SystemExit, match='neither labels'):
         label_errors.stage_sources(tmp_path / 'cams')
+
+
+def test_a_stage_without_manifest_stops_the_run_before_any_scoring(tmp_path, monkeypatch,
+                                                                     capsys):
+    (tmp_path / 'lab' / 'labels').mkdir(parents=True)
+    (tmp_path / 'lab' / 'manifest.json').write_text(json.dumps(dict(artifacts={})))
+    (tmp_path / 'unfinished').mkdir()
+    scored = []
+    monkeypatch.setattr(label_errors, 'work_dir_dataset', lambda *a: scored.append(a))
+    with pytest.raises(SystemExit, match='unfinished: no manifest.json'):
+        label_errors.main([str(tmp_path), 'lab', 'unfinished'])
+    assert scored == [] and capsys.readouterr().out == ''
