@@ -1,6 +1,8 @@
 """Pipeline behaviour: skip when done, resume after an interruption, reruns on config change."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from mmengine.config import Config
@@ -168,14 +170,16 @@ def test_label_evaluation_equals_a_direct_confusion_matrix(finished, tiny_data_c
     assert results['eval_labels'].manifest['metrics']['miou'] == pytest.approx(conf.miou())
 
 
-def test_a_second_run_on_the_same_work_dir_is_refused(tmp_path, tiny_data_cfg):
+@contextlib.contextmanager
+def lock_held_by_a_child(work_dir):
+    """A forked process holds ``work_dir_lock(work_dir)`` inside the block; yields its pid."""
     import multiprocessing as mp
-    from wsss_core.pipeline.pipeline import WorkDirBusyError, work_dir_lock
+    from wsss_core.pipeline.pipeline import work_dir_lock
     ctx = mp.get_context('fork')
     started, release = ctx.Event(), ctx.Event()
 
     def hold():
-        with work_dir_lock(tmp_path):
+        with work_dir_lock(work_dir):
             started.set()
             release.wait(30)
 
@@ -183,11 +187,17 @@ def test_a_second_run_on_the_same_work_dir_is_refused(tmp_path, tiny_data_cfg):
     holder.start()
     try:
         assert started.wait(30)
-        with pytest.raises(WorkDirBusyError, match=f'pid {holder.pid}'):
-            run(tiny_pipeline_cfg(tiny_data_cfg), tmp_path)
+        yield holder.pid
     finally:
         release.set()
         holder.join(30)
+
+
+def test_a_second_run_on_the_same_work_dir_is_refused(tmp_path, tiny_data_cfg):
+    from wsss_core.pipeline.pipeline import WorkDirBusyError, work_dir_lock
+    with lock_held_by_a_child(tmp_path) as holder_pid:
+        with pytest.raises(WorkDirBusyError, match=f'pid {holder_pid}'):
+            run(tiny_pipeline_cfg(tiny_data_cfg), tmp_path)
     with work_dir_lock(tmp_path):   # free again once the holder is gone
         pass
 
@@ -237,3 +247,21 @@ def test_same_seed_gives_the_same_trained_weights_whatever_the_rng_state(tmp_pat
                                   weights_only=True))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_hard_linked_copy_of_a_work_dir_has_a_lock_of_its_own(tmp_path):
+    # `cp -al` copies share every file's inode: a lock held on the original's `.lock` file
+    # would lock the copy too, and the copy's run would overwrite the original's note
+    import os
+    from wsss_core.pipeline.pipeline import WorkDirBusyError, work_dir_lock
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    original.mkdir()
+    copy.mkdir()
+    with lock_held_by_a_child(original) as holder_pid:
+        os.link(original / '.lock', copy / '.lock')
+        with work_dir_lock(copy):
+            assert (copy / '.lock').read_text().startswith(f'pid {os.getpid()} ')
+        assert (original / '.lock').read_text().startswith(f'pid {holder_pid} ')
+        with pytest.raises(WorkDirBusyError, match=f'pid {holder_pid}'):
+            with work_dir_lock(original):
+                pass

@@ -18,9 +18,9 @@ Rules (for each stage, in config order):
   ``--stages``, a fresh start) is moved to ``work_dir/.superseded/<stage>`` first, never
   deleted, and the previous superseded copy of that stage is dropped.
 
-One run at a time per work dir: the main process holds an exclusive lock on
-``work_dir/.lock`` while it runs (released by the OS if the process dies), and a second run
-stops at once with an error instead of writing into the same files.
+One run at a time per work dir: the main process holds an exclusive lock on the work dir
+while it runs (released by the OS if the process dies; ``work_dir/.lock`` names the holder),
+and a second run stops at once with an error instead of writing into the same files.
 
 Sharded offline stages (built on :class:`~wsss_core.pipeline.per_image.PerImageStage`, with
 ``sharded = True``, see :mod:`~wsss_core.pipeline.sharding`) split their images across
@@ -46,7 +46,7 @@ from typing import List, Optional, Sequence
 from .. import console
 from ..config_errors import StageKey, check_options, check_values, config_key
 from ..config_stages import StageOrderError, stage_configs
-from ..io import write_json
+from ..io import atomic_write, write_json
 from ..registry import DATASETS, STAGES, build
 from .artifacts import check_graph
 from .checksums import verify_stage
@@ -357,12 +357,13 @@ _HELD_LOCKS: set = set()
 
 @contextlib.contextmanager
 def work_dir_lock(work_dir: Path):
-    """Exclusive, non-blocking ``flock`` on ``work_dir/.lock`` in the main process.
+    """Exclusive, non-blocking ``flock`` on the directory ``work_dir`` in the main process;
+    ``work_dir/.lock`` names the holder for the error of the next run.
 
     Re-entrant within a process (the CLI holds it around the run-info dump and the run).
-    A ``WSSS_SHARD=i/n`` process instead shares ``.lock`` with the other shards (a plain run
-    still excludes them all) and holds ``.lock.shard-<i>-of-<n>`` exclusively (one process
-    per shard).
+    A ``WSSS_SHARD=i/n`` process instead shares the work dir's lock with the other shards (a
+    plain run still excludes them all) and holds ``work_dir/.shard-lock-<i>-of-<n>/``
+    exclusively (one process per shard).
     """
     key = os.path.realpath(work_dir)
     if not is_main_process() or key in _HELD_LOCKS:
@@ -374,13 +375,16 @@ def work_dir_lock(work_dir: Path):
         yield
         return
     shard = current_shard()
+    work_dir = Path(work_dir)
     with contextlib.ExitStack() as stack:
         if shard.independent:
-            _try_flock(stack, Path(work_dir) / '.lock', fcntl.LOCK_SH, work_dir, note=False)
-            _try_flock(stack, Path(work_dir) / f'.lock.shard-{shard.tag}', fcntl.LOCK_EX,
-                       work_dir)
+            _try_flock(stack, work_dir, fcntl.LOCK_SH, work_dir, work_dir / '.lock',
+                       write_note=False)
+            shard_dir = work_dir / f'.shard-lock-{shard.tag}'
+            shard_dir.mkdir(exist_ok=True)
+            _try_flock(stack, shard_dir, fcntl.LOCK_EX, work_dir, shard_dir / 'holder')
         else:
-            _try_flock(stack, Path(work_dir) / '.lock', fcntl.LOCK_EX, work_dir)
+            _try_flock(stack, work_dir, fcntl.LOCK_EX, work_dir, work_dir / '.lock')
         _HELD_LOCKS.add(key)
         try:
             yield
@@ -388,24 +392,33 @@ def work_dir_lock(work_dir: Path):
             _HELD_LOCKS.discard(key)
 
 
-def _try_flock(stack: contextlib.ExitStack, path: Path, mode: int, work_dir, note=True) -> None:
-    """Take ``flock(mode)`` on ``path`` without waiting (released when ``stack`` closes);
-    with ``note``, write this process into the file for the error of the next one."""
+def _try_flock(stack: contextlib.ExitStack, lock_dir: Path, mode: int, work_dir: Path,
+               note: Path, write_note: bool = True) -> None:
+    """Take ``flock(mode)`` on the directory ``lock_dir`` without waiting (released when
+    ``stack`` closes); with ``write_note``, name this process in the file ``note`` for the
+    error of the next one.
+
+    A directory holds the lock, not a file: a copy of a work dir made with hard links
+    (``cp -al``) shares every file's inode, and with it the file's lock, but never a
+    directory, so a run in the copy does not lock the original out.  The note is replaced
+    (a new inode), never rewritten in place, for the same reason.
+    """
     import fcntl
-    fh = stack.enter_context(open(path, 'a+'))
+    fd = os.open(lock_dir, os.O_RDONLY)
+    stack.callback(os.close, fd)
     try:
-        fcntl.flock(fh, mode | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or 'another process'
-        raise WorkDirBusyError(f'{work_dir} is in use by {holder}; wait for that run to end '
-                               'or use another --work-dir') from None
-    stack.callback(fcntl.flock, fh, fcntl.LOCK_UN)
-    if note:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
-        fh.flush()
+        try:
+            holder = note.read_text().strip()
+        except OSError:
+            holder = ''
+        raise WorkDirBusyError(f'{work_dir} is in use by {holder or "another process"}; '
+                               'wait for that run to end or use another --work-dir') from None
+    stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+    if write_note:
+        with atomic_write(note, 'w') as fh:
+            fh.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
 
 
 def supersede(stage_dir: Path) -> Path:
