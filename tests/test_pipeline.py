@@ -253,15 +253,18 @@ def test_a_hard_linked_copy_of_a_work_dir_has_a_lock_of_its_own(tmp_path):
     # `cp -al` copies share every file's inode: a lock held on the original's `.lock` file
     # would lock the copy too, and the copy's run would overwrite the original's note
     import os
+    import re
     from wsss_core.pipeline.pipeline import WorkDirBusyError, work_dir_lock
     original, copy = tmp_path / 'original', tmp_path / 'copy'
     original.mkdir()
     copy.mkdir()
     with lock_held_by_a_child(original) as holder_pid:
         os.link(original / '.lock', copy / '.lock')
+        here = re.escape(os.path.realpath(original))
+        with pytest.raises(WorkDirBusyError, match=f'pid {holder_pid} .* in {here}'):
+            with work_dir_lock(original):   # the shared file, held for this very work dir
+                pass
         with work_dir_lock(copy):
             assert (copy / '.lock').read_text().startswith(f'pid {os.getpid()} ')
+            assert os.stat(copy / '.lock').st_nlink == 1
         assert (original / '.lock').read_text().startswith(f'pid {holder_pid} ')
-        with pytest.raises(WorkDirBusyError, match=f'pid {holder_pid}'):
-            with work_dir_lock(original):
-                pass

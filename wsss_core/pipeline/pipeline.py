@@ -18,9 +18,9 @@ Rules (for each stage, in config order):
   ``--stages``, a fresh start) is moved to ``work_dir/.superseded/<stage>`` first, never
   deleted, and the previous superseded copy of that stage is dropped.
 
-One run at a time per work dir: the main process holds an exclusive lock on the work dir
-while it runs (released by the OS if the process dies; ``work_dir/.lock`` names the holder),
-and a second run stops at once with an error instead of writing into the same files.
+One run at a time per work dir: the main process holds an exclusive lock on
+``work_dir/.lock`` while it runs (released by the OS if the process dies), and a second run
+stops at once with an error instead of writing into the same files.
 
 Sharded offline stages (built on :class:`~wsss_core.pipeline.per_image.PerImageStage`, with
 ``sharded = True``, see :mod:`~wsss_core.pipeline.sharding`) split their images across
@@ -46,7 +46,7 @@ from typing import List, Optional, Sequence
 from .. import console
 from ..config_errors import StageKey, check_options, check_values, config_key
 from ..config_stages import StageOrderError, stage_configs
-from ..io import atomic_write, write_json
+from ..io import TEMP_SUFFIX, write_json
 from ..registry import DATASETS, STAGES, build
 from .artifacts import check_graph
 from .checksums import verify_stage
@@ -357,13 +357,12 @@ _HELD_LOCKS: set = set()
 
 @contextlib.contextmanager
 def work_dir_lock(work_dir: Path):
-    """Exclusive, non-blocking ``flock`` on the directory ``work_dir`` in the main process;
-    ``work_dir/.lock`` names the holder for the error of the next run.
+    """Exclusive, non-blocking ``flock`` on ``work_dir/.lock`` in the main process.
 
     Re-entrant within a process (the CLI holds it around the run-info dump and the run).
-    A ``WSSS_SHARD=i/n`` process instead shares the work dir's lock with the other shards (a
-    plain run still excludes them all) and holds ``work_dir/.shard-lock-<i>-of-<n>/``
-    exclusively (one process per shard).
+    A ``WSSS_SHARD=i/n`` process instead shares ``.lock`` with the other shards (a plain run
+    still excludes them all) and holds ``.lock.shard-<i>-of-<n>`` exclusively (one process
+    per shard).
     """
     key = os.path.realpath(work_dir)
     if not is_main_process() or key in _HELD_LOCKS:
@@ -375,16 +374,13 @@ def work_dir_lock(work_dir: Path):
         yield
         return
     shard = current_shard()
-    work_dir = Path(work_dir)
     with contextlib.ExitStack() as stack:
         if shard.independent:
-            _try_flock(stack, work_dir, fcntl.LOCK_SH, work_dir, work_dir / '.lock',
-                       write_note=False)
-            shard_dir = work_dir / f'.shard-lock-{shard.tag}'
-            shard_dir.mkdir(exist_ok=True)
-            _try_flock(stack, shard_dir, fcntl.LOCK_EX, work_dir, shard_dir / 'holder')
+            _try_flock(stack, Path(work_dir) / '.lock', fcntl.LOCK_SH, work_dir, note=False)
+            _try_flock(stack, Path(work_dir) / f'.lock.shard-{shard.tag}', fcntl.LOCK_EX,
+                       work_dir)
         else:
-            _try_flock(stack, work_dir, fcntl.LOCK_EX, work_dir, work_dir / '.lock')
+            _try_flock(stack, Path(work_dir) / '.lock', fcntl.LOCK_EX, work_dir)
         _HELD_LOCKS.add(key)
         try:
             yield
@@ -392,33 +388,63 @@ def work_dir_lock(work_dir: Path):
             _HELD_LOCKS.discard(key)
 
 
-def _try_flock(stack: contextlib.ExitStack, lock_dir: Path, mode: int, work_dir: Path,
-               note: Path, write_note: bool = True) -> None:
-    """Take ``flock(mode)`` on the directory ``lock_dir`` without waiting (released when
-    ``stack`` closes); with ``write_note``, name this process in the file ``note`` for the
-    error of the next one.
+def _lock_note(work_dir) -> str:
+    """What a lock file says about its holder: ``pid <pid> on <host> in <work dir>``."""
+    return f'pid {os.getpid()} on {socket.gethostname()} in {os.path.realpath(work_dir)}'
 
-    A directory holds the lock, not a file: a copy of a work dir made with hard links
-    (``cp -al``) shares every file's inode, and with it the file's lock, but never a
-    directory, so a run in the copy does not lock the original out.  The note is replaced
-    (a new inode), never rewritten in place, for the same reason.
-    """
+
+def _free_or_held_elsewhere(fh, work_dir) -> bool:
+    """Whether nobody holds the lock file ``fh`` (hard-linked into another folder) or a run
+    of another work dir does (its note names that dir): then this work dir may replace its
+    link by a file of its own.  False when a run of this work dir, or of unknown origin,
+    holds it."""
     import fcntl
-    fd = os.open(lock_dir, os.O_RDONLY)
-    stack.callback(os.close, fd)
     try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:
-            holder = note.read_text().strip()
-        except OSError:
-            holder = ''
-        raise WorkDirBusyError(f'{work_dir} is in use by {holder or "another process"}; '
-                               'wait for that run to end or use another --work-dir') from None
-    stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
-    if write_note:
-        with atomic_write(note, 'w') as fh:
-            fh.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
+        fh.seek(0)
+        holder = fh.read().strip()
+        return ' in ' in holder and not holder.endswith(f' in {os.path.realpath(work_dir)}')
+    fcntl.flock(fh, fcntl.LOCK_UN)
+    return True
+
+
+def _open_private_lock_file(path: Path, work_dir):
+    """``open(path, 'a+')``, first giving ``path`` an inode of its own when it is
+    hard-linked into another folder and not held by a run of this one.
+
+    A copy of a work dir made with hard links (``cp -al``) shares every file's inode, and
+    with it the file's ``flock``: without this, a run in the copy would lock the original
+    out (and the other way round) and overwrite its note.
+    """
+    fh = open(path, 'a+')
+    if os.fstat(fh.fileno()).st_nlink > 1 and _free_or_held_elsewhere(fh, work_dir):
+        fh.close()
+        private = path.with_name(f'{path.name}.{os.getpid()}{TEMP_SUFFIX}')
+        private.write_text('')
+        os.replace(private, path)
+        fh = open(path, 'a+')
+    return fh
+
+
+def _try_flock(stack: contextlib.ExitStack, path: Path, mode: int, work_dir, note=True) -> None:
+    """Take ``flock(mode)`` on ``path`` without waiting (released when ``stack`` closes);
+    with ``note``, write this process into the file for the error of the next one."""
+    import fcntl
+    fh = stack.enter_context(_open_private_lock_file(path, work_dir))
+    try:
+        fcntl.flock(fh, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or 'another process'
+        raise WorkDirBusyError(f'{work_dir} is in use by {holder}; wait for that run to end '
+                               'or use another --work-dir') from None
+    stack.callback(fcntl.flock, fh, fcntl.LOCK_UN)
+    if note:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(_lock_note(work_dir) + '\n')
+        fh.flush()
 
 
 def supersede(stage_dir: Path) -> Path:
