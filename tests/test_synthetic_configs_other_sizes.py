@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wsss_core.testing.shrink import count_shrink, count_shrink_options
+from wsss_core.testing.shrink import count_shrink, count_shrink_options, is_validation_test
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,10 +58,8 @@ def test_every_zoo_stage_runs_on_images_of_another_size(image_size, plugins, tmp
     from wsss_core.config import load_config
     manifests = _run_shrunk(spec, image_size, tmp_path)
     _check_finished(manifests, spec)
-    # the segmentation tests on the validation images ran on them at full size (a test on
-    # the training images feeds a later stage and is not cut to 2 images)
-    tests = [s['name'] for s in load_config(spec).to_dict()['stages']
-             if s['type'] == 'TestSegmentor' and s.get('split', 'val') == 'val']
+    # the segmentation tests on the validation images ran on them at full size
+    tests = [s['name'] for s in load_config(spec).to_dict()['stages'] if is_validation_test(s)]
     assert tests and all(manifests[n]['counts']['evaluated'] == 2 for n in tests)
 
 

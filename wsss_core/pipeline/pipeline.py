@@ -46,7 +46,7 @@ from typing import List, Optional, Sequence
 from .. import console
 from ..config_errors import StageKey, check_options, check_values, config_key
 from ..config_stages import StageOrderError, stage_configs
-from ..io import TEMP_SUFFIX, write_json
+from ..io import atomic_write, write_json
 from ..registry import DATASETS, STAGES, build
 from .artifacts import check_graph
 from .checksums import verify_stage
@@ -420,9 +420,8 @@ def _open_private_lock_file(path: Path, work_dir):
     fh = open(path, 'a+')
     if os.fstat(fh.fileno()).st_nlink > 1 and _free_or_held_elsewhere(fh, work_dir):
         fh.close()
-        private = path.with_name(f'{path.name}.{os.getpid()}{TEMP_SUFFIX}')
-        private.write_text('')
-        os.replace(private, path)
+        with atomic_write(path, 'w'):   # an empty file of its own renamed over the link
+            pass
         fh = open(path, 'a+')
     return fh
 

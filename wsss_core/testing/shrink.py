@@ -27,6 +27,12 @@ def flat_items(d: dict, prefix: str = '') -> Iterator[Tuple[str, object]]:
             yield f'{prefix}{k}', v
 
 
+def is_validation_test(stage: dict) -> bool:
+    """A TestSegmentor scoring the validation split (a test on the training images feeds a
+    later stage, so it is not cut to a few images)."""
+    return stage['type'] == 'TestSegmentor' and stage.get('split', 'val') == 'val'
+
+
 def count_shrink(stage: dict) -> Dict[str, object]:
     """The count options of one stage, by its type (keys relative to the stage, nested keys
     dotted). Raises ``KeyError`` for a stage type without a rule, so that a new stage type
@@ -52,8 +58,8 @@ def count_shrink(stage: dict) -> Dict[str, object]:
         out.update({f'corpus.generator.{k}': v for k, v in TINY_CORPUS_GENERATOR.items()})
     elif kind in ('RefineLabels', 'TestSegmentor', 'MaskNonSalientRegions'):
         out.update(workers=0)
-        if kind == 'TestSegmentor' and stage.get('split', 'val') == 'val':
-            out['max_samples'] = 2                  # (a test on train_aug feeds a later stage)
+        if is_validation_test(stage):
+            out['max_samples'] = 2
         if isinstance(stage.get('crf'), dict):       # a dense CRF over the full-size image
             out['crf.iterations'] = 1
         for i, refiner in enumerate(stage.get('refiners') or ()):
