@@ -188,4 +188,4 @@ def test_prepare_for_a_config_that_names_no_item_does_nothing(roots, capsys):
 
 def test_prepare_for_a_base_config_without_stages_scans_the_config_alone():
     from wsss_core.prepare.cli import _config_item_names
-    assert _config_item_names('moana::_wsol_resnet50.py', all_items()) == ['torchvision-resnet50']
+    assert _config_item_names('moana::_recipes/wsol_resnet50.py', all_items()) == ['torchvision-resnet50']

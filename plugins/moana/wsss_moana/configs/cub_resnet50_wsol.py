@@ -11,7 +11,7 @@
 # wsss-run downloads nothing; wsss-prepare does.
 #
 # The released trainer builds the classifier with 1000 outputs even for CUB; this uses 200.
-_base_ = ['./_wsol_resnet50.py']
+_base_ = ['./_recipes/wsol_resnet50.py']
 work_dir = 'work_dirs/moana_cub_resnet50_wsol'
 
 data = dict(type='WSOLMetadata', data_root='item:cub200-wsol', name='CUB', num_classes=200)

@@ -13,7 +13,7 @@
 # (register at image-net.org: ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar), then
 #   wsss-prepare ilsvrc-wsol --from DIR        (the folder holding both tars)
 # wsss-run downloads nothing; wsss-prepare does.
-_base_ = ['./_wsol_resnet50.py']
+_base_ = ['./_recipes/wsol_resnet50.py']
 work_dir = 'work_dirs/moana_ilsvrc_resnet50_wsol'
 
 data = dict(type='WSOLMetadata', data_root='item:ilsvrc-wsol', name='ILSVRC', num_classes=1000)
