@@ -156,6 +156,14 @@ def test_bad_specs(spec, match):
         resolve_config_path(spec)
 
 
+def test_a_plain_path_that_is_a_shipped_config_s_name_gets_the_spec():
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path('quickstrat.py')     # misspelt, and without 'core::'
+    assert 'config file not found: quickstrat.py; did you mean core::quickstart.py' in \
+        str(err.value)
+    assert 'wsss-run --list-configs' in str(err.value)
+
+
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 

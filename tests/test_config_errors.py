@@ -304,3 +304,25 @@ def test_wsss_run_reports_a_refused_data_value_as_a_config_error(tmp_path, wsss_
     assert message == ['wsss-run: config key `data` (SyntheticShapes): num_classes must lie '
                        'in 2..8, got 10']
     assert 'starts' not in err
+
+
+def test_wsss_run_names_a_misspelt_item_in_one_line(tmp_path, wsss_run):
+    config = _write(tmp_path / 'item.py', "_base_ = ['core::quickstart.py']\nplugins = ['core']\n"
+                                          "data = dict(_delete_=True, type='VOC2012', "
+                                          "data_root='item:voc12-ag')\n")
+    status, _, err = wsss_run(config, '--work-dir', str(tmp_path / 'work'), '--no-progress')
+    assert status == 2, err[-3000:]
+    assert 'Traceback' not in err
+    message = [line for line in err.splitlines() if line.startswith('wsss-run:')]
+    assert len(message) == 1, err[-3000:]
+    assert "data.data_root = 'item:voc12-ag'" in message[0] and 'voc12-aug' in message[0]
+
+
+def test_wsss_run_names_a_misspelt_stage_in_cfg_options(tmp_path, wsss_run):
+    status, _, err = wsss_run('core::quickstart.py', '--work-dir', str(tmp_path / 'work'),
+                              '--no-progress', '--cfg-options', 'stages.clasify.max_epochs=3')
+    assert status == 2, err[-3000:]
+    message = [line for line in err.splitlines() if line.startswith('wsss-run:')]
+    assert len(message) == 1 and "no stage is named 'clasify'; did you mean 'classify'?" \
+        in message[0], err[-3000:]
+    assert not (tmp_path / 'work').exists()

@@ -68,6 +68,21 @@ def test_by_name_options_turn_indices_into_names_on_a_dict():
                            stages) == {'stages.b.k': 1, 'stages.a.j': 2, 'stages.new.type': 'X'}
 
 
+def test_a_misspelt_stage_of_a_dict_config_is_refused_with_the_closest_name():
+    stages = {'classify': {'type': 'T'}, 'cams': {'type': 'M'}}
+    with pytest.raises(StageOrderError, match=r"no stage is named 'clasify'; did you mean "
+                                              r"'classify'\?"):
+        by_name_options({'stages.clasify.max_epochs': 3}, stages)
+    with pytest.raises(StageOrderError, match="no stage is named '7'"):
+        by_name_options({'stages.7.x': 1}, stages)
+    # a new stage is defined by its type, given as a key or inside a whole dict value
+    new = by_name_options({'stages.sheet.type': 'RenderSheet', 'stages.sheet.after': 'cams',
+                           'stages.extra': dict(type='X'), 'stages.extra2.k': 1,
+                           'stages.extra2.type': 'Y'}, stages)
+    assert set(new) == {'stages.sheet.type', 'stages.sheet.after', 'stages.extra',
+                        'stages.extra2.k', 'stages.extra2.type'}
+
+
 BASE = """
 stages = dict(
     classify=dict(type='T', max_epochs=5, model=dict(depth=18, width=4)),

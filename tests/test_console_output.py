@@ -10,6 +10,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer, MMLogger
 
 from wsss_core import cli, compat, console, registry
@@ -85,6 +86,43 @@ def test_tiny_run_console_has_a_start_and_a_result_line_per_stage(tmp_path, wsss
     # the logs are not artifacts: the finished stages still verify
     status, lines = wsss_run(config, '--work-dir', str(work), '--verify')
     assert status == 0, lines
+
+
+class _CtrlCAfterEpoch1(Hook):
+    """Ctrl-C (KeyboardInterrupt) after the first epoch's checkpoint, or in the CAM stage."""
+    priority = 'LOWEST'   # after the checkpoint hook saved the epoch
+
+    def after_train_epoch(self, runner):
+        if runner.epoch == 0:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_names_the_stage_and_the_command_that_continues_it(tmp_path, wsss_run,
+                                                                   monkeypatch):
+    from wsss_core.pipeline.make_cams import MakeCAMs
+    name = f'_CtrlC{uuid.uuid4().hex[:8]}'
+    registry.HOOKS.register_module(name=name, module=_CtrlCAfterEpoch1)
+    cfg = tiny_pipeline_cfg(dict(type='SyntheticShapes', generator=dict(TINY_GENERATOR)),
+                            epochs=2)
+    cfg['stages'][0].update(custom_hooks=[dict(type=name)], val_split=None)
+    config = _write_config(tmp_path / 'tiny.py', dict(cfg, plugins=['core']))
+    work = tmp_path / 'work'
+    status, lines = wsss_run(config, '--work-dir', str(work), '--no-progress')
+    assert status == 130, '\n'.join(lines[-20:])
+    said = [ln for ln in lines if ln.startswith('wsss-run: interrupted')]
+    assert len(said) == 1 and "stage 'classify'" in said[0], lines[-10:]
+    assert 'epoch_1.pth' in said[0] and 'again with --resume' in said[0]
+    assert (work / 'classify' / 'epoch_1.pth').is_file()   # nothing set aside yet
+    assert not any('Traceback' in ln for ln in lines)
+
+    def interrupted_cams(self, ctx):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(MakeCAMs, 'run', interrupted_cams)   # an offline stage: no --resume
+    status, lines = wsss_run(config, '--work-dir', str(work), '--no-progress', '--resume')
+    said = [ln for ln in lines if ln.startswith('wsss-run: interrupted')]
+    assert status == 130 and len(said) == 1 and "stage 'cams'" in said[0], lines[-10:]
+    assert '--resume' not in said[0] and "continues with stage 'cams'" in said[0]
+    assert (work / 'classify' / 'manifest.json').is_file()   # the resumed training finished
 
 
 def test_stage_logs_are_not_recorded_in_manifests():

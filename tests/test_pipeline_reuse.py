@@ -107,6 +107,21 @@ def test_wsss_run_refuses_a_reuse_dir_that_does_not_exist(tmp_path, capsys):
     assert 'put CONFIG before it' in capsys.readouterr().err
 
 
+def test_wsss_run_refuses_a_reuse_dir_that_is_not_a_work_dir(tmp_path, capsys):
+    from wsss_core.cli import main
+    runs = tmp_path / 'runs'
+    (runs / 'a').mkdir(parents=True)
+    (runs / 'a' / 'config.py').write_text('seed = 0\n')          # a work dir: its config
+    (runs / 'b' / 'cams').mkdir(parents=True)
+    (runs / 'b' / 'cams' / 'manifest.json').write_text('{}')     # or a stage's manifest
+    (runs / 'c').mkdir()                                         # neither
+    code = main(['quickstart', '--work-dir', str(tmp_path / 'w'), '--reuse-from', str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2 and 'not a work dir' in err
+    assert f'the work dirs in it: {runs / "a"}, {runs / "b"})' in err
+    assert not (tmp_path / 'w').exists()
+
+
 def test_the_stage_dir_here_is_moved_aside_only_when_a_source_has_the_stage(source, tmp_path):
     from wsss_core.pipeline.reuse import reuse_finished_stage
     _, first, done = source

@@ -268,6 +268,8 @@ def test_unknown_enabled_name_lists_installed_plugins(core, root, monkeypatch):
     with pytest.raises(plugin_loader.PluginSelectionError) as err:
         plugin_loader.load_plugins(enabled=['nosuchplugin'], entry_points=eps(a))
     assert "'nosuchplugin'" in str(err.value) and f'core, {a.name}' in str(err.value)
+    assert "plugins=['nosuchplugin'] (the config's `plugins`" in str(err.value)
+    assert 'not installed' in str(err.value) and 'pip install -e plugins/NAME' in str(err.value)
     monkeypatch.setenv(plugin_loader.ENV_VAR, 'nosuchplugin')
     with pytest.raises(plugin_loader.PluginSelectionError, match=plugin_loader.ENV_VAR):
         plugin_loader.list_plugins(entry_points=eps(a))

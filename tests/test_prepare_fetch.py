@@ -56,6 +56,12 @@ def install_made(item, files, base, roots):
     return [out]
 
 
+def install_made_then_ctrl_c(item, files, base, roots):
+    """A conversion interrupted after it wrote the item's marker file."""
+    install_made(item, files, base, roots)
+    raise KeyboardInterrupt
+
+
 @pytest.fixture
 def roots(tmp_path):
     return {'data': tmp_path / 'data', 'weights': tmp_path / 'weights'}
@@ -104,6 +110,43 @@ def test_requirements_come_first_and_a_conversion_sees_their_files(roots):
     # the archive item's ledger lists what the extraction wrote
     ledger = json.loads((roots['data'] / '.wsss-prepare' / 'tree.json').read_text())
     assert set(ledger['files']) == {'Tree/inner/a.txt', 'Tree/inner/b/c.txt'}
+
+
+def test_an_install_interrupted_after_its_marker_is_corrupt_until_rerun(roots):
+    import dataclasses
+    with serve(FILES) as server:
+        items = items_for(server)
+        cut = dict(items, made=dataclasses.replace(
+            items['made'], install='tests.test_prepare_fetch:install_made_then_ctrl_c'))
+        with pytest.raises(KeyboardInterrupt):
+            prepare_items(['made'], cut, roots=roots, progress=False, report=lambda m: None)
+        assert (roots['data'] / 'Tree' / 'inner' / 'made.txt').is_file()    # the marker
+        status, detail = item_status(items['made'], roots['data'])
+        assert status == 'corrupt' and 'did not finish' in detail         # not 'unverified'
+        said = []
+        assert prepare_items(['made'], items, roots=roots, progress=False,
+                             report=said.append)['made'] == 'installed'
+    assert any('made: corrupt' in line and 'installing again' in line for line in said)
+    assert item_status(items['made'], roots['data'])[0] == 'present'
+    assert not list((roots['data'] / '.wsss-prepare').glob('*.installing'))
+
+
+def test_a_requirement_put_in_place_by_hand_is_used_not_fetched_again(roots):
+    with serve(FILES) as server:
+        items = items_for(server)
+        inner = roots['data'] / 'Tree' / 'inner'
+        inner.mkdir(parents=True)
+        (inner / 'a.txt').write_text('by hand')          # 'tree' unverified: no ledger
+        said = []
+        done = prepare_items(['made'], items, roots=roots, progress=False, report=said.append)
+        assert done == {'tree': 'present', 'w': 'installed', 'made': 'installed'}
+        assert [r for r in server.requests if r.path == '/tree.tgz'] == []
+        assert (inner / 'made.txt').read_text() == f'by hand+{len(WEIGHTS)}'
+        assert any(line.startswith('tree: ') and 'used as it is' in line for line in said)
+        # named, it is installed (and recorded)
+        assert prepare_items(['tree'], items, roots=roots, progress=False,
+                             report=lambda m: None) == {'tree': 'installed'}
+        assert item_status(items['tree'], roots['data'])[0] == 'present'
 
 
 def test_a_checksum_recorded_at_the_first_download_guards_the_next(roots):

@@ -485,6 +485,11 @@ def test_cli_compare_errors(runs, tmp_path, capsys):
         assert exc.value.code == 2
     assert main(['--compare', str(runs['solo']), str(tmp_path / 'missing')]) == 2
     assert 'work dir not found' in capsys.readouterr().err
+    (tmp_path / 'runs').mkdir()              # a folder no run wrote: named, not a blank page
+    assert main(['--compare', str(runs['solo']), str(tmp_path / 'runs')]) == 2
+    assert f"not a work dir (no config.py, no stage manifest): {tmp_path / 'runs'}" in \
+        capsys.readouterr().err
+    assert not (runs['solo'] / COMPARE_HTML).exists()
 
 
 # ============================================================================ a real run

@@ -13,8 +13,8 @@
 The console shows per stage a start line naming the stage's log file (<work dir>/<stage>/
 stage.log), a progress bar and a result line; the rest is in the log files (-v shows it all).
 Exit status: 0 done; 1 a stage failed; 2 the config is wrong (cannot be resolved, or a
-component cannot be built from it: the message names the config key) or a plugin is missing.
-A failure prints one paragraph; its traceback is in <work dir>/wsss-run.log (and on the
+component cannot be built from it: the message names the config key) or a plugin is missing;
+130 interrupted (Ctrl-C: one line says which stage and the command that continues). A failure prints one paragraph; its traceback is in <work dir>/wsss-run.log (and on the
 console with --debug).
 """
 from __future__ import annotations
@@ -150,9 +150,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'wsss-run: --reuse-from: no such work dir: {", ".join(missing)}{hint}',
               file=sys.stderr)
         return 2
+    from .config import is_work_dir, not_a_work_dir
+    not_work_dirs = [d for d in args.reuse_from if not is_work_dir(d)]
+    if not_work_dirs:
+        print('wsss-run: --reuse-from: ' + '; '.join(not_a_work_dir(d) for d in not_work_dirs),
+              file=sys.stderr)
+        return 2
     _setup_logging(args)
     from .config import ConfigError, dump_run_info, load_config
     from .plugin_loader import PluginSelectionError, load_plugins
+    from .prepare.refs import UnknownItemError
     spec = QUICKSTART if args.config in (None, 'quickstart') else args.config
     try:
         cfg = load_config(spec, args.cfg_options)
@@ -161,6 +168,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .prepare.refs import check_config_items
             check_config_items(cfg.to_dict(), config_name=spec)
     except (ConfigError, PluginSelectionError, FileNotFoundError) as exc:
+        print(f'wsss-run: {exc}', file=sys.stderr)
+        return 2
+    except UnknownItemError as exc:   # an 'item:NAME' that no wsss-prepare item has
         print(f'wsss-run: {exc}', file=sys.stderr)
         return 2
     if args.verify:
@@ -214,6 +224,10 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
         where = f"stage '{stage}' failed: " if stage else ''
         _report_failure(exc, f'{where}{exc}', args)
         return 1
+    except KeyboardInterrupt:
+        if pipeline is not None and is_main_process():
+            print(f'\nwsss-run: {pipeline.interruption_advice()}', file=sys.stderr)
+        return 130
     print(format_summary(results, work_dir))
     if getattr(pipeline, 'shard', None) is not None and pipeline.shard.independent:
         # a WSSS_SHARD process did its share of one stage: the run's summary and report are

@@ -54,7 +54,7 @@ def resolve_config_path(spec: str) -> Path:
     if not sep:
         path = Path(spec).expanduser()
         if not path.is_file():
-            raise ConfigError(f'config file not found: {spec}')
+            raise ConfigError(f'config file not found: {spec}{_shipped_hint(path.name)}')
         return path
     if not rel:
         raise ConfigError(f"config spec '{spec}' names no file after '{scope}::'")
@@ -128,6 +128,25 @@ def _find_plugin(name: str) -> Optional[plugin_loader.PluginRecord]:
         if found:
             return found[0]
     return None
+
+
+def _shipped_hint(file_name: str) -> str:
+    """``'; did you mean oaa::synthetic.py? ...'``: the shipped configs whose file name is
+    closest to ``file_name`` (a plain path that does not exist is often a shipped config's
+    name without its ``NAME::``), and where the list is."""
+    import difflib
+    try:
+        specs = [spec for spec, _ in shipped_configs()]
+    except Exception:  # noqa: BLE001 - a hint must not hide the error it decorates
+        specs = []
+    by_file: dict = {}
+    for spec in specs:
+        by_file.setdefault(spec.split('::', 1)[1].rsplit('/', 1)[-1], []).append(spec)
+    close = [spec for name in difflib.get_close_matches(file_name, list(by_file), n=2,
+                                                         cutoff=0.75)
+             for spec in by_file[name]][:4]
+    hint = f'; did you mean {" or ".join(close)}?' if close else ''
+    return f'{hint} (wsss-run --list-configs lists the shipped configs)'
 
 
 def _installed_names() -> str:
@@ -219,6 +238,25 @@ def merge_options(cfg: Config, options: dict) -> Config:
 
 
 # ----------------------------------------------------------------------------- run record
+def is_work_dir(path) -> bool:
+    """A folder a run wrote: its ``config.py`` (:func:`dump_run_info`) or a stage's
+    ``manifest.json`` is there."""
+    path = Path(path)
+    return (path / 'config.py').is_file() or any(path.glob('*/manifest.json'))
+
+
+def not_a_work_dir(path) -> str:
+    """Why ``path`` is not a work dir, naming the work dirs inside it when it holds some (the
+    user gave ``work_dirs`` for ``work_dirs/x``)."""
+    path = Path(path)
+    inside = sorted(str(p) for p in path.iterdir() if p.is_dir() and is_work_dir(p))
+    what = f'not a work dir (no config.py, no stage manifest): {path}'
+    if not inside:
+        return what
+    more = f', ... ({len(inside)} in all)' if len(inside) > 5 else ''
+    return f'{what} (the work dirs in it: {", ".join(inside[:5])}{more})'
+
+
 def dump_run_info(cfg: Config, work_dir,
                   plugin_records: Iterable[plugin_loader.PluginRecord]) -> None:
     """Write ``config.py`` (the merged config), ``plugins.json`` and ``env.json`` into

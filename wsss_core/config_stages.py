@@ -26,6 +26,7 @@ its ``name``: what :class:`~wsss_core.pipeline.Pipeline` builds and what
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = ['StageOrderError', 'stage_configs', 'by_name_options', 'PLACEMENT_KEYS']
@@ -119,12 +120,16 @@ def by_name_options(cfg_options: Optional[Mapping[str, Any]], stages: Any) -> Op
 
     On a list ``stages``: ``stages.classify.max_epochs`` -> ``stages.2.max_epochs`` (the index
     of the stage named ``classify``); on a dict: ``stages.2.x`` -> ``stages.<2nd name>.x``
-    when ``2`` is not itself a key.  Other keys are untouched; an unknown stage name on a
-    list config raises :class:`StageOrderError` naming the stages.
+    when ``2`` is not itself a key.  Other keys are untouched.  An unknown stage name raises
+    :class:`StageOrderError` naming the stages (and the closest names): on a list config
+    always; on a dict config unless the options define that stage, i.e. give its ``type``
+    (``stages.new.type=X`` or ``stages.new=dict(type=X, ...)``) -- so a misspelt
+    ``stages.clasify.max_epochs`` stops the run instead of adding a stage without a type.
     """
     if not cfg_options:
         return cfg_options
     stages = _plain(stages)
+    defined = _stages_defined_by(cfg_options)
     out = {}
     for key, value in cfg_options.items():
         head, _, rest = str(key).partition('.')
@@ -132,21 +137,44 @@ def by_name_options(cfg_options: Optional[Mapping[str, Any]], stages: Any) -> Op
             out[key] = value
             continue
         part, dot, tail = rest.partition('.')
-        out[f'stages.{_stage_address(part, stages)}{dot}{tail}'] = value
+        out[f'stages.{_stage_address(part, stages, defined)}{dot}{tail}'] = value
     return out
 
 
-def _stage_address(part: str, stages: Any) -> str:
+def _stages_defined_by(cfg_options: Mapping[str, Any]) -> set:
+    """The stage names that ``cfg_options`` defines whole: ``stages.<n>.type`` or a
+    ``stages.<n>`` value that is a dict with a ``type``."""
+    defined = set()
+    for key, value in cfg_options.items():
+        parts = str(key).split('.')
+        if parts[0] != 'stages' or len(parts) < 2:
+            continue
+        if (len(parts) == 3 and parts[2] == 'type') or \
+                (len(parts) == 2 and isinstance(value, Mapping) and 'type' in value):
+            defined.add(parts[1])
+    return defined
+
+
+def _unknown_stage(part: str, names: list) -> StageOrderError:
+    close = difflib.get_close_matches(part, [str(n) for n in names if n is not None], n=3,
+                                      cutoff=0.6)
+    hint = f'; did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
+    return StageOrderError(f'--cfg-options stages.{part}: no stage is named {part!r}{hint} '
+                           f'(stages: {names}; a new stage needs stages.{part}.type)')
+
+
+def _stage_address(part: str, stages: Any, defined: set = frozenset()) -> str:
     if isinstance(stages, Mapping):
         keys = list(stages)
-        if part not in stages and part.isdigit() and int(part) < len(keys):
+        if part in stages or part in defined:
+            return part
+        if part.isdigit() and int(part) < len(keys):
             return str(keys[int(part)])
-        return part
+        raise _unknown_stage(part, keys)
     if isinstance(stages, Sequence) and not part.isdigit():
         names = [_plain(s).get('name') if isinstance(_plain(s), Mapping) else None
                  for s in stages]
         if part not in names:
-            raise StageOrderError(f'--cfg-options stages.{part}: no stage is named {part!r} '
-                                  f'(stages: {names})')
+            raise _unknown_stage(part, names)
         return str(names.index(part))
     return part

@@ -424,8 +424,8 @@ def _requested(enabled) -> Tuple[Optional[List[str]], str]:
     if enabled is None:
         enabled = os.environ.get(ENV_VAR, '')
         source = f'{ENV_VAR}={enabled}'
-    else:
-        source = f'enabled={enabled!r}'
+    else:   # wsss-run passes the config's ``plugins``
+        source = f'plugins={enabled!r} (the config\'s `plugins`, or load_plugins(enabled=))'
     if isinstance(enabled, str):
         enabled = enabled.split(',')
     names = [str(n).strip() for n in enabled if str(n).strip()]
@@ -440,8 +440,10 @@ def _apply_selection(candidates: List[_Candidate], enabled) -> None:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise PluginSelectionError(
-            f'{source} names unknown plugin(s) {", ".join(map(repr, unknown))}; '
-            f'installed plugins: {", ".join(sorted(by_name))}')
+            f'{source} names plugin(s) that are not installed: '
+            f'{", ".join(map(repr, unknown))}; installed plugins: '
+            f'{", ".join(sorted(by_name))}. Install its package (wsss-NAME; in this '
+            f'repository: pip install -e plugins/NAME) or leave it out')
     wanted, todo = set(), [CORE_NAME, *names]
     while todo:  # the requested plugins, the core and everything they require
         name = todo.pop()

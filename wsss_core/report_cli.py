@@ -11,7 +11,7 @@ work dir; a work dir is one method, or the methods its config's ``compare`` entr
 :mod:`wsss_core.visualization.compare`).  The plugins named by the runs' ``config.py`` (all
 installed ones if one names none) are loaded first, so that the run's dataset can be built to
 show the sample images. Exit status: 0 when the page was written, 2 on a usage error or a
-missing work dir.
+missing work dir (or a folder that no run wrote: neither config.py nor a stage manifest).
 """
 from __future__ import annotations
 
@@ -80,9 +80,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.out is not None and not args.compare:
         parser.error('--out goes with --compare')
     work_dirs = [Path(wd) for wd in args.work_dirs]
+    from .config import is_work_dir, not_a_work_dir
     for work_dir in work_dirs:
         if not work_dir.is_dir():
             print(f'wsss-report: work dir not found: {work_dir}', file=sys.stderr)
+            return 2
+        if not is_work_dir(work_dir):
+            print(f'wsss-report: {not_a_work_dir(work_dir)}', file=sys.stderr)
             return 2
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')

@@ -63,7 +63,7 @@ from ..registry import HOOKS
 
 __all__ = ['RandomStateHook', 'AtomicLocalBackend', 'ATOMIC_BACKEND', 'CHECKPOINT_KEY',
            'PRIORITY', 'capture_random_state', 'restore_random_state', 'with_random_state',
-           'atomic_checkpoints', 'repair_last_checkpoint']
+           'atomic_checkpoints', 'repair_last_checkpoint', 'newest_checkpoint']
 
 CHECKPOINT_KEY = 'wsss_random_state'
 ATOMIC_BACKEND = 'wsss_atomic_local'
@@ -258,6 +258,14 @@ def atomic_checkpoints(checkpoint_hook: dict) -> dict:
 _CHECKPOINT_NAME = re.compile(r'(?:epoch|iter)_(\d+)\.pth')
 
 
+def newest_checkpoint(work_dir) -> Optional[Path]:
+    """The ``epoch_N.pth`` / ``iter_N.pth`` with the largest N in ``work_dir`` (None when
+    there is none); reads only."""
+    found = [(int(m.group(1)), p) for p in Path(work_dir).glob('*.pth')
+             if (m := _CHECKPOINT_NAME.fullmatch(p.name))]
+    return max(found)[1] if found else None
+
+
 def repair_last_checkpoint(work_dir) -> Optional[Path]:
     """The checkpoint a resume in ``work_dir`` starts from, or None when there is none.
 
@@ -274,11 +282,9 @@ def repair_last_checkpoint(work_dir) -> Optional[Path]:
         named = ''
     if named and Path(named).is_file():
         return Path(named)
-    found = [(int(m.group(1)), p) for p in work_dir.glob('*.pth')
-             if (m := _CHECKPOINT_NAME.fullmatch(p.name))]
-    if not found:
+    newest = newest_checkpoint(work_dir)
+    if newest is None:
         return None
-    newest = max(found)[1]
     with atomic_write(marker, 'w') as fh:
         fh.write(str(newest))
     return newest

@@ -272,10 +272,30 @@ class Pipeline:
             return 'resumed'
         if ctx.stage_dir.exists() and any(ctx.stage_dir.iterdir()):
             kept = supersede(ctx.stage_dir)
-            why = ('interrupted training; rerun with --resume to continue it' if same and not
-                   force_fresh else 'config changed or redo requested')
+            why = ('interrupted training, started again: --resume would have continued it'
+                   if same and not force_fresh else 'config changed or redo requested')
             logger.info(f'[{stage.name}] previous files moved to {kept} ({why})')
         return 'ran'
+
+    def interruption_advice(self) -> str:
+        """What to tell the user after an interruption (Ctrl-C) during :meth:`run`: the stage
+        it stopped in, that finished stages and written files are complete, and the command
+        that continues (``--resume`` for a training stage with a checkpoint, which a rerun
+        without it would set aside and train from the start)."""
+        from .exact_resume import newest_checkpoint
+        name = self.current_stage
+        if name is None:
+            return ('interrupted between stages; every finished stage is kept: run the same '
+                    'command again to continue')
+        stage = next((s for s in self.stages if s.name == name), None)
+        head = (f"interrupted in stage '{name}'; the finished stages and every file written "
+                'are complete')
+        checkpoint = newest_checkpoint(self.work_dir / name)
+        if stage is not None and stage.is_training() and checkpoint is not None:
+            return (f'{head}. To continue its training from {checkpoint.name}, run the same '
+                    'command again with --resume (without it the training starts again and '
+                    f'its files are set aside in {self.work_dir / ".superseded" / name})')
+        return f"{head}. Run the same command again: it continues with stage '{name}'"
 
     def _run_stage(self, stage: Stage, ctx: StageContext, digest: str, upstream: dict,
                    status: str) -> StageResult:

@@ -13,9 +13,10 @@ them, install them, record the ledger.
    the root; ``module:function``: a conversion) writes the item's files;
 4. the ledger records them (:mod:`.ledger`); the downloads are deleted unless kept.
 
-Nothing under the item's final path is written before its downloads verified, and a
-failed install leaves no ledger, so the item stays ``missing`` / ``corrupt`` and a rerun
-starts over.
+Nothing under the item's final path is written before its downloads verified, and an
+install that does not finish (an error, Ctrl-C, a full disk) leaves its
+``.wsss-prepare/<item>.installing`` note and no new ledger, so the item stays ``missing`` /
+``corrupt`` and a rerun starts over.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional
 
 from .items import Download, PrepareItem, root_dir
-from .ledger import file_sha256, item_status, read_ledger, write_ledger
+from .ledger import file_sha256, installing_path, item_status, read_ledger, write_ledger
 
 __all__ = ['ManualDownloadRequired', 'PrepareError', 'prepare_item', 'prepare_items',
            'resolve_order', 'DOWNLOAD_DIR']
@@ -71,9 +72,21 @@ def prepare_items(names, items: Mapping[str, PrepareItem], *, roots: Optional[Ma
                   progress: bool = True, keep_downloads: bool = False,
                   report: Callable[[str], None] = print) -> Dict[str, str]:
     """Prepare ``names`` and their requirements (see :func:`prepare_item`); returns
-    ``{name: 'present' | 'installed'}``.  ``from_path`` applies to the named items only."""
+    ``{name: 'present' | 'installed'}``.  ``from_path`` applies to the named items only.
+
+    A requirement that is ``unverified`` (put in place by hand: no ledger) is used as it is,
+    not fetched again (VOC's 2 GB under a hand-placed VOCdevkit, when SBD is asked for);
+    ``force`` or naming it installs it again."""
     done: Dict[str, str] = {}
     for item in resolve_order(names, items):
+        if item.name not in names and not force:
+            base = root_dir(item.root, (roots or {}).get(item.root))
+            status, detail = item_status(item, base)
+            if status == 'unverified':
+                report(f'{item.name}: {detail}; used as it is (a requirement; '
+                       f'wsss-prepare {item.name} --from PATH records it)')
+                done[item.name] = 'present'
+                continue
         given = from_path if item.name in names else None
         done[item.name] = prepare_item(item, roots=roots, from_path=given, force=force,
                                        progress=progress, keep_downloads=keep_downloads,
@@ -109,11 +122,15 @@ def prepare_item(item: PrepareItem, *, roots: Optional[Mapping] = None,
         path, record = _obtain(item, dl, base, from_path, previous, progress, report)
         files[dl.filename] = path
         records[dl.filename] = record
+    installing = installing_path(item, base)   # until the ledger: an interrupted install
+    installing.parent.mkdir(parents=True, exist_ok=True)   # is 'corrupt', never trusted
+    installing.write_text(f'{item.name}: install started\n', encoding='utf-8')
     written = _install(item, files, base, roots, from_path is not None)
     sha256 = records[item.downloads[0].filename]['sha256'] if item.install == 'file' else None
     write_ledger(item, written, downloads=records,
                  source='from' if from_path is not None else 'download', root=base,
                  sha256=sha256)
+    installing.unlink()
     if not keep_downloads and from_path is None:
         for path in files.values():
             if path.parent.name == DOWNLOAD_DIR and path.exists():

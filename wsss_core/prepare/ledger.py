@@ -13,7 +13,9 @@ its SHA-256 under ``downloads`` or ``sha256``).  The status of an item
 * ``missing``: its marker path does not exist;
 * ``present``: the marker exists and every file of the ledger has its recorded size;
 * ``corrupt``: a ledger file is missing or has another size (or, with ``deep``, another
-  SHA-256 for single-file items);
+  SHA-256 for single-file items), or an install began and did not finish (its
+  ``<root>/.wsss-prepare/<item>.installing`` note is still there: Ctrl-C, a full disk or a
+  failed conversion part-way, with the marker path perhaps already written);
 * ``unverified``: the marker exists but there is no ledger (put there by hand): usable,
   but ``wsss-prepare ITEM --from PATH`` or a re-download records it.
 
@@ -32,8 +34,8 @@ from typing import Dict, Iterable, Optional
 from ..io import atomic_write
 from .items import PrepareItem, root_dir
 
-__all__ = ['LEDGER_DIR', 'ledger_path', 'read_ledger', 'write_ledger', 'item_status',
-           'file_sha256', 'STATUSES']
+__all__ = ['LEDGER_DIR', 'ledger_path', 'installing_path', 'read_ledger', 'write_ledger',
+           'item_status', 'file_sha256', 'STATUSES']
 
 LEDGER_DIR = '.wsss-prepare'
 STATUSES = ('present', 'missing', 'corrupt', 'unverified')
@@ -41,6 +43,11 @@ STATUSES = ('present', 'missing', 'corrupt', 'unverified')
 
 def ledger_path(item: PrepareItem, root: Optional[os.PathLike] = None) -> Path:
     return root_dir(item.root, root) / LEDGER_DIR / f'{item.name}.json'
+
+
+def installing_path(item: PrepareItem, root: Optional[os.PathLike] = None) -> Path:
+    """The note an install writes before its first file and removes after its ledger."""
+    return root_dir(item.root, root) / LEDGER_DIR / f'{item.name}.installing'
 
 
 def read_ledger(item: PrepareItem, root: Optional[os.PathLike] = None) -> Optional[dict]:
@@ -93,6 +100,9 @@ def item_status(item: PrepareItem, root: Optional[os.PathLike] = None,
     base = root_dir(item.root, root)
     if not item.marker_path(base).exists():
         return 'missing', f'{item.marker_path(base)} does not exist'
+    if installing_path(item, base).exists():
+        return 'corrupt', (f'an install began and did not finish '
+                           f'({installing_path(item, base)}): run wsss-prepare {item.name} again')
     ledger = read_ledger(item, base)
     if ledger is None:
         return 'unverified', 'present, not installed by wsss-prepare (no ledger)'

@@ -21,8 +21,8 @@ from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 from .items import PrepareItem, get_item, is_item_ref, item_name_of, root_dir
 
-__all__ = ['MissingItemError', 'find_item_refs', 'resolve_item_ref', 'resolve_path',
-           'config_items', 'check_config_items']
+__all__ = ['MissingItemError', 'UnknownItemError', 'find_item_refs', 'resolve_item_ref',
+           'resolve_path', 'config_items', 'check_config_items']
 
 
 class MissingItemError(FileNotFoundError):
@@ -58,10 +58,18 @@ def resolve_path(value, items: Optional[Mapping[str, PrepareItem]] = None):
     return value
 
 
+class UnknownItemError(KeyError):
+    """A config names ``item:NAME`` and no prepare item is called NAME (the message names the
+    config key and the closest items)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else super().__str__()
+
+
 def config_items(cfg: Any, items: Optional[Mapping[str, PrepareItem]] = None
                  ) -> List[Tuple[PrepareItem, List[str]]]:
     """The items a config names, each with the key paths that name it, in first-use order.
-    An unknown item name is a KeyError naming the key path."""
+    An unknown item name is an :class:`UnknownItemError` (a KeyError) naming the key path."""
     from .items import all_items
     items = all_items() if items is None else items
     found: dict = {}
@@ -70,7 +78,7 @@ def config_items(cfg: Any, items: Optional[Mapping[str, PrepareItem]] = None
         try:
             item = get_item(name, items)
         except KeyError as exc:
-            raise KeyError(f'{key} = {ref!r}: {exc.args[0]}') from None
+            raise UnknownItemError(f'{key} = {ref!r}: {exc.args[0]}') from None
         found.setdefault(item.name, (item, []))[1].append(key)
     return list(found.values())
 
