@@ -146,3 +146,13 @@ def test_merge_options_addresses_a_loaded_config_by_name(tmp_path):
     assert cfg.stages[0]['max_epochs'] == 1 and cfg.stages[1]['source'] == 'y'
     with pytest.raises(ConfigError, match="no stage is named 'nope'"):
         merge_options(cfg, {'stages.nope.x': 1})
+
+
+def test_a_derived_config_changing_a_misspelt_stage_is_refused(tmp_path):
+    (tmp_path / 'base.py').write_text(
+        "stages = dict(classify=dict(type='T', max_epochs=5), cams=dict(type='M'))\n")
+    (tmp_path / 'derived.py').write_text(
+        "_base_ = ['./base.py']\nstages = dict(clasify=dict(max_epochs=3))\n")
+    with pytest.raises(ConfigError, match=r"stages.clasify has no type: .*did you mean "
+                                          r"'classify'\?"):
+        load_config(str(tmp_path / 'derived.py'))

@@ -28,7 +28,7 @@ from mmengine.config import Config
 
 from . import plugin_loader
 from .compat.config_path import install_config_path_shim
-from .config_stages import StageOrderError, by_name_options, stage_configs
+from .config_stages import StageOrderError, by_name_options, check_stage_types, stage_configs
 
 __all__ = ['ConfigError', 'resolve_config_path', 'load_config', 'merge_options',
            'install_config_shim',
@@ -217,6 +217,7 @@ def load_config(spec: str, cfg_options: Optional[dict] = None) -> Config:
     try:
         if cfg.get('stages') is not None:
             cfg.stages = stage_configs(cfg.stages)
+            check_stage_types(cfg.stages)
     except StageOrderError as exc:
         raise ConfigError(f'{spec}: {exc}') from exc
     return cfg

@@ -29,7 +29,8 @@ from __future__ import annotations
 import difflib
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ['StageOrderError', 'stage_configs', 'by_name_options', 'PLACEMENT_KEYS']
+__all__ = ['StageOrderError', 'stage_configs', 'by_name_options', 'check_stage_types',
+           'PLACEMENT_KEYS']
 
 #: keys of a stage config that place it in the run order (never passed to the stage)
 PLACEMENT_KEYS = ('after', 'before')
@@ -161,6 +162,21 @@ def _unknown_stage(part: str, names: list) -> StageOrderError:
     hint = f'; did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
     return StageOrderError(f'--cfg-options stages.{part}: no stage is named {part!r}{hint} '
                            f'(stages: {names}; a new stage needs stages.{part}.type)')
+
+
+def check_stage_types(stages: List[dict]) -> None:
+    """Raise :class:`StageOrderError` for a resolved stage without ``type``: in a dict config
+    that is a derived config (or ``--cfg-options``) changing a stage by a name its
+    ``_base_`` does not have, which would otherwise add a stage that cannot be built."""
+    untyped = [s.get('name') for s in stages if isinstance(s, Mapping) and 'type' not in s]
+    if not untyped:
+        return
+    typed = [str(s.get('name')) for s in stages if isinstance(s, Mapping) and 'type' in s]
+    close = difflib.get_close_matches(str(untyped[0]), typed, n=3, cutoff=0.6)
+    hint = f'did you mean {" or ".join(repr(c) for c in close)}? ' if close else ''
+    raise StageOrderError(f'stages.{untyped[0]} has no type: a config that changes a stage of '
+                          f"its _base_ must use that stage's name ({hint}stages: {typed}); a "
+                          'new stage needs its type')
 
 
 def _stage_address(part: str, stages: Any, defined: set = frozenset()) -> str:
