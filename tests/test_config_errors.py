@@ -326,3 +326,13 @@ def test_wsss_run_names_a_misspelt_stage_in_cfg_options(tmp_path, wsss_run):
     assert len(message) == 1 and "no stage is named 'clasify'; did you mean 'classify'?" \
         in message[0], err[-3000:]
     assert not (tmp_path / 'work').exists()
+
+
+def test_wsss_run_names_a_misspelt_stage_in_stages_before_running_any(tmp_path, wsss_run):
+    status, _, err = wsss_run('core::quickstart.py', '--work-dir', str(tmp_path / 'work'),
+                              '--no-progress', '--stages', 'clasify')
+    assert status == 2, err[-3000:]
+    message = [line for line in err.splitlines() if line.startswith('wsss-run:')]
+    assert len(message) == 1 and "unknown stage(s) ['clasify'] (did you mean 'classify'?)" \
+        in message[0], err[-3000:]
+    assert not (tmp_path / 'work' / 'classify').exists()

@@ -13,7 +13,8 @@
 The console shows per stage a start line naming the stage's log file (<work dir>/<stage>/
 stage.log), a progress bar and a result line; the rest is in the log files (-v shows it all).
 Exit status: 0 done; 1 a stage failed; 2 the config is wrong (cannot be resolved, or a
-component cannot be built from it: the message names the config key) or a plugin is missing;
+component cannot be built from it: the message names the config key, or its stages or
+--stages are refused before any stage runs) or a plugin is missing;
 130 interrupted (Ctrl-C: one line says which stage and the command that continues). A failure prints one paragraph; its traceback is in <work dir>/wsss-run.log (and on the
 console with --debug).
 """
@@ -189,6 +190,7 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
     from .config import dump_run_info
     from .config_errors import ConfigBuildError, ConfigValueError, add_base_config_hint
     from .pipeline.pipeline import Pipeline, work_dir_lock
+    from .pipeline.stage import StageError
     from .pipeline.summary import format_summary, write_summary
     from .models.protocols import ModelContractError
     from .registry import UnknownComponentError
@@ -223,7 +225,8 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
         stage = getattr(pipeline, 'current_stage', None)
         where = f"stage '{stage}' failed: " if stage else ''
         _report_failure(exc, f'{where}{exc}', args)
-        return 1
+        # the config's stages or --stages refused before any stage ran: a usage error
+        return 2 if pipeline is None and isinstance(exc, StageError) else 1
     except KeyboardInterrupt:
         if pipeline is not None and is_main_process():
             print(f'\nwsss-run: {pipeline.interruption_advice()}', file=sys.stderr)

@@ -111,7 +111,12 @@ class Pipeline:
         self.only = None if not only else list(only)
         unknown = [n for n in (self.only or []) if n not in names]
         if unknown:
-            raise StageError(f'--stages names unknown stage(s) {unknown}; this config has {names}')
+            import difflib
+            close = [c for n in unknown for c in difflib.get_close_matches(n, names, n=1,
+                                                                           cutoff=0.6)]
+            hint = f' (did you mean {", ".join(map(repr, close))}?)' if close else ''
+            raise StageError(f'--stages names unknown stage(s) {unknown}{hint}; this config '
+                             f'has {names}')
 
     @staticmethod
     def _build_stages(stage_cfgs) -> List[Stage]:
