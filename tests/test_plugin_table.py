@@ -38,7 +38,8 @@ def root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def write_table_plugin(root: Path, table: dict, registers: dict, entry_extra: str = '') -> tuple:
+def write_table_plugin(root: Path, table: dict, registers: dict, entry_extra: str = '',
+                       api_version: int = 1) -> tuple:
     """Package ``wsssfix_table<N>``: ``plugin.py`` holds ``table`` (registry -> {name:
     module}) and ``hookimpls``; ``registers`` maps each module (relative, e.g. '.parts') to
     the (registry, class name) pairs its import registers. Returns (plugin name, package)."""
@@ -60,7 +61,8 @@ def write_table_plugin(root: Path, table: dict, registers: dict, entry_extra: st
     (pkg / 'plugin.py').write_text(textwrap.dedent(f'''\
         from wsss_core.plugin_table import plugin_hooks
         COMPONENTS = {table!r}
-        hookimpls = plugin_hooks(name={name!r}, version='1.2.3', package=__package__,
+        hookimpls = plugin_hooks(name={name!r}, version='1.2.3', api_version={api_version},
+                                 package=__package__,
                                  components=COMPONENTS, requires=['core'],
                                  conformance='.examples')
         ''') + entry_extra)
@@ -93,11 +95,13 @@ def test_table_refuses_a_name_twice_a_plain_list_and_a_relative_path_without_pac
 
 
 def test_hooks_make_the_manifest_without_importing_the_modules():
-    hooks = plugin_hooks(name='x', version='0.3', package='nowhere_pkg', requires=['core'],
+    hooks = plugin_hooks(name='x', version='0.3', api_version=7, package='nowhere_pkg',
+                         requires=['core'],
                          components={'MODELS': {'Net': '.models'}}, configs='.configs',
                          prepare_items='.items', description='d')
     manifest = hooks.wsss_manifest()
     assert (manifest.name, manifest.version, manifest.requires) == ('x', '0.3', ('core',))
+    assert manifest.api_version == 7      # what the plugin says, not the installed core's
     assert manifest.components == {'MODELS': ('Net',)}
     assert manifest.config_package == 'nowhere_pkg.configs' and manifest.description == 'd'
     assert 'nowhere_pkg' not in sys.modules  # nothing imported: the package does not exist
@@ -123,6 +127,20 @@ def test_table_plugin_loads_registers_and_answers_the_conformance_hook(root):
     hooks = loaded.manager.get_plugin(name)
     assert [ex.name for ex in hooks.wsss_conformance_examples()] == ['A', 'B']
     assert hooks.wsss_prepare_items() is None
+
+
+def test_a_table_plugin_written_for_another_api_is_incompatible_and_not_imported(root):
+    from wsss_core import registry
+    from wsss_core.hookspecs import PLUGIN_API_VERSION
+    a = unique('Future')
+    name, package = write_table_plugin(root, {'MODELS': {a: '.parts'}},
+                                       {'.parts': [('MODELS', a)]},
+                                       api_version=PLUGIN_API_VERSION + 1)
+    rec = plugin_loader.load_plugins(entry_points=[entry_point(name, package)])[name]
+    assert rec.status == 'incompatible', rec.reason
+    assert f'written for plugin API version {PLUGIN_API_VERSION + 1}' in rec.reason
+    assert f'install a release of the plugin written for API {PLUGIN_API_VERSION}' in rec.reason
+    assert a not in registry.MODELS.module_dict and f'{package}.parts' not in sys.modules
 
 
 def test_a_declared_name_the_module_does_not_register_breaks_the_plugin_naming_it(root):
@@ -185,6 +203,18 @@ def test_entry_module_with_both_a_table_and_own_hooks_is_broken(root):
     assert rec.status == 'broken'
     assert "defines both hookimpls (its component table) and module-level hooks " \
            "['wsss_register']" in rec.reason
+
+
+def test_an_entry_point_at_the_package_instead_of_its_entry_module_is_named(root):
+    a = unique('Pkg')
+    name, package = write_table_plugin(root, {'MODELS': {a: '.parts'}},
+                                       {'.parts': [('MODELS', a)]})
+    wrong = importlib.metadata.EntryPoint(name=name, value=package, group='wsss.plugins')
+    rec = plugin_loader.list_plugins(entry_points=[wrong])[1]
+    assert rec.status == 'broken'
+    assert (f'the entry point loads {package}, which has neither `hookimpls = '
+            'plugin_hooks(...)` nor an @hookimpl wsss_manifest') in rec.reason
+    assert 'point the entry point at the plugin\'s entry module' in rec.reason
 
 
 # ----------------------------------------------------------------------------- shipped

@@ -162,6 +162,7 @@ def _stage_examples():
         ComponentExample('EvaluateWSOL', dict(name='wsol', source='classify')),
         ComponentExample('NonFiniteLossGuard', dict(stage='classify', mode='error')),
         ComponentExample('RandomStateHook'),
+        ComponentExample('TrainProgressBar', dict(desc='[classify] train')),
         ComponentExample('MultiLabelMAP'),
         ComponentExample('SingleLabelAccuracy'),
         ComponentExample('WSOLMetric'),

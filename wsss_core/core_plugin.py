@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import __version__
 from .plugin_table import plugin_hooks
+from .hookspecs import PLUGIN_API_VERSION
 
 #: registry -> {component name: the module (relative to ``wsss_core``) that registers it}
 COMPONENTS = {
@@ -54,6 +55,7 @@ COMPONENTS = {
     'PARAM_SCHEDULERS': {'SteppedPolyLR': '.optim.poly_schedule'},
     'HOOKS': {
         'NonFiniteLossGuard': '.pipeline.loss_guard', 'RandomStateHook': '.pipeline.exact_resume',
+        'TrainProgressBar': '.pipeline.progress_hook',
     },
     'STAGES': {
         'TrainClassifier': '.pipeline.train_classifier', 'MakeCAMs': '.pipeline.make_cams',
@@ -68,6 +70,7 @@ COMPONENTS = {
     },
 }
 
-hookimpls = plugin_hooks(name='core', version=__version__, package=__package__,
+hookimpls = plugin_hooks(name='core', version=__version__, api_version=PLUGIN_API_VERSION,
+                         package=__package__,
                          components=COMPONENTS, requires=[], configs='.configs',
                          description='wsss core: pipeline, baseline CAM, SyntheticShapes')

@@ -10,7 +10,8 @@ it}), and makes its hooks from it with :func:`wsss_core.plugin_table.plugin_hook
     COMPONENTS = {'MODELS': {'OAAClassifier': '.models.oaa_classifier'},
                   'HOOKS': {'OAAAccumulationHook': '.accumulation.hook'}}
 
-    hookimpls = plugin_hooks(name='oaa', version='0.1.0', package=__package__,
+    hookimpls = plugin_hooks(name='oaa', version='0.1.0', api_version=1,
+                             package=__package__,
                              components=COMPONENTS, requires=['core', 'deeplab'],
                              configs='.configs')
 

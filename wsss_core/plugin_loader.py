@@ -351,7 +351,9 @@ def _read_manifest(manager, name, module, dist, load) -> _Candidate:
     elif manifest.api_version != PLUGIN_API_VERSION:
         cand.set(INCOMPATIBLE, f'{where} was written for plugin API version '
                                f'{manifest.api_version}, but this wsss-core provides API '
-                               f'version {PLUGIN_API_VERSION}',
+                               f'version {PLUGIN_API_VERSION}: install a release of the '
+                               f'plugin written for API {PLUGIN_API_VERSION}, or a wsss-core '
+                               f'that provides API {manifest.api_version}',
                  version=manifest.version, manifest=manifest)
     else:
         cand.record = dataclasses.replace(cand.record, version=manifest.version,
@@ -363,11 +365,20 @@ def _hook_object(loaded: Any) -> Any:
     """What to register for a loaded entry point: the entry module's ``hookimpls`` (made
     from its component table by :func:`wsss_core.plugin_table.plugin_hooks`) when it has
     one, else the entry module itself (hooks written as module-level ``@hookimpl``
-    functions).  Both at once is refused: the module's own hooks would be ignored."""
+    functions).  Both at once is refused: the module's own hooks would be ignored; so is an
+    object with neither (the entry point names the package, not its entry module, or
+    ``hookimpls`` is misspelt or not called)."""
+    marker = f'{hookspecs.PROJECT_NAME}_impl'  # what @hookimpl sets on a function
     hooks = getattr(loaded, HOOKS_ATTRIBUTE, None)
     if hooks is None:
+        manifest_hook = getattr(loaded, 'wsss_manifest', None)
+        if manifest_hook is None or not hasattr(manifest_hook, marker):
+            what = getattr(loaded, '__name__', type(loaded).__name__)
+            raise TypeError(
+                f'the entry point loads {what}, which has neither `{HOOKS_ATTRIBUTE} = '
+                'plugin_hooks(...)` nor an @hookimpl wsss_manifest: point the entry point at '
+                "the plugin's entry module (e.g. wsss_x.plugin), where hookimpls is made")
         return loaded
-    marker = f'{hookspecs.PROJECT_NAME}_impl'  # what @hookimpl sets on a function
     own = sorted(n for n in dir(loaded) if hasattr(getattr(loaded, n, None), marker))
     if own:
         raise TypeError(f'it defines both {HOOKS_ATTRIBUTE} (its component table) and '

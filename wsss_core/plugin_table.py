@@ -13,7 +13,8 @@ it}, and hands it to :func:`plugin_hooks`; the returned object, bound to the nam
         'HOOKS': {'OAAAccumulationHook': '.accumulation.hook'},
     }
 
-    hookimpls = plugin_hooks(name='oaa', version=__version__, package=__package__,
+    hookimpls = plugin_hooks(name='oaa', version=__version__, api_version=1,
+                             package=__package__,
                              components=COMPONENTS, requires=['core', 'deeplab'],
                              configs='.configs')
 
@@ -43,7 +44,7 @@ import importlib
 import importlib.util
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from .hookspecs import PLUGIN_API_VERSION, PluginManifest, hookimpl
+from .hookspecs import PluginManifest, hookimpl
 
 __all__ = ['ComponentTable', 'ComponentTableError', 'PluginHooks', 'plugin_hooks']
 
@@ -171,7 +172,7 @@ class PluginHooks:
         return importlib.import_module(self.prepare_items).items()
 
 
-def plugin_hooks(*, name: str, version: str, package: str,
+def plugin_hooks(*, name: str, version: str, api_version: int, package: str,
                  components: Mapping[str, Mapping[str, str]], requires: Sequence[str],
                  configs: Optional[str] = None, description: str = '',
                  conformance: Optional[str] = '.conformance_examples',
@@ -181,6 +182,10 @@ def plugin_hooks(*, name: str, version: str, package: str,
     Args:
         name: the plugin's (entry-point) name.
         version: its version string.
+        api_version: the plugin API (:data:`~wsss_core.hookspecs.PLUGIN_API_VERSION`) the
+            plugin was written for, as a literal (``1``), not the constant: a core with
+            another API version then reports the plugin ``incompatible`` instead of loading
+            it.
         package: the package relative module paths start from (pass ``__package__``).
         components: registry -> {component name: module that registers it}.
         requires: the plugins it builds on (``['core']`` at least, for a method plugin).
@@ -192,7 +197,7 @@ def plugin_hooks(*, name: str, version: str, package: str,
     """
     table = ComponentTable.from_mapping(components, package)
     manifest = PluginManifest(
-        name=name, version=version, api_version=PLUGIN_API_VERSION,
+        name=name, version=version, api_version=int(api_version),
         components=table.declared(), requires=requires, description=description,
         config_package=_absolute(configs, package) if configs else None)
     return PluginHooks(

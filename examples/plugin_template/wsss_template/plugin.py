@@ -13,6 +13,11 @@ from . import __version__
 COMPONENTS = {'LABEL_REFINERS': {'MarginLabels': '.margin_labels'},
               'STAGES': {'DropSmallRegions': '.drop_small_regions'}}
 
-hookimpls = plugin_hooks(name='template', version=__version__, package=__package__,
+#: the plugin API (wsss_core.hookspecs.PLUGIN_API_VERSION) this plugin is written for: a
+#: wsss-core with another one reports the plugin 'incompatible' instead of loading it
+API_VERSION = 1
+
+hookimpls = plugin_hooks(name='template', version=__version__, api_version=API_VERSION,
+                         package=__package__,
                          components=COMPONENTS, requires=['core'], configs='.configs',
                          description='template plugin: margin-based pseudo labels without specks')

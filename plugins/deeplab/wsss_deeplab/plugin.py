@@ -18,6 +18,7 @@ COMPONENTS = {
 }
 
 hookimpls = plugin_hooks(
-    name='deeplab', version=__version__, package=__package__, components=COMPONENTS,
+    name='deeplab', version=__version__, api_version=1, package=__package__,
+    components=COMPONENTS,
     requires=['core'], configs='.configs', prepare_items='.prepare_items',
     description='DeepLab v2 (ResNet + ASPP + MSC) and v3+: networks, weights, recipes')

@@ -21,7 +21,8 @@ COMPONENTS = {
 }
 
 hookimpls = plugin_hooks(
-    name='edam', version=__version__, package=__package__, components=COMPONENTS,
+    name='edam', version=__version__, api_version=1, package=__package__,
+    components=COMPONENTS,
     requires=['core', 'deeplab'], configs='.configs', prepare_items='.prepare_items',
     description='EDAM: discriminative activation, collaborative multi-attention, '
                 'saliency fusion')

@@ -23,7 +23,8 @@ COMPONENTS = {
 }
 
 hookimpls = plugin_hooks(
-    name='getam', version=__version__, package=__package__, components=COMPONENTS,
+    name='getam', version=__version__, api_version=1, package=__package__,
+    components=COMPONENTS,
     requires=['core', 'deeplab'], configs='.configs', prepare_items='.prepare_items',
     description='GETAM: gradient-weighted transformer attention maps, end-to-end ViT '
                 'training with online pseudo labels')

@@ -19,6 +19,7 @@ COMPONENTS = {
 }
 
 hookimpls = plugin_hooks(
-    name='moana', version=__version__, package=__package__, components=COMPONENTS,
+    name='moana', version=__version__, api_version=1, package=__package__,
+    components=COMPONENTS,
     requires=['core', 'deeplab'], configs='.configs',
     description='MoANA: axis-based nexus attention for WSOL and WSSS (IRN route)')

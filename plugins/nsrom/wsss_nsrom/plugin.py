@@ -17,6 +17,7 @@ COMPONENTS = {
 }
 
 hookimpls = plugin_hooks(
-    name='nsrom', version=__version__, package=__package__, components=COMPONENTS,
+    name='nsrom', version=__version__, api_version=1, package=__package__,
+    components=COMPONENTS,
     requires=['core', 'deeplab', 'oaa'], configs='.configs',
     description='NSROM: GloRe head, potential object mining, non-salient region masking')

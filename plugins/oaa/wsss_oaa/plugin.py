@@ -23,6 +23,7 @@ COMPONENTS = {
 }
 
 hookimpls = plugin_hooks(
-    name='oaa', version=__version__, package=__package__, components=COMPONENTS,
+    name='oaa', version=__version__, api_version=1, package=__package__,
+    components=COMPONENTS,
     requires=['core', 'deeplab'], configs='.configs', prepare_items='.prepare_items',
     description='OAA: online attention accumulation, integral attention model, proxy labels')
