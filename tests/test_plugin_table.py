@@ -217,6 +217,24 @@ def test_an_entry_point_at_the_package_instead_of_its_entry_module_is_named(root
     assert 'point the entry point at the plugin\'s entry module' in rec.reason
 
 
+def test_broken_conformance_examples_make_the_plugin_not_checkable_naming_it(root):
+    from wsss_core.testing.conformance import PluginNotCheckable, check_plugin
+    a = unique('Ex')
+    name, package = write_table_plugin(root, {'MODELS': {a: '.parts'}},
+                                       {'.parts': [('MODELS', a)]})
+    (root / package / 'examples.py').write_text(textwrap.dedent('''\
+        from wsss_core.testing.conformance import ComponentExample
+        def examples():
+            return [ComponentExample('A'), ComponentExample('A')]
+        '''))
+    plugin_set = plugin_loader.load_plugins(entry_points=[entry_point(name, package)])
+    assert plugin_set[name].status == 'ok', plugin_set[name].reason
+    with pytest.raises(PluginNotCheckable) as err:
+        check_plugin(name, plugin_set)
+    assert (f"plugin '{name}': its conformance examples could not be read (examples() of "
+            f"{package}.examples): ValueError: two conformance examples for 'A'") in str(err.value)
+
+
 # ----------------------------------------------------------------------------- shipped
 def test_shipped_entry_modules_are_tables_and_import_no_torch():
     code = textwrap.dedent(f'''

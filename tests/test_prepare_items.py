@@ -62,6 +62,31 @@ def test_items_refuse_bad_definitions():
         get_item('voc21', all_items(plugin_items=[]))
 
 
+def test_a_plugin_s_bad_items_are_left_out_with_a_warning_naming_it(monkeypatch, caplog):
+    import logging
+    from wsss_core import plugin_loader
+    answers = [('good', [weights_item('good-w'), weights_item('good-w2', requires=('good-w',))]),
+               ('bad', [weights_item('voc12'), {'name': 'x'}, weights_item('bad-w'),
+                        weights_item('bad-r', requires=('nope',)),
+                        weights_item('bad-rr', requires=('bad-r',))]),
+               ('late', [weights_item('good-w')])]
+    monkeypatch.setattr(plugin_loader, 'plugin_hook_answers', lambda hook: answers)
+    with caplog.at_level(logging.WARNING, logger='wsss'):
+        items = all_items()
+    assert {'good-w', 'good-w2', 'bad-w', 'voc12'} <= set(items)
+    assert 'bad-r' not in items and 'bad-rr' not in items   # nor what requires it
+    assert items['voc12'].kind == 'dataset'                    # the core's stays
+    said = [r.getMessage() for r in caplog.records]
+    assert "plugin 'bad': prepare item 'voc12' is already defined by 'core'; left out of " \
+           'wsss-prepare' in said
+    assert "plugin 'bad': wsss_prepare_items returned a dict, not a PrepareItem; left out of " \
+           'wsss-prepare' in said
+    assert "plugin 'late': prepare item 'good-w' is already defined by 'good'; left out of " \
+           'wsss-prepare' in said
+    assert any("plugin 'bad': prepare item 'bad-r' requires unknown item(s) ['nope']" in m
+               for m in said)
+
+
 def test_roots_come_from_the_environment_or_the_override(roots, monkeypatch):
     assert root_dir('data') == roots / 'data'
     assert root_dir('weights', '/elsewhere') == root_dir('weights', '/elsewhere').absolute()

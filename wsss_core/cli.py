@@ -15,7 +15,8 @@ stage.log), a progress bar and a result line; the rest is in the log files (-v s
 Exit status: 0 done; 1 a stage failed; 2 the config is wrong (cannot be resolved, or a
 component cannot be built from it: the message names the config key, or its stages or
 --stages are refused before any stage runs) or a plugin is missing;
-130 interrupted (Ctrl-C: one line says which stage and the command that continues). A failure prints one paragraph; its traceback is in <work dir>/wsss-run.log (and on the
+130 interrupted (Ctrl-C: one line says which stage and the command that continues). A
+failure prints one paragraph; its traceback is in <work dir>/wsss-run.log (and on the
 console with --debug).
 """
 from __future__ import annotations

@@ -46,7 +46,8 @@ from .hookspecs import PLUGIN_API_VERSION, PluginManifest
 __all__ = [
     'ENTRY_POINT_GROUP', 'ENV_VAR', 'CORE_NAME', 'CORE_MODULE', 'STATUSES', 'PluginRecord',
     'PluginSet', 'PluginSelectionError', 'list_plugins', 'load_plugins', 'discovered_plugins',
-    'format_plugin_table', 'component_provider', 'HOOKS_ATTRIBUTE',
+    'format_plugin_table', 'component_provider', 'HOOKS_ATTRIBUTE', 'plugin_hook_results',
+    'plugin_hook_answers',
 ]
 
 ENTRY_POINT_GROUP = 'wsss.plugins'
@@ -222,14 +223,22 @@ def plugin_hook_results(hook: str, enabled: Optional[Sequence[str]] = None) -> L
     in load order (one per plugin that implements it), without registering any component:
     for hooks that return plain data (``wsss_prepare_items``).  A plugin whose hook raises
     is skipped with a warning naming it."""
+    return [answer for _, answer in plugin_hook_answers(hook, enabled)]
+
+
+def plugin_hook_answers(hook: str, enabled: Optional[Sequence[str]] = None
+                        ) -> List[Tuple[str, Any]]:
+    """``(plugin name, answer)`` of :func:`plugin_hook_results`: for a caller that checks
+    each plugin's answer and names the plugin when it leaves one out."""
     with _LOCK:
         candidates, manager = _discover(None, enabled)
-        answers: List[Any] = []
+        answers: List[Tuple[str, Any]] = []
         for c in candidates:
             if not c.record.healthy or c.obj is None or not manager.is_registered(c.obj):
                 continue
             try:
-                answers.extend(a for a in _call_one(manager, hook, c.obj) if a is not None)
+                answers.extend((c.record.name, a) for a in _call_one(manager, hook, c.obj)
+                               if a is not None)
             except Exception as exc:  # noqa: BLE001 - one bad plugin must not stop the rest
                 logger.warning("plugin '%s': %s() failed: %s", c.record.name, hook,
                                _describe(exc))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ['Download', 'PrepareItem', 'ITEM_PREFIX', 'CORE_ITEMS', 'ROOTS', 'root_dir',
            'all_items', 'get_item', 'is_item_ref', 'item_name_of']
@@ -308,11 +308,14 @@ CORE_ITEMS: Tuple[PrepareItem, ...] = (
 def all_items(plugin_items: Optional[Iterable[PrepareItem]] = None) -> Dict[str, PrepareItem]:
     """The core's items and the plugins' (``wsss_prepare_items`` hook), by name.
 
-    ``plugin_items``: use these instead of asking the installed plugins (tests).
-    A name given twice is an error naming it.
+    ``plugin_items``: use these instead of asking the installed plugins (tests); a name
+    given twice, an object that is no PrepareItem or an unknown requirement is then an
+    error naming it.  Asked from the installed plugins, such an item is left out with a
+    warning naming its plugin (and the other owner), so one plugin's mistake does not stop
+    every ``wsss-prepare`` and ``wsss-run``.
     """
     if plugin_items is None:
-        plugin_items = _plugin_items()
+        plugin_items = _checked_plugin_items({item.name: 'core' for item in CORE_ITEMS})
     out: Dict[str, PrepareItem] = {}
     for item in (*CORE_ITEMS, *plugin_items):
         if not isinstance(item, PrepareItem):
@@ -328,9 +331,40 @@ def all_items(plugin_items: Optional[Iterable[PrepareItem]] = None) -> Dict[str,
     return out
 
 
-def _plugin_items() -> Sequence[PrepareItem]:
-    from ..plugin_loader import plugin_hook_results
-    return [item for result in plugin_hook_results('wsss_prepare_items') for item in result]
+def _checked_plugin_items(owners: Dict[str, str]) -> List[PrepareItem]:
+    """The installed plugins' items that can join ``owners`` (item name -> who defines it):
+    each left out with a warning when it is no PrepareItem, its name is taken or it
+    requires an item nobody defines."""
+    from ..plugin_loader import plugin_hook_answers
+    answers = [(plugin, item) for plugin, answer in plugin_hook_answers('wsss_prepare_items')
+               for item in answer]
+    kept: List[PrepareItem] = []
+    for plugin, item in answers:
+        if not isinstance(item, PrepareItem):
+            _leave_out(plugin, f'wsss_prepare_items returned a {type(item).__name__}, not a '
+                               'PrepareItem')
+        elif item.name in owners:
+            _leave_out(plugin, f'prepare item {item.name!r} is already defined by '
+                               f'{owners[item.name]!r}')
+        else:
+            owners[item.name] = plugin
+            kept.append(item)
+    changed = True
+    while changed:   # until no kept item requires one left out (or nobody's)
+        known = {name for name, owner in owners.items() if owner == 'core'} | \
+            {item.name for item in kept}
+        unusable = [item for item in kept if any(r not in known for r in item.requires)]
+        for item in unusable:
+            _leave_out(owners[item.name], f'prepare item {item.name!r} requires unknown '
+                                          f'item(s) {[r for r in item.requires if r not in known]}')
+            kept.remove(item)
+        changed = bool(unusable)
+    return kept
+
+
+def _leave_out(plugin: str, why: str) -> None:
+    import logging
+    logging.getLogger('wsss').warning(f"plugin '{plugin}': {why}; left out of wsss-prepare")
 
 
 def get_item(name: str, items: Optional[Mapping[str, PrepareItem]] = None) -> PrepareItem:

@@ -93,11 +93,23 @@ def load_for_checking(name: str, plugin_set=None):
 
 
 def declared_examples(name: str, plugin_set) -> Mapping[str, ComponentExample]:
-    """The plugin's answer to ``wsss_conformance_examples()`` (empty if it has no answer)."""
+    """The plugin's answer to ``wsss_conformance_examples()`` (empty if it has no answer).
+
+    Raises:
+        PluginNotCheckable: the answer could not be had (its examples module does not import,
+            ``examples()`` raises, or returns something else than one ComponentExample per
+            name); the message names the plugin and the cause.
+    """
     from ...plugin_loader import _call_one
     obj = plugin_set.manager.get_plugin(name)
-    answers = _call_one(plugin_set.manager, 'wsss_conformance_examples', obj) if obj else []
-    return as_mapping([ex for answer in answers or [] for ex in (answer or [])])
+    try:
+        answers = _call_one(plugin_set.manager, 'wsss_conformance_examples', obj) if obj else []
+        return as_mapping([ex for answer in answers or [] for ex in (answer or [])])
+    except Exception as exc:  # noqa: BLE001 - a plugin's examples are third-party code
+        module = getattr(obj, 'conformance', None)
+        where = f'examples() of {module}' if module else 'its wsss_conformance_examples() hook'
+        raise PluginNotCheckable(f"plugin '{name}': its conformance examples could not be read "
+                                 f'({where}): {type(exc).__name__}: {exc}') from exc
 
 
 def plugin_cases(name: str, plugin_set=None) -> List[Case]:
@@ -156,9 +168,10 @@ def _run(case: Case) -> CheckResult:
     if case.check == 'example':
         if ex is not None and ex.skip:
             return CheckResult(case, SKIPPED, ex.skip)
-        return CheckResult(case, FAILED, f'no conformance example for {case.subject!r}: return '
+        return CheckResult(case, FAILED, f'no conformance example for {case.subject!r}: add '
                            f"ComponentExample('{case.subject}', cfg=...) (or with skip='why') "
-                           'from the wsss_conformance_examples() hook')
+                           "to examples() in the plugin's conformance_examples module (or "
+                           'return it from its wsss_conformance_examples() hook)')
     kind = ex.resolved_kind(case.registry)
     if kind is None:
         return CheckResult(case, FAILED, f'{case.registry} components need an explicit kind '
