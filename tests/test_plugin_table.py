@@ -39,11 +39,11 @@ def root(tmp_path, monkeypatch):
 
 
 def write_table_plugin(root: Path, table: dict, registers: dict, entry_extra: str = '',
-                       api_version: int = 1) -> tuple:
+                       api_version: int = 1, name: str = '') -> tuple:
     """Package ``wsssfix_table<N>``: ``plugin.py`` holds ``table`` (registry -> {name:
     module}) and ``hookimpls``; ``registers`` maps each module (relative, e.g. '.parts') to
     the (registry, class name) pairs its import registers. Returns (plugin name, package)."""
-    name = unique('table')
+    name = name or unique('table')
     package = f'wsssfix_{name}'
     pkg = root / package
     pkg.mkdir()
@@ -233,6 +233,27 @@ def test_broken_conformance_examples_make_the_plugin_not_checkable_naming_it(roo
         check_plugin(name, plugin_set)
     assert (f"plugin '{name}': its conformance examples could not be read (examples() of "
             f"{package}.examples): ValueError: two conformance examples for 'A'") in str(err.value)
+
+
+def test_importing_another_plugin_without_requires_says_so_and_leaves_that_plugin_whole(root):
+    from wsss_core import registry
+    theirs, mine = unique('Theirs'), unique('Mine')
+    suffix = unique('')
+    base, base_pkg = write_table_plugin(root, {'MODELS': {theirs: '.parts'}},
+                                        {'.parts': [('MODELS', theirs)]}, name=f'zbase{suffix}')
+    user, user_pkg = write_table_plugin(root, {'MODELS': {mine: '.mine'}},
+                                        {'.mine': [('MODELS', mine)]}, name=f'auser{suffix}')
+    mine_py = root / user_pkg / 'mine.py'    # imports the other plugin's module: no requires
+    mine_py.write_text(f'import {base_pkg}.parts  # noqa: F401\n' + mine_py.read_text())
+    loaded = plugin_loader.load_plugins(entry_points=[entry_point(user, user_pkg),
+                                                      entry_point(base, base_pkg)])
+    rec = loaded[user]
+    assert rec.status == 'broken'
+    assert (f"MODELS '{theirs}' ({base}) belong to '{base}': it imports that plugin's code, so "
+            f"list '{base}' in its requires") in rec.reason
+    assert loaded[base].status == 'ok', loaded[base].reason      # not broken by the other
+    assert registry.MODELS.get(theirs).__module__ == f'{base_pkg}.parts'
+    assert mine not in registry.MODELS.module_dict                # the broken one's rolled back
 
 
 # ----------------------------------------------------------------------------- shipped

@@ -545,8 +545,9 @@ def _load_one(c: _Candidate, manager, by_name: Dict[str, _Candidate], registry) 
     try:
         _call_one(manager, 'wsss_register', c.obj)
     except Exception as exc:  # noqa: BLE001
-        _rollback(registry, before)
-        c.set(BROKEN, _register_failure(rec, exc))
+        borrowed = _declared_by_others(rec, by_name, registry, before)
+        _rollback(registry, before, keep=borrowed)
+        c.set(BROKEN, _register_failure(rec, exc) + _requires_hint(borrowed))
     else:
         for reg, names in _snapshot(registry).items():
             for comp in names - before[reg]:
@@ -560,11 +561,39 @@ def _snapshot(registry) -> Dict[str, set]:
     return {key: set(reg.module_dict) for key, reg in registry.ALL_REGISTRIES.items()}
 
 
-def _rollback(registry, before: Dict[str, set]) -> None:
-    """Remove what a failed ``wsss_register`` managed to register."""
+def _rollback(registry, before: Dict[str, set], keep: Optional[Mapping] = None) -> None:
+    """Remove what a failed ``wsss_register`` managed to register, except the ``keep``
+    components ((registry, name) -> the plugin that declares them): registered by importing
+    another plugin's modules, they stay for that plugin (its modules are imported now, so
+    importing them again would not register them again), owned by it."""
+    keep = keep or {}
     for key, reg in registry.ALL_REGISTRIES.items():
         for name in set(reg.module_dict) - before[key]:
-            reg.module_dict.pop(name, None)
+            if (key, name) in keep:
+                _STATE.owners[(key, name)] = keep[(key, name)]
+            else:
+                reg.module_dict.pop(name, None)
+
+
+def _declared_by_others(rec: PluginRecord, by_name: Dict[str, '_Candidate'], registry,
+                        before: Dict[str, set]) -> Dict[Tuple[str, str], str]:
+    """(registry, name) -> plugin, for each component a failed ``wsss_register`` of ``rec``
+    registered that another discovered plugin declares (``rec`` imports its code)."""
+    declared = {(reg, n): name for name, cand in by_name.items()
+                if name != rec.name and cand.record.manifest is not None
+                for reg, names in cand.record.manifest.components.items() for n in names}
+    return {(key, n): declared[(key, n)] for key, reg in registry.ALL_REGISTRIES.items()
+            for n in set(reg.module_dict) - before[key] if (key, n) in declared}
+
+
+def _requires_hint(borrowed: Mapping[Tuple[str, str], str]) -> str:
+    if not borrowed:
+        return ''
+    owners = sorted(set(borrowed.values()))
+    names = ', '.join(f"{reg} '{n}' ({owner})" for (reg, n), owner in sorted(borrowed.items()))
+    return (f". Of these, {names} belong to {', '.join(map(repr, owners))}: it imports that "
+            f"plugin's code, so list {', '.join(map(repr, owners))} in its requires (do not "
+            'declare them again)')
 
 
 def _register_failure(rec: PluginRecord, exc: Exception) -> str:

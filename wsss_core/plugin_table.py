@@ -134,7 +134,8 @@ class ComponentTable:
             listed = ', '.join(f"{key} '{name}'" for key, name in extra)
             raise ComponentTableError(
                 f"plugin '{plugin}': importing its modules registered {listed}, which its "
-                f"component table does not declare (add each, with the module registering it)")
+                f"component table does not declare (add each of its own, with the module "
+                f"registering it)")
 
 
 class PluginHooks:
