@@ -152,7 +152,8 @@ def test_a_declared_name_the_module_does_not_register_breaks_the_plugin_naming_i
     assert rec.status == 'broken'
     assert 'ComponentTableError' in rec.reason
     assert (f'module {package}.parts was imported but did not register MODELS '
-            f"'{missing}'") in rec.reason
+            f"'{missing}' (its component table says it does; it registered MODELS '{a}')") \
+        in rec.reason                          # what it did register shows a misspelt name
     assert a not in registry.MODELS.module_dict  # what it did register is removed again
 
 

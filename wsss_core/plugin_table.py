@@ -118,14 +118,19 @@ class ComponentTable:
                                f"component table; known: {', '.join(registry.ALL_REGISTRIES)}")
         before = {key: set(reg.module_dict) for key, reg in registry.ALL_REGISTRIES.items()}
         for module in self.modules():
+            just_before = {key: set(reg.module_dict)
+                           for key, reg in registry.ALL_REGISTRIES.items()}
             importlib.import_module(module)
             missing = [(reg, name) for reg, name, mod in self.rows if mod == module
                        and name not in registry.ALL_REGISTRIES[reg].module_dict]
             if missing:
                 listed = ', '.join(f"{reg} '{name}'" for reg, name in missing)
+                new = sorted(f"{key} '{name}'" for key, reg in registry.ALL_REGISTRIES.items()
+                             for name in set(reg.module_dict) - just_before[key])
+                did = f'; it registered {", ".join(new)}' if new else '; it registered nothing'
                 raise ComponentTableError(
                     f"plugin '{plugin}': module {module} was imported but did not register "
-                    f"{listed} (its component table says it does)")
+                    f"{listed} (its component table says it does{did})")
         declared = {(reg, name) for reg, name, _ in self.rows}
         extra = sorted((key, name) for key, reg in registry.ALL_REGISTRIES.items()
                        for name in set(reg.module_dict) - before[key]
