@@ -75,6 +75,11 @@ def test_a_misspelt_stage_of_a_dict_config_is_refused_with_the_closest_name():
         by_name_options({'stages.clasify.max_epochs': 3}, stages)
     with pytest.raises(StageOrderError, match="no stage is named '7'"):
         by_name_options({'stages.7.x': 1}, stages)
+    with pytest.raises(StageOrderError) as err:       # a list cannot take a new stage
+        by_name_options({'stages.extra.type': 'X'}, [dict(name='classify')])
+    assert 'a new stage needs' not in str(err.value)
+    assert by_name_options({'stages._delete_': True, 'stages.only.type': 'X'}, stages) == \
+        {'stages._delete_': True, 'stages.only.type': 'X'}   # mmengine replaces them all
     # a new stage is defined by its type, given as a key or inside a whole dict value
     new = by_name_options({'stages.sheet.type': 'RenderSheet', 'stages.sheet.after': 'cams',
                            'stages.extra': dict(type='X'), 'stages.extra2.k': 1,

@@ -114,11 +114,13 @@ def test_wsss_run_refuses_a_reuse_dir_that_is_not_a_work_dir(tmp_path, capsys):
     (runs / 'a' / 'config.py').write_text('seed = 0\n')          # a work dir: its config
     (runs / 'b' / 'cams').mkdir(parents=True)
     (runs / 'b' / 'cams' / 'manifest.json').write_text('{}')     # or a stage's manifest
+    (runs / 'd' / 'classify').mkdir(parents=True)
+    (runs / 'd' / 'classify' / 'state.json').write_text('{}')    # or a stage that began
     (runs / 'c').mkdir()                                         # neither
     code = main(['quickstart', '--work-dir', str(tmp_path / 'w'), '--reuse-from', str(runs)])
     err = capsys.readouterr().err
     assert code == 2 and 'not a work dir' in err
-    assert f'the work dirs in it: {runs / "a"}, {runs / "b"})' in err
+    assert f'the work dirs in it: {runs / "a"}, {runs / "b"}, {runs / "d"})' in err
     assert not (tmp_path / 'w').exists()
 
 

@@ -218,6 +218,21 @@ def test_an_entry_point_at_the_package_instead_of_its_entry_module_is_named(root
     assert 'point the entry point at the plugin\'s entry module' in rec.reason
 
 
+def test_a_module_plugin_whose_manifest_hook_has_another_name_loads(root):
+    name = unique('spec')
+    (root / f'wsssfix_{name}.py').write_text(textwrap.dedent(f'''\
+        from wsss_core.hookspecs import PluginManifest, hookimpl
+
+        @hookimpl(specname='wsss_manifest')
+        def manifest():
+            return PluginManifest(name={name!r}, version='0.1', api_version=1,
+                                  components={{}}, requires=['core'])
+        '''))
+    ep = importlib.metadata.EntryPoint(name=name, value=f'wsssfix_{name}', group='wsss.plugins')
+    rec = plugin_loader.list_plugins(entry_points=[ep])[1]
+    assert rec.status == 'not-loaded', rec.reason     # healthy: pluggy's specname is honoured
+
+
 def test_broken_conformance_examples_make_the_plugin_not_checkable_naming_it(root):
     from wsss_core.testing.conformance import PluginNotCheckable, check_plugin
     a = unique('Ex')

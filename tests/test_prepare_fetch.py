@@ -62,6 +62,18 @@ def install_made_then_ctrl_c(item, files, base, roots):
     raise KeyboardInterrupt
 
 
+def install_refusing(item, files, base, roots):
+    """A conversion that refuses its input before writing anything."""
+    raise ValueError('these are not the files this item is made from')
+
+
+def install_top(item, files, base, roots):
+    """Made from 'made' only."""
+    out = base / 'Tree' / 'inner' / 'top.txt'
+    out.write_text((base / 'Tree' / 'inner' / 'made.txt').read_text() + '+top')
+    return [out]
+
+
 @pytest.fixture
 def roots(tmp_path):
     return {'data': tmp_path / 'data', 'weights': tmp_path / 'weights'}
@@ -147,6 +159,35 @@ def test_a_requirement_put_in_place_by_hand_is_used_not_fetched_again(roots):
         assert prepare_items(['tree'], items, roots=roots, progress=False,
                              report=lambda m: None) == {'tree': 'installed'}
         assert item_status(items['tree'], roots['data'])[0] == 'present'
+
+
+def test_a_hand_placed_requirement_needs_none_of_its_own(roots):
+    import dataclasses
+    with serve(FILES) as server:
+        items = items_for(server)
+        items['top'] = dataclasses.replace(
+            items['made'], name='top', marker='Tree/inner/top.txt', requires=('made',),
+            install='tests.test_prepare_fetch:install_top')
+        inner = roots['data'] / 'Tree' / 'inner'
+        inner.mkdir(parents=True)
+        (inner / 'made.txt').write_text('by hand')       # 'made' unverified; tree, w absent
+        done = prepare_items(['top'], items, roots=roots, progress=False, report=lambda m: None)
+        assert done == {'made': 'present', 'top': 'installed'}
+        assert server.requests == []                     # neither tree nor w was fetched
+    assert (inner / 'top.txt').read_text() == 'by hand+top'
+
+
+def test_a_reinstall_refused_before_it_wrote_leaves_the_item_present(roots):
+    import dataclasses
+    with serve(FILES) as server:
+        items = items_for(server)
+        prepare_items(['made'], items, roots=roots, progress=False, report=lambda m: None)
+        refusing = dataclasses.replace(items['made'],
+                                       install='tests.test_prepare_fetch:install_refusing')
+        with pytest.raises(ValueError, match='not the files'):
+            prepare_item(refusing, roots=roots, force=True, progress=False,
+                         report=lambda m: None)
+    assert item_status(items['made'], roots['data'])[0] == 'present'
 
 
 def test_a_checksum_recorded_at_the_first_download_guards_the_next(roots):

@@ -69,7 +69,7 @@ def test_a_plugin_s_bad_items_are_left_out_with_a_warning_naming_it(monkeypatch,
                ('bad', [weights_item('voc12'), {'name': 'x'}, weights_item('bad-w'),
                         weights_item('bad-r', requires=('nope',)),
                         weights_item('bad-rr', requires=('bad-r',))]),
-               ('late', [weights_item('good-w')])]
+               ('late', [weights_item('good-w')]), ('single', weights_item('single-w'))]
     monkeypatch.setattr(plugin_loader, 'plugin_hook_answers', lambda hook: answers)
     with caplog.at_level(logging.WARNING, logger='wsss'):
         items = all_items()
@@ -81,6 +81,8 @@ def test_a_plugin_s_bad_items_are_left_out_with_a_warning_naming_it(monkeypatch,
            'wsss-prepare' in said
     assert "plugin 'bad': wsss_prepare_items returned a dict, not a PrepareItem; left out of " \
            'wsss-prepare' in said
+    assert "plugin 'single': wsss_prepare_items returned a PrepareItem, not a list of " \
+           'PrepareItem; left out of wsss-prepare' in said and 'single-w' not in items
     assert "plugin 'late': prepare item 'good-w' is already defined by 'good'; left out of " \
            'wsss-prepare' in said
     assert any("plugin 'bad': prepare item 'bad-r' requires unknown item(s) ['nope']" in m

@@ -487,7 +487,7 @@ def test_cli_compare_errors(runs, tmp_path, capsys):
     assert 'work dir not found' in capsys.readouterr().err
     (tmp_path / 'runs').mkdir()              # a folder no run wrote: named, not a blank page
     assert main(['--compare', str(runs['solo']), str(tmp_path / 'runs')]) == 2
-    assert f"not a work dir (no config.py, no stage manifest): {tmp_path / 'runs'}" in \
+    assert f"not a work dir (no config.py, no stage manifest or state): {tmp_path / 'runs'}" in \
         capsys.readouterr().err
     assert not (runs['solo'] / COMPARE_HTML).exists()
 

@@ -192,6 +192,7 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
     from .config_errors import ConfigBuildError, ConfigValueError, add_base_config_hint
     from .pipeline.pipeline import Pipeline, work_dir_lock
     from .pipeline.stage import StageError
+    from .prepare.refs import UnknownItemError
     from .pipeline.summary import format_summary, write_summary
     from .models.protocols import ModelContractError
     from .registry import UnknownComponentError
@@ -219,6 +220,9 @@ def _run_pipeline(args, cfg, spec, plugin_set, argv) -> int:
         _report_failure(exc, f'{where}{exc}', args)
         return 2
     except ConfigValueError as exc:      # a value refused before any stage ran
+        _report_failure(exc, str(exc), args)
+        return 2
+    except UnknownItemError as exc:      # an 'item:NAME' a built recipe names
         _report_failure(exc, str(exc), args)
         return 2
     except (UnknownComponentError, ModelContractError, ValueError, KeyError, OSError,

@@ -240,10 +240,11 @@ def merge_options(cfg: Config, options: dict) -> Config:
 
 # ----------------------------------------------------------------------------- run record
 def is_work_dir(path) -> bool:
-    """A folder a run wrote: its ``config.py`` (:func:`dump_run_info`) or a stage's
-    ``manifest.json`` is there."""
+    """A folder a run wrote: its ``config.py`` (:func:`dump_run_info`), or a stage's
+    ``manifest.json`` or ``state.json`` (a Pipeline run from Python writes no config.py)."""
     path = Path(path)
-    return (path / 'config.py').is_file() or any(path.glob('*/manifest.json'))
+    return (path / 'config.py').is_file() or any(path.glob('*/manifest.json')) \
+        or any(path.glob('*/state.json'))
 
 
 def not_a_work_dir(path) -> str:
@@ -251,7 +252,7 @@ def not_a_work_dir(path) -> str:
     user gave ``work_dirs`` for ``work_dirs/x``)."""
     path = Path(path)
     inside = sorted(str(p) for p in path.iterdir() if p.is_dir() and is_work_dir(p))
-    what = f'not a work dir (no config.py, no stage manifest): {path}'
+    what = f'not a work dir (no config.py, no stage manifest or state): {path}'
     if not inside:
         return what
     more = f', ... ({len(inside)} in all)' if len(inside) > 5 else ''

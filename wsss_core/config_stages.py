@@ -156,12 +156,13 @@ def _stages_defined_by(cfg_options: Mapping[str, Any]) -> set:
     return defined
 
 
-def _unknown_stage(part: str, names: list) -> StageOrderError:
+def _unknown_stage(part: str, names: list, can_add: bool) -> StageOrderError:
     close = difflib.get_close_matches(part, [str(n) for n in names if n is not None], n=3,
                                       cutoff=0.6)
     hint = f'; did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
+    new = f'; a new stage needs stages.{part}.type' if can_add else ''
     return StageOrderError(f'--cfg-options stages.{part}: no stage is named {part!r}{hint} '
-                           f'(stages: {names}; a new stage needs stages.{part}.type)')
+                           f'(stages: {names}{new})')
 
 
 def check_stage_types(stages: List[dict]) -> None:
@@ -180,17 +181,19 @@ def check_stage_types(stages: List[dict]) -> None:
 
 
 def _stage_address(part: str, stages: Any, defined: set = frozenset()) -> str:
+    if part == '_delete_':   # stages._delete_=True: mmengine replaces the whole stages
+        return part
     if isinstance(stages, Mapping):
         keys = list(stages)
         if part in stages or part in defined:
             return part
         if part.isdigit() and int(part) < len(keys):
             return str(keys[int(part)])
-        raise _unknown_stage(part, keys)
+        raise _unknown_stage(part, keys, can_add=True)
     if isinstance(stages, Sequence) and not part.isdigit():
         names = [_plain(s).get('name') if isinstance(_plain(s), Mapping) else None
                  for s in stages]
         if part not in names:
-            raise _unknown_stage(part, names)
+            raise _unknown_stage(part, names, can_add=False)
         return str(names.index(part))
     return part

@@ -380,8 +380,7 @@ def _hook_object(loaded: Any) -> Any:
     marker = f'{hookspecs.PROJECT_NAME}_impl'  # what @hookimpl sets on a function
     hooks = getattr(loaded, HOOKS_ATTRIBUTE, None)
     if hooks is None:
-        manifest_hook = getattr(loaded, 'wsss_manifest', None)
-        if manifest_hook is None or not hasattr(manifest_hook, marker):
+        if not _has_manifest_hook(loaded, marker):
             what = getattr(loaded, '__name__', type(loaded).__name__)
             raise TypeError(
                 f'the entry point loads {what}, which has neither `{HOOKS_ATTRIBUTE} = '
@@ -393,6 +392,19 @@ def _hook_object(loaded: Any) -> Any:
         raise TypeError(f'it defines both {HOOKS_ATTRIBUTE} (its component table) and '
                         f'module-level hooks {own}: keep one')
     return hooks
+
+
+def _has_manifest_hook(obj: Any, marker: str) -> bool:
+    """Whether ``obj`` has an @hookimpl for ``wsss_manifest`` (by its name, or another name
+    with ``specname='wsss_manifest'``)."""
+    for attr in dir(obj):
+        opts = getattr(getattr(obj, attr, None), marker, None)
+        if opts is None:
+            continue
+        specname = opts.get('specname') if isinstance(opts, dict) else None
+        if (specname or attr) == 'wsss_manifest':
+            return True
+    return False
 
 
 def _index(candidates: List[_Candidate]) -> Dict[str, _Candidate]:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional
 
 from .items import Download, PrepareItem, root_dir
-from .ledger import file_sha256, installing_path, item_status, read_ledger, write_ledger
+from .ledger import (file_sha256, installing_path, item_status, ledger_problem, read_ledger,
+                     write_ledger)
 
 __all__ = ['ManualDownloadRequired', 'PrepareError', 'prepare_item', 'prepare_items',
            'resolve_order', 'DOWNLOAD_DIR']
@@ -71,22 +72,41 @@ def prepare_items(names, items: Mapping[str, PrepareItem], *, roots: Optional[Ma
                   from_path: Optional[os.PathLike] = None, force: bool = False,
                   progress: bool = True, keep_downloads: bool = False,
                   report: Callable[[str], None] = print) -> Dict[str, str]:
-    """Prepare ``names`` and their requirements (see :func:`prepare_item`); returns
-    ``{name: 'present' | 'installed'}``.  ``from_path`` applies to the named items only.
+    """Prepare ``names`` and the requirements of what gets installed (see
+    :func:`prepare_item`); returns ``{name: 'present' | 'installed'}``, requirements first.
+    ``from_path`` applies to the named items only.
 
-    A requirement that is ``unverified`` (put in place by hand: no ledger) is used as it is,
-    not fetched again (VOC's 2 GB under a hand-placed VOCdevkit, when SBD is asked for);
-    ``force`` or naming it installs it again."""
-    done: Dict[str, str] = {}
-    for item in resolve_order(names, items):
-        if item.name not in names and not force:
-            base = root_dir(item.root, (roots or {}).get(item.root))
-            status, detail = item_status(item, base)
-            if status == 'unverified':
-                report(f'{item.name}: {detail}; used as it is (a requirement; '
-                       f'wsss-prepare {item.name} --from PATH records it)')
-                done[item.name] = 'present'
+    An item kept as it is needs none of its requirements: one that is ``present`` (without
+    ``force`` or ``from_path``), and a requirement that is ``unverified`` (put in place by
+    hand: no ledger), which is used as it is, not fetched again.  So a hand-placed VOCdevkit
+    that holds ``SegmentationClassAug`` makes ``voc12-aug`` usable for the items built on it
+    without fetching VOC or SBD.  ``force`` installs everything again; naming an unverified
+    item installs it (and records it)."""
+    order = resolve_order(names, items)
+    kept: Dict[str, str] = {}     # name -> the line that says why it is kept
+    needed = set(names)
+    for item in reversed(order):   # each item before its requirements
+        if item.name not in needed:
+            continue
+        named = item.name in names
+        if not force and not (named and from_path is not None):
+            status, detail = item_status(item, root_dir(item.root, (roots or {}).get(item.root)))
+            if status == 'present':
+                kept[item.name] = f'{item.name}: present ({detail})'
                 continue
+            if status == 'unverified' and not named:
+                kept[item.name] = (f'{item.name}: {detail}; used as it is (a requirement; '
+                                   f'wsss-prepare {item.name} --from PATH records it)')
+                continue
+        needed.update(item.requires)
+    done: Dict[str, str] = {}
+    for item in order:
+        if item.name not in needed:
+            continue
+        if item.name in kept:
+            report(kept[item.name])
+            done[item.name] = 'present'
+            continue
         given = from_path if item.name in names else None
         done[item.name] = prepare_item(item, roots=roots, from_path=given, force=force,
                                        progress=progress, keep_downloads=keep_downloads,
@@ -125,7 +145,14 @@ def prepare_item(item: PrepareItem, *, roots: Optional[Mapping] = None,
     installing = installing_path(item, base)   # until the ledger: an interrupted install
     installing.parent.mkdir(parents=True, exist_ok=True)   # is 'corrupt', never trusted
     installing.write_text(f'{item.name}: install started\n', encoding='utf-8')
-    written = _install(item, files, base, roots, from_path is not None)
+    try:
+        written = _install(item, files, base, roots, from_path is not None)
+    except Exception:
+        # refused before it changed anything (e.g. --from a wrong folder): the files of the
+        # previous install still have their recorded sizes, so that install stands
+        if previous.get('files') and ledger_problem(item, base, previous) is None:
+            installing.unlink()
+        raise
     sha256 = records[item.downloads[0].filename]['sha256'] if item.install == 'file' else None
     write_ledger(item, written, downloads=records,
                  source='from' if from_path is not None else 'download', root=base,

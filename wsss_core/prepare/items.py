@@ -336,8 +336,13 @@ def _checked_plugin_items(owners: Dict[str, str]) -> List[PrepareItem]:
     each left out with a warning when it is no PrepareItem, its name is taken or it
     requires an item nobody defines."""
     from ..plugin_loader import plugin_hook_answers
-    answers = [(plugin, item) for plugin, answer in plugin_hook_answers('wsss_prepare_items')
-               for item in answer]
+    answers = []
+    for plugin, answer in plugin_hook_answers('wsss_prepare_items'):
+        if isinstance(answer, (list, tuple)):
+            answers += [(plugin, item) for item in answer]
+        else:
+            _leave_out(plugin, f'wsss_prepare_items returned a {type(answer).__name__}, not a '
+                               'list of PrepareItem')
     kept: List[PrepareItem] = []
     for plugin, item in answers:
         if not isinstance(item, PrepareItem):

@@ -35,7 +35,7 @@ from ..io import atomic_write
 from .items import PrepareItem, root_dir
 
 __all__ = ['LEDGER_DIR', 'ledger_path', 'installing_path', 'read_ledger', 'write_ledger',
-           'item_status', 'file_sha256', 'STATUSES']
+           'item_status', 'ledger_problem', 'file_sha256', 'STATUSES']
 
 LEDGER_DIR = '.wsss-prepare'
 STATUSES = ('present', 'missing', 'corrupt', 'unverified')
@@ -90,6 +90,18 @@ def file_sha256(path: os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def ledger_problem(item: PrepareItem, base: Path, ledger: dict) -> Optional[str]:
+    """The first file of ``ledger`` (under ``base``) that is missing or has another size than
+    recorded, as a message; None when all are as recorded."""
+    for rel, size in ledger.get('files', {}).items():
+        path = base / rel
+        if not path.is_file():
+            return f'{path} is missing'
+        if path.stat().st_size != size:
+            return f'{path}: {path.stat().st_size} bytes, {size} recorded'
+    return None
+
+
 def item_status(item: PrepareItem, root: Optional[os.PathLike] = None,
                 deep: bool = False) -> tuple:
     """``(status, detail)`` of ``item`` under ``root`` (see the module docstring).
@@ -101,17 +113,15 @@ def item_status(item: PrepareItem, root: Optional[os.PathLike] = None,
     if not item.marker_path(base).exists():
         return 'missing', f'{item.marker_path(base)} does not exist'
     if installing_path(item, base).exists():
+        again = f'wsss-prepare {item.name}' + (' --from PATH' if item.manual_only else '')
         return 'corrupt', (f'an install began and did not finish '
-                           f'({installing_path(item, base)}): run wsss-prepare {item.name} again')
+                           f'({installing_path(item, base)}): run {again} again')
     ledger = read_ledger(item, base)
     if ledger is None:
         return 'unverified', 'present, not installed by wsss-prepare (no ledger)'
-    for rel, size in ledger.get('files', {}).items():
-        path = base / rel
-        if not path.is_file():
-            return 'corrupt', f'{path} is missing'
-        if path.stat().st_size != size:
-            return 'corrupt', f'{path}: {path.stat().st_size} bytes, {size} recorded'
+    problem = ledger_problem(item, base, ledger)
+    if problem is not None:
+        return 'corrupt', problem
     recorded = ledger.get('sha256')
     if deep and recorded:
         actual = file_sha256(item.location(base))
