@@ -30,7 +30,7 @@ import difflib
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = ['StageOrderError', 'stage_configs', 'by_name_options', 'check_stage_types',
-           'PLACEMENT_KEYS']
+           'did_you_mean', 'PLACEMENT_KEYS']
 
 #: keys of a stage config that place it in the run order (never passed to the stage)
 PLACEMENT_KEYS = ('after', 'before')
@@ -156,10 +156,17 @@ def _stages_defined_by(cfg_options: Mapping[str, Any]) -> set:
     return defined
 
 
+def did_you_mean(name: str, candidates, n: int = 3) -> str:
+    """``"did you mean 'a' or 'b'?"`` for the ``candidates`` closest to a misspelt ``name``
+    (difflib ratio >= 0.6); ``''`` when none is close."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates if c is not None],
+                                      n=n, cutoff=0.6)
+    return f'did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
+
+
 def _unknown_stage(part: str, names: list, can_add: bool) -> StageOrderError:
-    close = difflib.get_close_matches(part, [str(n) for n in names if n is not None], n=3,
-                                      cutoff=0.6)
-    hint = f'; did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
+    close = did_you_mean(part, names)
+    hint = f'; {close}' if close else ''
     new = f'; a new stage needs stages.{part}.type' if can_add else ''
     return StageOrderError(f'--cfg-options stages.{part}: no stage is named {part!r}{hint} '
                            f'(stages: {names}{new})')
@@ -173,8 +180,8 @@ def check_stage_types(stages: List[dict]) -> None:
     if not untyped:
         return
     typed = [str(s.get('name')) for s in stages if isinstance(s, Mapping) and 'type' in s]
-    close = difflib.get_close_matches(str(untyped[0]), typed, n=3, cutoff=0.6)
-    hint = f'did you mean {" or ".join(repr(c) for c in close)}? ' if close else ''
+    close = did_you_mean(untyped[0], typed)
+    hint = f'{close} ' if close else ''
     raise StageOrderError(f'stages.{untyped[0]} has no type: a config that changes a stage of '
                           f"its _base_ must use that stage's name ({hint}stages: {typed}); a "
                           'new stage needs its type')

@@ -111,10 +111,9 @@ class Pipeline:
         self.only = None if not only else list(only)
         unknown = [n for n in (self.only or []) if n not in names]
         if unknown:
-            import difflib
-            close = [c for n in unknown for c in difflib.get_close_matches(n, names, n=1,
-                                                                           cutoff=0.6)]
-            hint = f' (did you mean {", ".join(map(repr, close))}?)' if close else ''
+            from ..config_stages import did_you_mean
+            close = ' '.join(filter(None, (did_you_mean(n, names, n=1) for n in unknown)))
+            hint = f' ({close})' if close else ''
             raise StageError(f'--stages names unknown stage(s) {unknown}{hint}; this config '
                              f'has {names}')
 
