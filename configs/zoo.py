@@ -22,8 +22,8 @@
 # Every DeepLab stage uses one recipe: deeplab::_recipes/synthetic.py from the
 # ShapeCorpus-pretrained SmallResNet (deeplab::_recipes/synthetic_pretrained.py), here with
 # 750 iterations instead of 1500 (the one change from the methods' own configs, to fit the
-# run in about 3 hours on 2 cores with the stand-ins cached).  The Pretrain stages (five
-# backbones, up to 20 minutes each on 2 cores, about 90 minutes together) are cached in
+# run in 2.75 hours alone on 2 cores with the stand-ins cached).  The Pretrain stages (five
+# backbones, up to 20 minutes each on 2 cores, 78 minutes together alone) are cached in
 # $WSSS_CACHE/pretrained and shared with every other config that pretrains the same way.
 # Left out to fit the time (each runs from its own config): the plain-ViT GETAM
 # (getam::synthetic_pretrained.py; its stand-in does not learn the corpus in its budget,
